@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The per-worker engine: decode -> flow -> TCP reassembly -> SMTP -> MIME ->
+ * scan -> verdict, run to completion on one thread. The host (the DPDK app,
+ * moray-scan, tests) hands in frames with the port they arrived on and the
+ * time, and gets back what to do with the frame; injected or released frames
+ * and verdict-log events come out through callbacks. No DPDK here.
+ */
+#ifndef MORAY_ENGINE_H
+#define MORAY_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "moray/common.h"
+#include "moray/flow.h"
+#include "moray/ipfrag.h"
+#include "moray/mime.h"
+#include "moray/sigdb.h"
+#include "moray/smtp.h"
+#include "moray/tcp_reasm.h"
+
+#define MRY_ENGINE_MAX_SMTP_PORTS 16
+
+/* What the host does with the frame it handed in. */
+enum mry_pkt_verdict {
+	MRY_PKT_FORWARD = 0,  /* send it out the paired port, unchanged */
+	MRY_PKT_DROP,         /* free it (withheld, conflicting, invalid, blocked) */
+};
+
+/* Where an emitted frame goes. */
+enum mry_emit_dir {
+	MRY_EMIT_TO_CLIENT = 0,  /* out the port the client's packets arrive on */
+	MRY_EMIT_TO_SERVER,      /* toward the server: out the pair of the client's port */
+};
+
+enum mry_encrypted_policy {
+	MRY_ENCRYPTED_PASS = 0,  /* default: pass and count (verdict "encrypted") */
+	MRY_ENCRYPTED_BLOCK,     /* refuse: the 220 to STARTTLS is replaced by 454 */
+};
+
+struct mry_engine_io {
+	/*
+	 * Emit a frame the engine built or released (copy it; @frame is valid
+	 * only during the call). @port is the client's ingress port; the host
+	 * maps @dir to the tx port.
+	 */
+	void (*emit)(void *ctx, enum mry_emit_dir dir, uint16_t client_port,
+		     const uint8_t *frame, uint32_t len);
+	/* One verdict-log event as a JSON object without newline (copy it). */
+	void (*event)(void *ctx, const char *json, size_t len);
+};
+
+struct mry_engine_config {
+	uint16_t smtp_ports[MRY_ENGINE_MAX_SMTP_PORTS];
+	uint8_t nb_smtp_ports;           /* default {25, 587, 2525} */
+	unsigned decode_flags;           /* MRY_DECODE_F_* */
+	enum mry_encrypted_policy encrypted;
+	uint64_t hold_timeout_ns;        /* default 240 s */
+	uint64_t hold_store_bytes;       /* default 256 MiB */
+	uint32_t hold_max_msgs;          /* hold ring entries, default 4096 */
+	uint32_t max_msgs;               /* messages in progress per worker, default 4096 */
+	struct mry_flow_config flow;
+	struct mry_reasm_config reasm;
+	struct mry_smtp_config smtp;
+	struct mry_mime_config mime;
+	struct mry_ipfrag_config ipfrag;
+	bool offline;                    /* moray-scan: no withholding effects on output */
+};
+
+/* Fills every field with its default. */
+void mry_engine_config_defaults(struct mry_engine_config *cfg);
+
+struct mry_engine_stats {
+	uint64_t pkts;
+	uint64_t bytes;
+	uint64_t pkts_non_smtp;          /* forwarded on the short path */
+	uint64_t pkts_forwarded;
+	uint64_t pkts_dropped;
+	uint64_t drop_invalid;
+	uint64_t drop_withheld;          /* carried bytes at/past a pending end-of-message */
+	uint64_t drop_conflict;          /* conflicting overlap (evasion) */
+	uint64_t drop_ooo;               /* ahead of the stream inline: sender retransmits */
+	uint64_t drop_after_verdict;     /* retransmissions toward a rejected message */
+	uint64_t drop_no_flow;           /* table full / per-source cap */
+	uint64_t drop_midstream_data;    /* message content on a flow never seen to start */
+	uint64_t msgs;
+	uint64_t msgs_clean;
+	uint64_t msgs_infected;
+	uint64_t msgs_tempfail;
+	uint64_t msgs_encrypted;
+	uint64_t msgs_unscanned;
+	uint64_t msgs_held;
+	uint64_t msgs_released;
+	uint64_t hold_timeouts;
+	uint64_t hold_store_full;
+	uint64_t hold_bytes;             /* currently in the hold store */
+	uint32_t hold_msgs;              /* currently held */
+	uint64_t hold_oldest_ns;         /* arrival time of the oldest held message (0: none) */
+	uint64_t replies_injected;
+	uint64_t resets_injected;
+	uint64_t events;
+	uint64_t last_clean_ns;          /* time the last clean message was forwarded */
+	uint64_t evasions;
+};
+
+struct mry_engine;
+
+/**
+ * Create one worker's engine. @ctl gives the active generation (shared,
+ * read-only here); @io receives emitted frames and events.
+ * NULL (logged) on bad config or no memory.
+ */
+struct mry_engine *mry_engine_create(const struct mry_alloc *a,
+				     const struct mry_engine_config *cfg,
+				     struct mry_sigdb_ctl *ctl,
+				     const struct mry_engine_io *io, void *io_ctx);
+/** Answers every unfinished message (451, nothing lost), then frees. */
+void mry_engine_destroy(struct mry_engine *e, uint64_t now_ns);
+
+/** One frame. Fast-path safe. */
+enum mry_pkt_verdict mry_engine_packet(struct mry_engine *e, const uint8_t *frame,
+				       uint32_t len, uint16_t in_port, uint64_t now_ns);
+
+/**
+ * Periodic work: flow and fragment timers, hold timeouts, rescans of held
+ * messages when a valid generation appeared. Bounded per call.
+ */
+void mry_engine_tick(struct mry_engine *e, uint64_t now_ns);
+
+/** Shutdown: answer every in-progress or held message with 451. */
+void mry_engine_shutdown(struct mry_engine *e, uint64_t now_ns);
+
+void mry_engine_get_stats(const struct mry_engine *e, struct mry_engine_stats *st);
+/** Anomaly/evasion counters by name: calls @fn for each non-zero one. */
+void mry_engine_foreach_counter(const struct mry_engine *e,
+				void (*fn)(void *ctx, const char *module,
+					   const char *name, uint64_t value),
+				void *ctx);
+
+#endif /* MORAY_ENGINE_H */

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Streaming MIME parser (RFC 5322, RFC 2045-2049, RFC 2231): headers,
+ * nested multipart, message/rfc822, and decoders for base64,
+ * quoted-printable and uuencode. It never needs the whole message: state is
+ * a bounded boundary stack, one partial-line buffer and decoder carries.
+ */
+#ifndef MORAY_MIME_H
+#define MORAY_MIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "moray/common.h"
+
+enum mry_mime_encoding {
+	MRY_MIME_ENC_7BIT = 0,
+	MRY_MIME_ENC_8BIT,
+	MRY_MIME_ENC_BINARY,
+	MRY_MIME_ENC_BASE64,
+	MRY_MIME_ENC_QP,
+	MRY_MIME_ENC_UUENCODE,     /* x-uuencode CTE, or "begin nnn name" found in a text body */
+	MRY_MIME_ENC_UNKNOWN,      /* passed through undecoded */
+};
+
+/* One entry per anomaly ("evasions" in the verdict log). */
+enum mry_mime_anomaly {
+	MRY_MIME_AN_B64_INVALID_CHAR = 0, /* characters outside the alphabet skipped */
+	MRY_MIME_AN_B64_BAD_PADDING,      /* data after '=', or impossible tail */
+	MRY_MIME_AN_B64_UNPADDED,         /* tail without padding */
+	MRY_MIME_AN_QP_INVALID_ESCAPE,    /* '=' not followed by two hex digits */
+	MRY_MIME_AN_QP_LOWERCASE_HEX,
+	MRY_MIME_AN_CTE_CONFLICT,         /* several Content-Transfer-Encoding headers that differ */
+	MRY_MIME_AN_CTE_UNKNOWN,
+	MRY_MIME_AN_CT_DUPLICATE,         /* several Content-Type headers */
+	MRY_MIME_AN_BOUNDARY_MISSING,     /* multipart without boundary parameter */
+	MRY_MIME_AN_BOUNDARY_INVALID,     /* too long (> 70), or illegal characters */
+	MRY_MIME_AN_BOUNDARY_NO_END,      /* missing final boundary */
+	MRY_MIME_AN_DEPTH_EXCEEDED,       /* nesting deeper than max_depth: rest scanned as one leaf */
+	MRY_MIME_AN_HEADER_TOO_LONG,      /* header block or field over cap */
+	MRY_MIME_AN_HEADER_MALFORMED,     /* line without colon in a header block */
+	MRY_MIME_AN_LINE_TOO_LONG,        /* over max_line (still decoded) */
+	MRY_MIME_AN_PART_TOO_BIG,         /* decoded bytes over the per-part cap */
+	MRY_MIME_AN_MSG_TOO_BIG,          /* decoded bytes over the per-message cap */
+	MRY_MIME_AN_TOO_MANY_PARTS,
+	MRY_MIME_AN_UU_MALFORMED,
+	MRY_MIME_AN_NUL_IN_HEADER,
+	MRY_MIME_AN_MAX,
+};
+
+struct mry_mime_config {
+	uint32_t max_depth;          /* default 20 */
+	uint32_t max_parts;          /* per message, default 1000 */
+	uint32_t max_header_bytes;   /* per header block kept for parsing, default 64 KiB */
+	uint32_t max_line;           /* line buffer, default 8 KiB: longer lines go through in pieces */
+	uint64_t max_part_bytes;     /* decoded bytes per part, default 64 MiB */
+	uint64_t max_msg_bytes;      /* decoded bytes per message, default 256 MiB */
+	uint32_t pool_count;         /* parsers per worker, default 1024 */
+};
+
+struct mry_mime_part_info {
+	uint32_t index;              /* 0-based, in order of appearance, leaves and containers */
+	uint32_t depth;              /* 0 = top level */
+	enum mry_mime_encoding encoding;
+	const char *content_type;    /* lower-case "type/subtype", NUL-terminated */
+	const char *filename;        /* decoded (RFC 2047/2231) name or NULL */
+	const char *charset;         /* or NULL */
+	bool attachment;             /* Content-Disposition: attachment */
+};
+
+struct mry_mime_stats {
+	uint64_t messages;
+	uint64_t parts;
+	uint64_t bytes_in;
+	uint64_t bytes_decoded;
+	uint64_t pool_empty;
+	uint64_t anomalies[MRY_MIME_AN_MAX];
+};
+
+struct mry_mime_callbacks {
+	/* raw bytes of each header block (top level and every part), in pieces */
+	void (*header_data)(void *user, uint32_t part_index, const uint8_t *data, size_t len);
+	/* a leaf part's body starts */
+	void (*part_begin)(void *user, const struct mry_mime_part_info *pi);
+	/* decoded body bytes of the current leaf */
+	void (*part_data)(void *user, const uint8_t *data, size_t len);
+	void (*part_end)(void *user, const struct mry_mime_part_info *pi);
+	void (*anomaly)(void *user, enum mry_mime_anomaly an);
+};
+
+struct mry_mime_ctx;   /* per worker: config, pool of parsers, stats */
+struct mry_mime;       /* one message being parsed */
+
+struct mry_mime_ctx *mry_mime_ctx_create(const struct mry_alloc *a,
+					 const struct mry_mime_config *cfg,
+					 const struct mry_mime_callbacks *cb);
+void mry_mime_ctx_destroy(struct mry_mime_ctx *c);
+
+/** Start a message; NULL when the pool is empty (counted; caller scans raw only). */
+struct mry_mime *mry_mime_begin(struct mry_mime_ctx *c, void *user);
+/** Feed message bytes in any chunking. Fast-path safe. */
+void mry_mime_feed(struct mry_mime *m, const uint8_t *data, size_t len);
+/** End of message: flush decoders, close open parts, release to the pool. */
+void mry_mime_end(struct mry_mime *m);
+/** Release without flushing (message aborted). */
+void mry_mime_abort(struct mry_mime *m);
+
+const char *mry_mime_anomaly_name(enum mry_mime_anomaly an);
+const char *mry_mime_encoding_name(enum mry_mime_encoding e);
+void mry_mime_get_stats(const struct mry_mime_ctx *c, struct mry_mime_stats *st);
+
+/*
+ * Stateless-by-carry decoders, exposed for tests, fuzzing and bench.
+ * Each returns bytes written to @out (capacity >= decoded size bound:
+ * base64 3/4 of input + 3, QP input length, uu 3/4 of input + 3).
+ */
+struct mry_b64_dec { uint32_t acc; uint8_t nbits; uint8_t pad_seen; uint32_t invalid; bool after_pad_data; };
+size_t mry_b64_decode(struct mry_b64_dec *d, const uint8_t *in, size_t len, uint8_t *out);
+size_t mry_b64_finish(struct mry_b64_dec *d, uint8_t *out);
+
+#endif /* MORAY_MIME_H */

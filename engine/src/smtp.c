@@ -1,0 +1,3 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* placeholder: implemented by the smtp owner */
+#include "moray/smtp.h"
