@@ -309,6 +309,8 @@ class Session:
     server_mss: override for server segments;
     cuts: explicit cut points (absolute client-stream offsets, 0 = first
           client byte after the handshake);
+    cut_at: strings; every byte of every occurrence in the client stream
+          becomes its own segment (e.g. ["\\r\\n.\\r\\n"]);
     reorder: None | 'reverse' | 'swap' | 'random' (client segments within each
           turn, see only_data);
     dup: duplicate every n-th client segment (1 = every segment);
@@ -332,7 +334,8 @@ class Session:
                  frag=0, frag_order="forward", midstream=False, close="fin",
                  isn=None, seed=None, helo="client.example", turns=None,
                  client_mac="02:00:00:00:00:01",
-                 server_mac="02:00:00:00:00:02"):
+                 server_mac="02:00:00:00:00:02", start=None, step=None,
+                 cut_at=()):
         self.client, self.server = client, server
         if _is6(client) != _is6(server):
             raise ValueError("client and server must be the same family")
@@ -352,8 +355,13 @@ class Session:
         self.isn = isn or (self.rng.getrandbits(32), self.rng.getrandbits(32))
         self.helo = helo
         self.turns = turns
+        self.cut_at = [c.encode() if isinstance(c, str) else c
+                       for c in cut_at]
         self.cmac, self.smac = client_mac, server_mac
         self.evasion_expected = (overlap == "conflict")
+        # start: seconds after the capture's first packet (timelines);
+        # step: seconds between this session's packet groups
+        self.start, self.step = start, step
 
     # ---- wire
     def _l2l3(self, from_client):
@@ -420,6 +428,16 @@ class Session:
         turns = self.turns or smtp_turns(self.messages, self.pipelining,
                                          self.starttls, self.helo, rng=rng)
         cisn, sisn = self.isn
+        if self.cut_at:
+            full = b"".join(d for d, _, _ in
+                            ((x[1], 0, 0) for x in turns if x[0] == "c"))
+            cuts = set(self.cuts)
+            for pat in self.cut_at:
+                i = full.find(pat)
+                while i >= 0:
+                    cuts.update(range(i, i + len(pat) + 1))
+                    i = full.find(pat, i + 1)
+            self.cuts = sorted(cuts)
         cseq, sseq = cisn + 1, sisn + 1   # next byte to send
         groups = []
         if not self.midstream:
@@ -590,9 +608,29 @@ def build_capture(sessions, outdir, pcap_name="capture.pcap",
                 f.write(data)
             m["eml"] = name
             expected["messages"].append(m)
-    pkts = [p for g in interleave(all_groups, interleave_mode) for p in g]
-    pkts += list(extra_packets)
-    write_pcap(os.path.join(outdir, pcap_name), pkts, t0, step)
+    if any(s.start is not None for s in sessions):
+        # timeline: each session's groups at start + k*step, merged by time
+        timed = []
+        for s, groups in zip(sessions, all_groups):
+            st, sp = s.start or 0.0, s.step or 0.01
+            for k, g in enumerate(groups):
+                for j, p in enumerate(g):
+                    timed.append((st + k * sp + j * 1e-6, len(timed), p))
+        timed.sort(key=lambda x: (x[0], x[1]))
+        pkts = []
+        for tt, _, p in timed:
+            p.time = t0 + tt
+            pkts.append(p)
+        pkts += list(extra_packets)
+        w = PcapWriter(os.path.join(outdir, pcap_name), linktype=1)
+        for p in pkts:
+            w.write(p)
+        w.close()
+    else:
+        pkts = [p for g in interleave(all_groups, interleave_mode)
+                for p in g]
+        pkts += list(extra_packets)
+        write_pcap(os.path.join(outdir, pcap_name), pkts, t0, step)
     expected["pcap"] = pcap_name
     expected["packets"] = len(pkts)
     with open(os.path.join(outdir, "expected.json"), "w") as f:

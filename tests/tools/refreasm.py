@@ -52,7 +52,8 @@ def reassemble(path, allow_conflicts=False):
             ips.append(ip)
         elif IPv6 in p:
             ip = p[IPv6]
-            if IPv6ExtHdrFragment in ip:
+            fh = ip.getlayer(IPv6ExtHdrFragment)
+            if fh is not None and (fh.m or fh.offset):
                 frags6.append(ip)
                 continue
             ips.append(ip)
@@ -66,7 +67,8 @@ def reassemble(path, allow_conflicts=False):
             groups.setdefault(f[IPv6ExtHdrFragment].id, []).append(f)
         for g in groups.values():
             g.sort(key=lambda f: f[IPv6ExtHdrFragment].offset)
-            ips.append(defragment6(g))
+            d = defragment6(g)
+            ips.append(IPv6(bytes(d)))
     flows = {}
     for ip in ips:
         if TCP not in ip:
