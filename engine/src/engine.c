@@ -124,6 +124,7 @@ struct session {
 	struct msg *msg;                /* message in DATA */
 	struct msg *pending;            /* ended, unresolved (held) */
 	uint64_t withhold_off;          /* client offset: nothing at/past it reaches the server */
+	uint64_t fwd_end;               /* client offset up to which bytes were forwarded */
 	uint64_t evasions;
 	uint32_t nb_msgs;
 	uint8_t flags;
@@ -457,7 +458,11 @@ static void answer_and_reset(struct mry_engine *e, struct session *s, const char
 	const struct mry_tcp_stream *sst = &f->stream[cs ^ 1u];
 	uint32_t srv_seq = (sst->flags & MRY_STREAM_STARTED) ? sst->next_seq : s->tmpl_ack;
 	uint32_t cli_next = cst->next_seq;
-	uint32_t rst_seq = cst->base_seq + (uint32_t)server_off;
+	/*
+	 * The server's rcv_nxt is where the forwarded bytes end: an RST at any
+	 * other in-window sequence only earns a challenge ACK (RFC 5961 §3.2).
+	 */
+	uint32_t rst_seq = cst->base_seq + (uint32_t)MRY_MIN(s->fwd_end, server_off);
 	uint32_t plen = (uint32_t)strlen(reply), n;
 
 	if (s->flags & SESS_CLOSED_BY_US)
@@ -1313,6 +1318,13 @@ static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pk
 		}
 		if ((s->flags & SESS_CLOSED_BY_US) && p->payload_len > 0)
 			return drop(e, &e->st.drop_after_verdict);
+		if (p->payload_len > 0 && (f->stream[side].flags & MRY_STREAM_STARTED)) {
+			uint64_t end = mry_tcp_stream_offset(&f->stream[side], p->seq) +
+				       p->payload_len;
+
+			if (end > s->fwd_end && end != NO_OFF)
+				s->fwd_end = end;
+		}
 	}
 
 	if (p->tcp_flags & (MRY_TCP_FIN | MRY_TCP_RST)) {
