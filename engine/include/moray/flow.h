@@ -50,17 +50,19 @@ struct mry_flow_key {
 struct mry_flow_node;  /* table-private links: bucket chain, timer, LRU */
 
 struct mry_flow {
-	/* hot: first cache line */
+	/* hot: first cache line (lookup compares hash then key; pinned by
+	 * static_assert in flow_table.c) */
 	uint32_t hash;
 	uint8_t phase;             /* enum mry_flow_phase */
 	uint8_t flags;             /* MRY_FLOW_F_* */
 	uint8_t client_side;       /* normalised side index (0/1) of the client */
 	uint8_t app_flags;         /* free for the engine */
+	struct mry_flow_key key;
 	uint64_t last_ns;          /* last activity */
 	void *app;                 /* engine's session state (owned by the engine) */
+	/* second cache line */
 	uint16_t in_port[2];       /* port each side's packets arrive on */
 	uint32_t pkts[2];
-	struct mry_flow_key key;
 	/* per direction, indexed by sending side (normalised) */
 	struct mry_tcp_stream stream[2];
 };
@@ -82,6 +84,7 @@ struct mry_flow_stats {
 	uint64_t per_source_limit;                 /* creation refused: source over cap */
 	uint32_t active;
 	uint32_t capacity;
+	uint64_t timeout_held;                     /* deadline passed on a HELD flow: re-armed, not ended */
 };
 
 /* Called for every flow leaving the table other than by mry_flow_release(). */
@@ -114,6 +117,25 @@ struct mry_flow *mry_flow_lookup(struct mry_flow_table *t,
 struct mry_flow *mry_flow_create(struct mry_flow_table *t,
 				 const struct mry_flow_key *key, uint32_t hash,
 				 uint64_t now_ns);
+
+/**
+ * As mry_flow_create(), with the client side known (0 or 1, normalised side
+ * index): sets client_side and MRY_FLOW_F_CLIENT_KNOWN, and counts the flow
+ * against the client's address for max_per_source. mry_flow_create() counts
+ * it against side 0's address (the lower one) because it cannot tell.
+ */
+struct mry_flow *mry_flow_create_client(struct mry_flow_table *t,
+					const struct mry_flow_key *key,
+					uint32_t hash, uint8_t client_side,
+					uint64_t now_ns);
+
+/**
+ * Client side learnt after creation (e.g. from the server port): sets
+ * client_side and MRY_FLOW_F_CLIENT_KNOWN and moves the flow's per-source
+ * count to the client's address. Never refuses (the flow exists already).
+ */
+void mry_flow_set_client(struct mry_flow_table *t, struct mry_flow *f,
+			 uint8_t client_side);
 
 /** Activity: refresh last_ns and the idle deadline. Fast-path safe. */
 void mry_flow_touch(struct mry_flow_table *t, struct mry_flow *f, uint64_t now_ns);
