@@ -320,6 +320,8 @@ static void idx_remove(struct mry_flow_table *t, uint32_t hash, uint32_t slot)
 
 	while (t->idx[i].slot != slot) {
 		MRY_ASSERT(t->idx[i].slot != FLOW_IDX_EMPTY);
+		if (t->idx[i].slot == FLOW_IDX_EMPTY)
+			return;
 		i = (i + 1) & t->idx_mask;
 	}
 	j = i;
@@ -500,7 +502,9 @@ static void node_end(struct mry_flow_table *t, struct mry_flow_node *n,
 {
 	if (t->end_fn != NULL)
 		t->end_fn(t->end_ctx, &n->flow, why);
-	node_free(t, n);
+	/* end_fn may have released it already */
+	if (n->in_use)
+		node_free(t, n);
 }
 
 /* First evictable flow of list @l; HELD ones met are moved to the held list. */

@@ -87,7 +87,13 @@ struct mry_flow_stats {
 	uint64_t timeout_held;                     /* deadline passed on a HELD flow: re-armed, not ended */
 };
 
-/* Called for every flow leaving the table other than by mry_flow_release(). */
+/*
+ * Called for every flow leaving the table other than by mry_flow_release().
+ * The table frees the slot when it returns: the callback releases what the
+ * flow holds outside the table (its streams' buffered segments through
+ * mry_tcp_stream_release(), its app state). It may call mry_flow_release()
+ * on @f, but must not create flows or expire the table.
+ */
 typedef void (*mry_flow_end_fn)(void *ctx, struct mry_flow *f,
 				enum mry_flow_end_reason why);
 
@@ -145,10 +151,23 @@ void mry_flow_set_phase(struct mry_flow_table *t, struct mry_flow *f,
 /** Remove and free without calling end_fn (the engine already cleaned up). */
 void mry_flow_release(struct mry_flow_table *t, struct mry_flow *f);
 
-/** Advance the timer wheel; ends expired flows (end_fn TIMEOUT). Bounded by expire_budget. */
+/**
+ * Advance the timer wheel; ends expired flows (end_fn TIMEOUT). Bounded by
+ * expire_budget flows examined (and 16 x that many wheel slots) per call;
+ * the rest is resumed by the next call. A flow ends at the first call at or
+ * after its deadline (last_ns + its phase's timeout) rounded up to the wheel
+ * tick, which is the shortest phase timeout / 8 (1.25 s by default). A flow
+ * with MRY_FLOW_F_HELD is not ended: it is re-armed and counted in
+ * timeout_held (the hold module owns its deadline).
+ */
 void mry_flow_expire(struct mry_flow_table *t, uint64_t now_ns);
 
-/** Current connection count from one source address (the side-0-or-1 address). */
+/**
+ * Current connection count from one source address: the client's address
+ * for flows created with mry_flow_create_client() or given
+ * mry_flow_set_client(), else the side-0 (lower) address. @addr is 4 bytes
+ * for IPv4, 16 for IPv6.
+ */
 uint32_t mry_flow_source_count(const struct mry_flow_table *t,
 			       uint8_t ip_version, const uint8_t *addr);
 
