@@ -1158,23 +1158,18 @@ static struct session *session_new(struct mry_engine *e, struct mry_flow *f, boo
 }
 
 /* Identify the client: the SYN's sender, else the side not on an SMTP port. */
-static void learn_client(struct mry_engine *e, struct mry_flow *f, const struct mry_pkt *p,
-			 uint8_t side)
+static uint8_t client_side_of(const struct mry_engine *e, const struct mry_pkt *p,
+			      uint8_t side)
 {
-	if (f->flags & MRY_FLOW_F_CLIENT_KNOWN)
-		return;
-	if ((p->tcp_flags & (MRY_TCP_SYN | MRY_TCP_ACK)) == MRY_TCP_SYN) {
-		f->client_side = side;
-	} else if ((p->tcp_flags & (MRY_TCP_SYN | MRY_TCP_ACK)) == (MRY_TCP_SYN | MRY_TCP_ACK)) {
-		f->client_side = side ^ 1u;
-	} else if (is_smtp_port(e, p->dport)) {
-		f->client_side = side;
-	} else if (is_smtp_port(e, p->sport)) {
-		f->client_side = side ^ 1u;
-	} else {
-		f->client_side = side;   /* forensics of other TCP: first sender */
-	}
-	f->flags |= MRY_FLOW_F_CLIENT_KNOWN;
+	if ((p->tcp_flags & (MRY_TCP_SYN | MRY_TCP_ACK)) == MRY_TCP_SYN)
+		return side;
+	if ((p->tcp_flags & (MRY_TCP_SYN | MRY_TCP_ACK)) == (MRY_TCP_SYN | MRY_TCP_ACK))
+		return side ^ 1u;
+	if (is_smtp_port(e, p->dport))
+		return side;
+	if (is_smtp_port(e, p->sport))
+		return side ^ 1u;
+	return side;   /* forensics of other TCP: the first sender */
 }
 
 static enum mry_pkt_verdict drop(struct mry_engine *e, uint64_t *ctr)
@@ -1233,7 +1228,9 @@ static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pk
 
 		if (p->tcp_flags & MRY_TCP_RST)
 			return smtp ? drop(e, NULL) : MRY_PKT_FORWARD;
-		f = mry_flow_create(e->flows, &key, hash, e->now_ns);
+		/* per-source limits count the client's address */
+		f = mry_flow_create_client(e->flows, &key, hash,
+					   client_side_of(e, p, side), e->now_ns);
 		if (f == NULL) {
 			if (mry_ratelimit_ok(&e->rl_no_flow, e->now_ns, 10 * MRY_NS_PER_SEC, &sup))
 				mry_log(MRY_LOG_WARNING, MOD,
@@ -1245,7 +1242,6 @@ static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pk
 			}
 			return drop(e, &e->st.drop_no_flow);
 		}
-		learn_client(e, f, p, side);
 		if (!(p->tcp_flags & MRY_TCP_SYN))
 			f->flags |= MRY_FLOW_F_MIDSTREAM;
 		if (session_new(e, f, smtp) == NULL) {
@@ -1256,7 +1252,6 @@ static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pk
 			((struct session *)f->app)->flags |= SESS_MIDSTREAM;
 	}
 	s = f->app;
-	learn_client(e, f, p, side);
 	from_client = side == f->client_side;
 	f->in_port[side] = in_port;
 	f->pkts[side]++;
