@@ -96,7 +96,8 @@ static inline uint32_t pb_l4(uint8_t *p, const struct pb_spec *s)
 	uint32_t hl = 20 + s->tcpopt_len;
 
 	if (s->l4proto != 0 && s->l4proto != 6) {
-		memcpy(p, s->payload, s->payload_len);
+		if (s->payload_len)
+			memcpy(p, s->payload, s->payload_len);
 		return s->payload_len;
 	}
 	memset(p, 0, hl);
