@@ -113,9 +113,23 @@ static inline uint64_t fold64(uint64_t acc)
 uint32_t mry_csum_partial(const void *data, uint32_t len, uint32_t sum)
 {
 	const uint8_t *p = data;
-	uint64_t acc = 0;
+	uint64_t acc = 0, acc2 = 0;
 	uint16_t r;
 
+	/* 64-bit words with end-around carry, two chains for ILP */
+	while (len >= 16) {
+		uint64_t a, b;
+
+		memcpy(&a, p, 8);
+		memcpy(&b, p + 8, 8);
+		acc += a;
+		acc += acc < a;
+		acc2 += b;
+		acc2 += acc2 < b;
+		p += 16;
+		len -= 16;
+	}
+	acc = (acc & 0xffffffffu) + (acc >> 32) + (acc2 & 0xffffffffu) + (acc2 >> 32);
 	while (len >= 4) {
 		uint32_t w;
 

@@ -594,6 +594,8 @@ Test(decode, truncated_at_every_length_is_invalid)
 			cr_assert(eq(u64, st.ev[pkt.event] > 0, 1));
 		}
 	}
+	cr_assert(eq(u64, st.pkts, st.tcp + st.other + st.fragments + st.invalid));
+	cr_assert(eq(u64, st.tcp, 4));
 }
 
 Test(decode, short_ethernet_is_truncated)
