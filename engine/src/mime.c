@@ -76,6 +76,7 @@ struct mry_mime {
 	bool hdr_capped;
 	bool msg_level;                     /* entity is a message (top or rfc822) */
 	bool seen_msg_hdr;
+	uint32_t hdr_lines;                 /* lines in this header block */
 
 	uint32_t entity_index;
 	uint32_t entity_depth;
@@ -397,6 +398,7 @@ static void start_entity(struct mry_mime *m, bool msg_level)
 	m->hdr_capped = false;
 	m->msg_level = msg_level;
 	m->seen_msg_hdr = false;
+	m->hdr_lines = 0;
 	m->an_mask = 0;
 	m->state = ST_HEADERS;
 }
@@ -523,8 +525,10 @@ static void headers_done(struct mry_mime *m)
 /* close the entity in progress and every container above frame @keep */
 static void unwind(struct mry_mime *m, uint32_t keep)
 {
-	if (m->state == ST_HEADERS)
-		headers_done(m);      /* may open an empty leaf */
+	/* a delimiter right after a delimiter is no part (GMime agrees);
+	 * headers without a body are an empty leaf */
+	if (m->state == ST_HEADERS && m->hdr_lines > 0)
+		headers_done(m);
 	if (m->state == ST_BODY || m->state == ST_UU)
 		leaf_end(m);
 	while (m->nframes > keep) {
@@ -599,22 +603,18 @@ static bool header_line(struct mry_mime *m, const uint8_t *p, size_t n,
 			     memcmp(p, "From ", 5) == 0;
 
 		finish_field(m);
-		if (!from_) {
+		/* GMime 3.2 keeps a non-header line inside the header block
+		 * (real mailers emit broken folded lines); only an empty
+		 * line ends it. The line is not parsed as a field. */
+		if (!from_)
 			report_once(m, MRY_MIME_AN_HEADER_MALFORMED);
-			/* as GMime: a non-header line after content (or, for a
-			 * message, message) headers is the first body line of a
-			 * mailer that forgot the empty line */
-			if (m->hdr.have_ct || (m->msg_level && m->seen_msg_hdr)) {
-				headers_done(m);
-				return false;
-			}
-		}
 		if (cb->header_data != NULL)
 			cb->header_data(m->user, m->entity_index, p, n);
 		return true;
 	}
 	if (cb->header_data != NULL)
 		cb->header_data(m->user, m->entity_index, p, n);
+	m->hdr_lines++;
 	if (memchr(p, '\0', n) != NULL)
 		report_once(m, MRY_MIME_AN_NUL_IN_HEADER);
 	m->hdr_bytes += (uint32_t)n;
@@ -680,6 +680,7 @@ static void handle_line(struct mry_mime *m, const uint8_t *p, size_t n, bool has
 	m->in_long_line = !has_eol;
 	if (m->state == ST_DEAD)
 		return;
+again:
 	if (line_start && (fi = match_boundary(m, p, clen, &close)) >= 0) {
 		unwind(m, (uint32_t)fi + 1);
 		if (close) {
@@ -694,9 +695,8 @@ static void handle_line(struct mry_mime *m, const uint8_t *p, size_t n, bool has
 	case ST_HEADERS:
 		if (header_line(m, p, n, clen, line_start))
 			return;
-		if (m->state != ST_BODY)
-			return;                  /* container: the line is preamble */
-		/* FALLTHROUGH */
+		/* the header block ended on this line: it belongs to what follows */
+		goto again;
 	case ST_BODY:
 		if (m->uu_scan && line_start && clen > 6 && p[0] == 'b' &&
 		    uu_begin_line(m, p, clen))
@@ -841,7 +841,7 @@ void mry_mime_end(struct mry_mime *m)
 		handle_line(m, m->line, m->line_len, false);
 		m->line_len = 0;
 	}
-	if (m->state == ST_HEADERS)
+	if (m->state == ST_HEADERS && (m->hdr_lines > 0 || m->nframes == 0))
 		headers_done(m);
 	if (m->state == ST_BODY || m->state == ST_UU) {
 		/* no delimiter follows: the last line end is content */

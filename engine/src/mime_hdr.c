@@ -272,7 +272,7 @@ static void ext_value(const char *v, size_t n, char *out, size_t cap, size_t *le
 	app_charset(out, cap, len, cs, cs_len, tmp, dn);
 }
 
-static void param_finish(struct param_acc *a, char *out, size_t cap)
+static void param_finish(struct param_acc *a, char *out, size_t cap, bool ew)
 {
 	size_t len = 0, i;
 
@@ -310,8 +310,10 @@ static void param_finish(struct param_acc *a, char *out, size_t cap)
 			size_t dn = pct_decode(raw, rl, tmp, sizeof(tmp));
 
 			app(out, cap, &len, (const char *)tmp, dn);
-		} else {
+		} else if (ew) {
 			mry_mime_decode_2047(raw, out, cap);
+		} else {
+			app(out, cap, &len, raw, rl);
 		}
 		return;
 	}
@@ -319,8 +321,10 @@ static void param_finish(struct param_acc *a, char *out, size_t cap)
 		ext_value(a->ext, strlen(a->ext), out, cap, &len);
 		return;
 	}
-	if (a->have_plain)
+	if (a->have_plain && ew)
 		mry_mime_decode_2047(a->plain, out, cap);
+	else if (a->have_plain)
+		app(out, cap, &len, a->plain, strlen(a->plain));
 }
 
 static void param_add(struct param_acc *a, const char *suffix, size_t slen,
@@ -414,17 +418,14 @@ static void set_boundary(struct mry_mime_hdr *h, const char *v, size_t n)
 
 static void parse_params(struct mry_mime_hdr *h, struct cur *c, enum param_want want)
 {
-	struct param_acc *acc;
-	/* static would not be reentrant; the accumulator is large, so heap-free
-	 * but on the stack of this cold path */
-	struct param_acc accbuf;
+	/* name/filename, boundary, charset; on the stack of this cold path */
+	struct param_acc acc[3];
 	char val[PARAM_VAL_MAX];
 
-	acc = &accbuf;
-	memset(acc, 0, sizeof(*acc));
+	memset(acc, 0, sizeof(acc));
 	while (c->p < c->end) {
 		const char *ns, *ne;
-		size_t vl = 0, bl;
+		size_t vl = 0;
 
 		skip_cfws(c);
 		if (c->p >= c->end)
@@ -479,28 +480,32 @@ static void parse_params(struct mry_mime_hdr *h, struct cur *c, enum param_want 
 			size_t slen = (size_t)(ne - suffix);
 
 #define NAME_IS(s) (base == sizeof(s) - 1 && strncasecmp(ns, s, base) == 0)
-			if (want == WANT_CT && NAME_IS("boundary")) {
-				if (slen == 0)
-					set_boundary(h, val, vl);
-			} else if (want == WANT_CT && NAME_IS("charset")) {
-				if (h->charset[0] == '\0') {
-					bl = MRY_MIN(vl, sizeof(h->charset) - 1);
-					for (size_t i = 0; i < bl; i++)
-						h->charset[i] = lower(val[i]);
-					h->charset[bl] = '\0';
-				}
-			} else if ((want == WANT_CT && NAME_IS("name")) ||
-				   (want == WANT_CD && NAME_IS("filename"))) {
-				param_add(acc, suffix, slen, val, vl);
-			}
+			if (want == WANT_CT && NAME_IS("boundary"))
+				param_add(&acc[1], suffix, slen, val, vl);
+			else if (want == WANT_CT && NAME_IS("charset"))
+				param_add(&acc[2], suffix, slen, val, vl);
+			else if ((want == WANT_CT && NAME_IS("name")) ||
+				 (want == WANT_CD && NAME_IS("filename")))
+				param_add(&acc[0], suffix, slen, val, vl);
 #undef NAME_IS
 		}
 	}
-	if (acc->have_plain || acc->have_ext || acc->nsec > 0) {
+	if (acc[0].have_plain || acc[0].have_ext || acc[0].nsec > 0) {
 		if (want == WANT_CT)
-			param_finish(acc, h->name, sizeof(h->name));
+			param_finish(&acc[0], h->name, sizeof(h->name), true);
 		else
-			param_finish(acc, h->filename, sizeof(h->filename));
+			param_finish(&acc[0], h->filename, sizeof(h->filename), true);
+	}
+	if (acc[1].have_plain || acc[1].have_ext || acc[1].nsec > 0) {
+		param_finish(&acc[1], val, sizeof(val), false);
+		set_boundary(h, val, strlen(val));
+	}
+	if (acc[2].have_plain || acc[2].have_ext || acc[2].nsec > 0) {
+		size_t i;
+
+		param_finish(&acc[2], h->charset, sizeof(h->charset), false);
+		for (i = 0; h->charset[i] != '\0'; i++)
+			h->charset[i] = lower(h->charset[i]);
 	}
 }
 
@@ -582,9 +587,15 @@ void mry_mime_hdr_field(struct mry_mime_hdr *h, const char *name, size_t name_le
 #define FIELD_IS(s) (name_len == sizeof(s) - 1 && strncasecmp(name, s, name_len) == 0)
 	if (FIELD_IS("content-type")) {
 		if (h->have_ct) {
-			/* the first one wins, as in GMime; a second is an evasion */
+			/* the last one wins, as in GMime (each header updates
+			 * the part in turn); clients disagree: an evasion */
 			h->anomalies |= 1u << MRY_MIME_AN_CT_DUPLICATE;
-			return;
+			h->charset[0] = '\0';
+			h->name[0] = '\0';
+			h->boundary[0] = '\0';
+			h->boundary_len = 0;
+			h->have_boundary = false;
+			h->boundary_too_long = false;
 		}
 		h->have_ct = true;
 		parse_ct(h, &c);

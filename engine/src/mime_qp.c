@@ -90,14 +90,12 @@ size_t mry_qp_decode(struct mry_qp_dec *d, const uint8_t *in, size_t len,
 
 size_t mry_qp_finish(struct mry_qp_dec *d, uint8_t *out)
 {
-	size_t w = 0;
-
-	if (d->state >= 1) {
+	/* a final "=" is a soft break whose line end went to the boundary
+	 * (RFC 2046 §5.1.1); "=X" cannot be completed. Both are dropped, as
+	 * GMime does. */
+	(void)out;
+	if (d->state == 2)
 		d->invalid++;
-		out[w++] = '=';
-		if (d->state == 2)
-			out[w++] = d->save;
-	}
 	d->state = 0;
-	return w;
+	return 0;
 }

@@ -9,18 +9,29 @@
  * differences too. Prints one line per difference and a summary; exits 0
  * when every differing file is in the allow-list below, 1 otherwise.
  *
- * Deliberate differences (allow-list reasons, see ALLOW[] below):
- *  - b64-tail: moray decodes an unpadded base64 tail ("QQ" -> "A"); GMime
- *    drops the 1-2 bytes of an incomplete final quantum.
+ * Deliberate differences (allow-list reasons, see ALLOW[] below). Measured
+ * on the 231 files of the corpus: 225 identical, 6 different, all allowed.
  *  - b64-after-pad: after '=' moray closes the quantum and decodes what
- *    follows as new data; GMime decodes '=' as a zero sextet and keeps
- *    going, so its output has stray zero bytes (and drops only '=' that end
- *    a chunk).
- *  - uu-embedded: a "begin NNN name" region inside a text/plain part is cut
- *    out as its own uudecoded part (ClamAV's behaviour); GMime leaves it in
- *    the text.
- *  - qp-tail: a quoted-printable part ending in "=" or "=X" (no line end
- *    follows before the boundary): moray emits it literally, GMime drops it.
+ *    follows as new data (counted as B64_BAD_PADDING); GMime 3.2 and
+ *    Python's binascii stop at the padding. A client that keeps decoding
+ *    would show bytes a stopping scanner never saw, so moray decodes the
+ *    superset. (cjk__big5-base64.1: a list footer after the padding.)
+ *  - b64-tail: moray decodes an unpadded tail ("QUJ" -> "AB", counted as
+ *    B64_UNPADDED); GMime drops an incomplete final quantum.
+ *  - multipart-no-boundary: a multipart/ without a usable boundary is one
+ *    leaf for moray (its body is scanned decoded); GMime gives an empty
+ *    multipart, i.e. no leaf at all.
+ *  - not-a-message: GMime refuses a message whose first line is not a
+ *    header (a bare body, a BSMTP transcript) and yields nothing; moray
+ *    parses it as headers-then-body like everything else.
+ *  - uu-embedded (no corpus file at present): a "begin NNN name" region
+ *    inside a text/plain part is cut out as its own uudecoded part, as
+ *    ClamAV does; GMime leaves it in the text.
+ * Rules where moray follows GMime on purpose: the last Content-Type and the
+ * last Content-Transfer-Encoding header win; a non-header line inside a
+ * header block stays in the block; a delimiter right after a delimiter
+ * (or after header lines that are all malformed) makes no part; the line
+ * end before a delimiter is not content, but at end of input it is.
  *
  * Build: see tests/diff/meson.build (needs pkg-config gmime-3.0); the
  * target is mime_diff.
@@ -183,7 +194,12 @@ static const struct {
 	const char *suffix;
 	const char *reason;
 } ALLOW[] = {
-	{ "/nonexistent-placeholder", "none" },
+	{ "/python-email/msg_41.txt", "multipart-no-boundary" },
+	{ "/python-email/msg_25.txt", "multipart-no-boundary" },
+	{ "/python-email/msg_19.txt", "not-a-message" },
+	{ "/spamassassin/spam/bsmtp", "not-a-message" },
+	{ "/python-email/msg_39.txt", "b64-tail" },
+	{ "/spamassassin/nice/cjk__big5-base64.1", "b64-after-pad" },
 };
 
 static const char *allowed(const char *path)
@@ -226,12 +242,27 @@ static uint8_t *read_file(const char *path, size_t *len)
 	return buf;
 }
 
+static int dump_files;
+
+/* -v: list parts; -d: also write them to ./mime_diff.<who>.<n> */
 static void dump(const char *who, const struct partlist *pl)
 {
 	size_t i;
 
-	for (i = 0; i < pl->n; i++)
+	for (i = 0; i < pl->n; i++) {
 		printf("    %s part %zu %s len %zu\n", who, i, pl->v[i].ct, pl->v[i].len);
+		if (dump_files) {
+			char name[64];
+			FILE *f;
+
+			snprintf(name, sizeof(name), "mime_diff.%s.%zu", who, i);
+			f = fopen(name, "wb");
+			if (f != NULL) {
+				fwrite(pl->v[i].data, 1, pl->v[i].len, f);
+				fclose(f);
+			}
+		}
+	}
 }
 
 static void one_file(const char *path)
@@ -319,6 +350,8 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-v") == 0)
 			verbose++;
+		if (strcmp(argv[i], "-d") == 0)
+			dump_files = verbose = 1;
 		first = i + 1;
 	}
 	if (first >= argc) {

@@ -148,8 +148,9 @@ size_t mry_b64_finish(struct mry_b64_dec *d, uint8_t *out);
  * in @lowercase); an invalid escape is passed through literally ("=" and
  * the two bytes after it) and counted in @invalid; trailing whitespace on a
  * line is kept (GMime and Thunderbird keep it; RFC 2045 says strip it, but
- * a scanner must see what the client shows). A trailing "=" or "=X" at the
- * end of the input is emitted literally by finish().
+ * a scanner must see what the client shows). At the end of the input a
+ * trailing "=" (soft break before a boundary) is dropped, and so is "=X"
+ * (counted in @invalid), as GMime does.
  */
 struct mry_qp_dec {
 	uint8_t state;          /* 0 text, 1 after '=', 2 after '=' and one byte */
