@@ -730,20 +730,51 @@ again:
 	}
 }
 
-/* complete body lines from @p that cannot be delimiters, as one span */
+/*
+ * Complete body lines from @p that cannot be delimiters, as one span. A
+ * line can only be a delimiter if it starts with '-', so one SIMD memchr
+ * for '-' over the span replaces a look at every line start (base64 has
+ * no '-' at all). Text leaves that may hold a uuencode "begin" line, and
+ * spans long enough to hide an over-long line, are walked line by line.
+ */
 static size_t body_span(struct mry_mime *m, const uint8_t *p, size_t len)
 {
-	const uint8_t *s = p, *end = p + len;
+	const uint8_t *s = p, *end;
 	const uint32_t max_line = m->ctx->cfg.max_line;
 
+	if (*p == '-' || (m->uu_scan && len >= 6 && memcmp(p, "begin ", 6) == 0))
+		return 0;
+	end = memrchr(p, '\n', len);
+	if (end == NULL)
+		return 0;
+	end++;
+	if ((size_t)(end - p) <= max_line) {
+		if (m->uu_scan) {
+			const uint8_t *b = memmem(p, (size_t)(end - p), "\nbegin ", 7);
+
+			if (b != NULL)
+				end = b + 1;
+		}
+		while (s < end) {
+			const uint8_t *d = memchr(s, '-', (size_t)(end - s));
+
+			if (d == NULL)
+				break;
+			if (d[-1] == '\n') {
+				end = d;
+				break;
+			}
+			s = d + 1;
+		}
+		return (size_t)(end - p);
+	}
 	while (s < end) {
 		const uint8_t *nl;
 
-		if (*s == '-' || (m->uu_scan && *s == 'b'))
+		if (*s == '-' || (m->uu_scan && (size_t)(end - s) >= 6 &&
+				   memcmp(s, "begin ", 6) == 0))
 			break;
 		nl = memchr(s, '\n', (size_t)(end - s));
-		if (nl == NULL)
-			break;
 		if ((size_t)(nl - s) >= max_line)
 			report_once(m, MRY_MIME_AN_LINE_TOO_LONG);
 		s = nl + 1;
