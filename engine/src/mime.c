@@ -74,8 +74,6 @@ struct mry_mime {
 	uint32_t field_len;
 	uint32_t hdr_bytes;
 	bool hdr_capped;
-	bool msg_level;                     /* entity is a message (top or rfc822) */
-	bool seen_msg_hdr;
 	uint32_t hdr_lines;                 /* lines in this header block */
 
 	uint32_t entity_index;
@@ -387,7 +385,7 @@ static bool alloc_index(struct mry_mime *m, uint32_t *idx)
 	return true;
 }
 
-static void start_entity(struct mry_mime *m, bool msg_level)
+static void start_entity(struct mry_mime *m)
 {
 	if (!alloc_index(m, &m->entity_index))
 		return;
@@ -396,8 +394,6 @@ static void start_entity(struct mry_mime *m, bool msg_level)
 	m->field_len = 0;
 	m->hdr_bytes = 0;
 	m->hdr_capped = false;
-	m->msg_level = msg_level;
-	m->seen_msg_hdr = false;
 	m->hdr_lines = 0;
 	m->an_mask = 0;
 	m->state = ST_HEADERS;
@@ -450,17 +446,6 @@ static void finish_field(struct mry_mime *m)
 			nl--;
 		mry_mime_hdr_field(&m->hdr, f, nl, colon + 1,
 				   m->field_len - (size_t)(colon + 1 - f));
-		if (m->msg_level && !m->seen_msg_hdr) {
-			static const char *const mh[] = {
-				"from", "to", "cc", "bcc", "subject", "date",
-				"message-id", "sender", "reply-to",
-			};
-			size_t i;
-
-			for (i = 0; i < MRY_ARRAY_SIZE(mh); i++)
-				if (strlen(mh[i]) == nl && strncasecmp(f, mh[i], nl) == 0)
-					m->seen_msg_hdr = true;
-		}
 	}
 	m->field_len = 0;
 }
@@ -515,7 +500,7 @@ static void headers_done(struct mry_mime *m)
 			report_once(m, MRY_MIME_AN_DEPTH_EXCEEDED);
 		} else {
 			push_frame(m, FR_MESSAGE);
-			start_entity(m, true);
+			start_entity(m);
 			return;
 		}
 	}
@@ -687,7 +672,7 @@ again:
 			m->nframes = (uint32_t)fi;   /* its epilogue follows */
 			m->state = ST_SKIP;
 		} else {
-			start_entity(m, false);
+			start_entity(m);
 		}
 		return;
 	}
@@ -850,17 +835,15 @@ struct mry_mime *mry_mime_begin(struct mry_mime_ctx *c, void *user)
 {
 	struct mry_mime *m = mry_pool_get(c->pool);
 
-	if (m == NULL) {
-		c->st.pool_empty++;
-		return NULL;
-	}
+	if (m == NULL)
+		return NULL;       /* counted by the pool, see mry_mime_get_stats() */
 	m->ctx = c;
 	m->user = user;
 	m->frames = (struct mime_frame *)((uint8_t *)m + c->off_frames);
 	m->line = (uint8_t *)m + c->off_line;
 	m->field = (char *)m + c->off_field;
 	m->first_line = true;
-	start_entity(m, true);
+	start_entity(m);
 	return m;
 }
 

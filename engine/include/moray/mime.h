@@ -49,6 +49,21 @@ enum mry_mime_anomaly {
 	MRY_MIME_AN_MAX,
 };
 
+/*
+ * Caps (0 in a field means the default). Each is counted as an anomaly:
+ *  - max_depth: a multipart or message/rfc822 that would nest deeper is
+ *    delivered as one leaf of its own content type (DEPTH_EXCEEDED).
+ *  - max_parts: every entity (container, leaf, embedded uuencoded file)
+ *    takes an index; past the cap nothing more of the message is parsed
+ *    or delivered (TOO_MANY_PARTS); the caller still scans the raw stream.
+ *  - max_header_bytes: fields after the cap in a header block are not
+ *    parsed (still passed to header_data); a single unfolded field keeps
+ *    at most 4 KiB (HEADER_TOO_LONG).
+ *  - max_line: at least 264 bytes (a delimiter must fit); a longer line is
+ *    passed on in pieces, still decoded, and cannot be a delimiter.
+ *  - max_part_bytes / max_msg_bytes: decoded bytes beyond the cap are not
+ *    delivered (PART_TOO_BIG / MSG_TOO_BIG); parsing continues.
+ */
 struct mry_mime_config {
 	uint32_t max_depth;          /* default 20 */
 	uint32_t max_parts;          /* per message, default 1000 */
@@ -78,6 +93,15 @@ struct mry_mime_stats {
 	uint64_t anomalies[MRY_MIME_AN_MAX];
 };
 
+/*
+ * Callbacks, all optional, called from mry_mime_feed()/mry_mime_end().
+ * Leaves are reported in order, never nested: part_begin, part_data*,
+ * part_end. A non-multipart message is one leaf. A "begin NNN name" line
+ * in a 7bit/8bit text/plain leaf ends that leaf and opens a uuencoded leaf
+ * (application/octet-stream, filename from the begin line); text after
+ * its "end" line continues as a new text/plain leaf (ClamAV does the same).
+ * The part_info and its strings live until part_end returns.
+ */
 struct mry_mime_callbacks {
 	/* raw bytes of each header block (top level and every part), in pieces */
 	void (*header_data)(void *user, uint32_t part_index, const uint8_t *data, size_t len);
