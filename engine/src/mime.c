@@ -571,35 +571,16 @@ static bool header_name_ok(const uint8_t *p, size_t n)
 	return false;
 }
 
-/*
- * One header-block line (or piece). Returns false when the line is not a
- * header and ended the block: the caller hands it to the body.
- */
-static bool header_line(struct mry_mime *m, const uint8_t *p, size_t n,
+/* one header-block line, or a piece of a long one */
+static void header_line(struct mry_mime *m, const uint8_t *p, size_t n,
 			size_t clen, bool line_start)
 {
 	const struct mry_mime_callbacks *cb = &m->ctx->cb;
 	bool first = m->first_line;
 
 	m->first_line = false;
-	if (line_start && clen > 0 && p[0] != ' ' && p[0] != '\t' &&
-	    !header_name_ok(p, clen)) {
-		bool from_ = m->entity_index == 0 && first && clen >= 5 &&
-			     memcmp(p, "From ", 5) == 0;
-
-		finish_field(m);
-		/* GMime 3.2 keeps a non-header line inside the header block
-		 * (real mailers emit broken folded lines); only an empty
-		 * line ends it. The line is not parsed as a field. */
-		if (!from_)
-			report_once(m, MRY_MIME_AN_HEADER_MALFORMED);
-		if (cb->header_data != NULL)
-			cb->header_data(m->user, m->entity_index, p, n);
-		return true;
-	}
 	if (cb->header_data != NULL)
 		cb->header_data(m->user, m->entity_index, p, n);
-	m->hdr_lines++;
 	if (memchr(p, '\0', n) != NULL)
 		report_once(m, MRY_MIME_AN_NUL_IN_HEADER);
 	m->hdr_bytes += (uint32_t)n;
@@ -608,21 +589,33 @@ static bool header_line(struct mry_mime *m, const uint8_t *p, size_t n,
 		report_once(m, MRY_MIME_AN_HEADER_TOO_LONG);
 		finish_field(m);
 	}
+	if (line_start && clen > 0 && p[0] != ' ' && p[0] != '\t' &&
+	    !header_name_ok(p, clen)) {
+		/* GMime 3.2 keeps a non-header line inside the header block
+		 * (real mailers emit broken folded lines); only an empty line
+		 * ends it. It is not a field, and a block of nothing else
+		 * before a delimiter makes no part (hdr_lines stays 0). */
+		finish_field(m);
+		if (!(m->entity_index == 0 && first && clen >= 5 &&
+		      memcmp(p, "From ", 5) == 0))
+			report_once(m, MRY_MIME_AN_HEADER_MALFORMED);
+		return;
+	}
+	m->hdr_lines++;
 	if (line_start && clen == 0 && n > 0) {
 		headers_done(m);              /* the empty line */
-		return true;
+		return;
 	}
 	if (m->hdr_capped)
-		return true;
+		return;
 	if (line_start && (p[0] == ' ' || p[0] == '\t')) {
 		if (m->field_len > 0)
 			field_append(m, p, clen);
-		return true;
+		return;
 	}
 	if (line_start)
 		finish_field(m);
 	field_append(m, p, clen);
-	return true;
 }
 
 /* a text leaf's line: it may open an embedded uuencoded file (ClamAV does) */
@@ -665,7 +658,6 @@ static void handle_line(struct mry_mime *m, const uint8_t *p, size_t n, bool has
 	m->in_long_line = !has_eol;
 	if (m->state == ST_DEAD)
 		return;
-again:
 	if (line_start && (fi = match_boundary(m, p, clen, &close)) >= 0) {
 		unwind(m, (uint32_t)fi + 1);
 		if (close) {
@@ -678,10 +670,8 @@ again:
 	}
 	switch (m->state) {
 	case ST_HEADERS:
-		if (header_line(m, p, n, clen, line_start))
-			return;
-		/* the header block ended on this line: it belongs to what follows */
-		goto again;
+		header_line(m, p, n, clen, line_start);
+		return;
 	case ST_BODY:
 		if (m->uu_scan && line_start && clen > 6 && p[0] == 'b' &&
 		    uu_begin_line(m, p, clen))

@@ -927,3 +927,50 @@ Test(mime, clamav_messages_all_yield_the_same_clam_exe)
 	cr_assert(eq(str, c[2].p[1].ct, "application/x-ms-dos-executable"));
 	cr_assert(c[2].p[1].pi.attachment);
 }
+
+Test(mime, delimiter_right_after_delimiter_makes_no_part)
+{
+	struct coll *c = parse("Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+			       "--b\r\n--b\r\nContent-Type: text/x-a\r\n\r\nA\r\n"
+			       "--b\r\nnot a header line\r\n--b\r\n\r\nB\r\n--b--\r\n");
+
+	cr_assert(eq(sz, c->n, 2));
+	EXPECT(c, 0, "A");
+	EXPECT(c, 1, "B");
+}
+
+Test(mime, uuencode_is_only_looked_for_in_plain_text)
+{
+	struct coll *c = parse("Content-Type: text/html\r\n\r\n"
+			       "begin 644 x\r\n#86)C\r\n`\r\nend\r\n");
+
+	cr_assert(eq(sz, c->n, 1));
+	EXPECT(c, 0, "begin 644 x\r\n#86)C\r\n`\r\nend\r\n");
+}
+
+Test(mime, long_line_pieces_are_never_delimiters)
+{
+	struct mry_mime_config cfg = { .max_line = 300, .pool_count = 1 };
+	char msg[1024];
+	char pad[301];
+	struct coll c;
+
+	memset(pad, 'x', 300);
+	pad[300] = '\0';
+	/* "--b" sits right after a 300-byte piece: a continuation, not a line */
+	snprintf(msg, sizeof(msg), "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+		 "--b\r\n\r\n%s--b\r\n--b--\r\n", pad);
+	parse_cfg(&c, &cfg, msg, strlen(msg), 5);
+	cr_assert(eq(sz, c.n, 1));
+	cr_assert(eq(sz, c.p[0].len, 303));
+	cr_assert(eq(u32, c.an[MRY_MIME_AN_LINE_TOO_LONG], 1));
+}
+
+Test(mime, malformed_header_lines_reach_header_data)
+{
+	struct coll *c = parse("Subject: a\r\nno colon here\r\n\r\nx");
+
+	cr_assert(eq(sz, c->hdr_len, 12 + 15 + 2));
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_HEADER_MALFORMED], 1));
+	EXPECT(c, 0, "x");
+}
