@@ -97,6 +97,7 @@ struct msg {
 	uint32_t index;
 	uint64_t size;
 	uint64_t eom_off;
+	uint64_t eom_end;               /* client offset just past the end-of-message */
 	uint64_t begin_ns;
 	uint64_t held_ns;
 	uint64_t evasions;
@@ -131,6 +132,9 @@ struct session {
 	uint8_t hdr_len;                /* bytes of hdr_tmpl */
 	uint8_t l3_off;
 	uint8_t ip_version;
+	const uint8_t *chunk;           /* client bytes being delivered (during deliver) */
+	uint64_t chunk_off;
+	uint32_t chunk_len;
 	uint32_t tmpl_seq;              /* last client segment's seq/ack */
 	uint32_t tmpl_ack;
 	uint16_t tmpl_win;
@@ -446,18 +450,40 @@ static void emit(struct mry_engine *e, const struct session *s, enum mry_emit_di
 }
 
 /*
+ * Client stream offset just past the end-of-message: what the reply to it
+ * acknowledges. DATA: after the LF that ends the "." line (CRLF or bare LF);
+ * BDAT: the withholding octet is the last one.
+ */
+static uint64_t eom_end(const struct session *s, const struct msg *m)
+{
+	uint64_t i;
+
+	if (m == NULL || m->kind != MRY_SMTP_MSG_DATA)
+		return m != NULL ? m->eom_off + 1 : NO_OFF;
+	if (s->chunk != NULL) {
+		for (i = MRY_MAX(m->eom_off, s->chunk_off); i < s->chunk_off + s->chunk_len; i++)
+			if (s->chunk[i - s->chunk_off] == '\n')
+				return i + 1;
+	}
+	return m->eom_off + 3;
+}
+
+/*
  * Answer the client with @reply (then FIN) and reset the server at the
- * withholding point: the server never completes the message.
+ * withholding point: the server never completes the message. @ack_off is
+ * the client offset the reply acknowledges (the end of the message).
  */
 static void answer_and_reset(struct mry_engine *e, struct session *s, const char *reply,
-			     uint64_t server_off)
+			     uint64_t server_off, uint64_t ack_off)
 {
 	struct mry_flow *f = s->flow;
 	unsigned cs = f->client_side & 1u;
 	const struct mry_tcp_stream *cst = &f->stream[cs];
 	const struct mry_tcp_stream *sst = &f->stream[cs ^ 1u];
 	uint32_t srv_seq = (sst->flags & MRY_STREAM_STARTED) ? sst->next_seq : s->tmpl_ack;
-	uint32_t cli_next = cst->next_seq;
+	/* delivered bytes only: never acknowledge what was not received */
+	uint64_t delivered = mry_tcp_stream_delivered(cst);
+	uint32_t cli_ack;
 	/*
 	 * The server's rcv_nxt is where the forwarded bytes end: an RST at any
 	 * other in-window sequence only earns a challenge ACK (RFC 5961 §3.2).
@@ -467,11 +493,14 @@ static void answer_and_reset(struct mry_engine *e, struct session *s, const char
 
 	if (s->flags & SESS_CLOSED_BY_US)
 		return;
+	if (ack_off == NO_OFF || (ack_off > delivered && s->chunk == NULL))
+		ack_off = delivered;
+	cli_ack = cst->base_seq + (uint32_t)ack_off;
 	s->flags |= SESS_CLOSED_BY_US;
-	n = build_segment(e, s, true, srv_seq, cli_next, MRY_TCP_ACK | MRY_TCP_PSH,
+	n = build_segment(e, s, true, srv_seq, cli_ack, MRY_TCP_ACK | MRY_TCP_PSH,
 			  reply, plen);
 	emit(e, s, MRY_EMIT_TO_CLIENT, e->txbuf, n);
-	n = build_segment(e, s, true, srv_seq + plen, cli_next, MRY_TCP_ACK | MRY_TCP_FIN,
+	n = build_segment(e, s, true, srv_seq + plen, cli_ack, MRY_TCP_ACK | MRY_TCP_FIN,
 			  NULL, 0);
 	emit(e, s, MRY_EMIT_TO_CLIENT, e->txbuf, n);
 	e->st.replies_injected++;
@@ -745,13 +774,13 @@ static const char *apply_result(struct mry_engine *e, struct msg *m,
 			 "554 5.7.1 Message rejected: %s found by moray\r\n",
 			 res->nb_sigs > 0 ? res->sig_names[0] : "signature");
 		e->st.msgs_infected++;
-		answer_and_reset(e, s, reply, m->eom_off);
+		answer_and_reset(e, s, reply, m->eom_off, m->eom_end);
 		return "rejected";
 	}
 	snprintf(reply, sizeof(reply),
 		 "451 4.7.1 Message could not be scanned, try again later\r\n");
 	e->st.msgs_tempfail++;
-	answer_and_reset(e, s, reply, m->eom_off);
+	answer_and_reset(e, s, reply, m->eom_off, m->eom_end);
 	return "tempfailed";
 }
 
@@ -761,7 +790,7 @@ static void tempfail_msg(struct mry_engine *e, struct msg *m, const char *reason
 
 	e->st.msgs_tempfail++;
 	answer_and_reset(e, s, "451 4.7.1 Message could not be scanned, try again later\r\n",
-			 m->eom_off);
+			 m->eom_off, m->eom_end);
 	if (m->hold)
 		hold_event(e, m, "release", reason);
 	message_event(e, m, "tempfail", "tempfailed", NULL);
@@ -846,13 +875,14 @@ static void smtp_msg_end(void *user, const struct mry_smtp_msg_info *mi, uint64_
 		if (!(s->flags & SESS_CLOSED_BY_US)) {
 			e->st.msgs_tempfail++;
 			answer_and_reset(e, s, "451 4.7.1 Resources exhausted, try again later\r\n",
-					 eom_off);
+					 eom_off, NO_OFF);
 		}
 		return;
 	}
 	copy_envelope(m, mi);
 	m->size = mi->size;
 	m->eom_off = eom_off;
+	m->eom_end = eom_end(s, m);
 	s->msg = NULL;
 	if (e->io.message != NULL)
 		e->io.message(e->io_ctx, &m->conn, m->index, NULL, 0, true);
@@ -1125,9 +1155,13 @@ static void deliver(void *ctx, struct mry_tcp_stream *st, const uint8_t *d,
 	}
 	if (s->smtp == NULL || (s->flags & SESS_ENCRYPTED))
 		return;
-	if (dc->from_client)
+	if (dc->from_client) {
+		s->chunk = d;
+		s->chunk_off = off;
+		s->chunk_len = len;
 		mry_smtp_client_data(e->smtp, s->smtp, d, len, off);
-	else
+		s->chunk = NULL;
+	} else
 		mry_smtp_server_data(e->smtp, s->smtp, d, len, off);
 	if (mry_smtp_encrypted(s->smtp))
 		s->flags |= SESS_ENCRYPTED;
