@@ -488,7 +488,7 @@ static void answer_and_reset(struct mry_engine *e, struct session *s, const char
 	 * The server's rcv_nxt is where the forwarded bytes end: an RST at any
 	 * other in-window sequence only earns a challenge ACK (RFC 5961 §3.2).
 	 */
-	uint32_t rst_seq = cst->base_seq + (uint32_t)MRY_MIN(s->fwd_end, server_off);
+	uint32_t rst_seq = cst->base_seq + (uint32_t)s->fwd_end;
 	uint32_t plen = (uint32_t)strlen(reply), n;
 
 	if (s->flags & SESS_CLOSED_BY_US)
