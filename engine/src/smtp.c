@@ -591,16 +591,51 @@ out:
 		session_stop(c, s);
 }
 
-/* One reply line without its line end; @total counts every octet. */
-static void reply_line(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
-		       const char *l, size_t n, size_t total)
+static bool all_cr(const uint8_t *p, size_t n)
 {
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != '\r')
+			return false;
+	return true;
+}
+
+static size_t strip_cr(const uint8_t *p, size_t n)
+{
+	while (n > 0 && p[n - 1] == '\r')
+		n--;
+	return n;
+}
+
+/*
+ * How much of a line to parse: at most @keep bytes, less the CRs that end
+ * it (Postfix strips CRs before LF). The same answer whether the line came
+ * whole or in pieces of which only a prefix was kept (@dropped: a byte
+ * other than CR was not kept).
+ */
+static size_t line_eff(const uint8_t *l, size_t n, size_t keep, bool dropped)
+{
+	if (n > keep) {
+		dropped = dropped || !all_cr(l + keep, n - keep);
+		n = keep;
+	}
+	return dropped ? n : strip_cr(l, n);
+}
+
+static uint32_t sat_add(uint32_t a, size_t b)
+{
+	return b >= (size_t)(UINT32_MAX - a) ? UINT32_MAX : a + (uint32_t)b;
+}
+
+/* One reply line, @n bytes kept without the LF; @total counts every octet. */
+static void reply_line(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
+		       const uint8_t *raw, size_t n, size_t total, bool dropped)
+{
+	const char *l = (const char *)raw;
 	unsigned code;
 
 	if (total > MRY_SMTP_REPLY_LINE_MAX)
 		anomaly(c, s, MRY_SMTP_AN_REPLY_LINE_TOO_LONG);
-	while (n > 0 && l[n - 1] == '\r')
-		n--;
+	n = line_eff(raw, n, MRY_SMTP_SLINE_KEEP, dropped);
 	if (n < 3 || l[0] < '2' || l[0] > '5' || l[1] < '0' || l[1] > '9' ||
 	    l[2] < '0' || l[2] > '9' || (n > 3 && l[3] != ' ' && l[3] != '-')) {
 		anomaly(c, s, MRY_SMTP_AN_REPLY_MALFORMED);
@@ -613,6 +648,17 @@ static void reply_line(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 	reply_dispatch(c, s, code, n > 4 ? l + 4 : "", n > 4 ? n - 4 : 0);
 }
 
+static void sline_append(struct mry_smtp_session *s, const uint8_t *p, size_t n)
+{
+	size_t take = MRY_MIN(n, (size_t)(MRY_SMTP_SLINE_KEEP - s->sline_len));
+
+	memcpy(s->sline + s->sline_len, p, take);
+	s->sline_len = (uint8_t)(s->sline_len + take);
+	if (take < n && !all_cr(p + take, n - take))
+		s->s_dropped = true;
+	s->sline_total = sat_add(s->sline_total, n);
+}
+
 void mry_smtp_server_data(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 			  const uint8_t *data, size_t len, uint64_t off)
 {
@@ -621,28 +667,23 @@ void mry_smtp_server_data(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 	(void)off;
 	while (i < len && !s->closed && !s->encrypted) {
 		const uint8_t *lf = memchr(data + i, '\n', len - i);
-		size_t k, take;
+		size_t k;
 
 		if (lf == NULL) {
-			take = MRY_MIN(len - i, (size_t)(MRY_SMTP_SLINE_KEEP - s->sline_len));
-			memcpy(s->sline + s->sline_len, data + i, take);
-			s->sline_len = (uint8_t)(s->sline_len + take);
-			s->sline_total += (uint32_t)MRY_MIN(len - i, (size_t)UINT32_MAX / 2);
+			sline_append(s, data + i, len - i);
 			return;
 		}
 		k = (size_t)(lf - data);
 		if (s->sline_total == 0) {
-			reply_line(c, s, (const char *)data + i, k - i, k - i + 1);
+			reply_line(c, s, data + i, k - i, k - i + 1, false);
 		} else {
-			size_t total = s->sline_total + (k - i) + 1;
-
-			take = MRY_MIN(k - i, (size_t)(MRY_SMTP_SLINE_KEEP - s->sline_len));
-			memcpy(s->sline + s->sline_len, data + i, take);
-			s->sline_len = (uint8_t)(s->sline_len + take);
-			reply_line(c, s, s->sline, s->sline_len, total);
+			sline_append(s, data + i, k - i);
+			reply_line(c, s, (const uint8_t *)s->sline, s->sline_len,
+				   (size_t)s->sline_total + 1, s->s_dropped);
 		}
 		s->sline_len = 0;
 		s->sline_total = 0;
+		s->s_dropped = false;
 		i = k + 1;
 	}
 }
@@ -932,6 +973,8 @@ static void line_append(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 	take = MRY_MIN(n, cap - s->lbuf_len);
 	memcpy(dst + s->lbuf_len, p, take);
 	s->lbuf_len = (uint16_t)(s->lbuf_len + take);
+	if (take < n && !all_cr(p + take, n - take))
+		s->c_dropped = true;
 }
 
 static void line_done(struct mry_smtp_ctx *c, struct mry_smtp_session *s)
@@ -943,6 +986,7 @@ static void line_done(struct mry_smtp_ctx *c, struct mry_smtp_session *s)
 	s->c_long = false;
 	s->c_pooled_miss = false;
 	s->c_bare_cr = false;
+	s->c_dropped = false;
 }
 
 /*
@@ -961,13 +1005,6 @@ static void check_bare_cr(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 	}
 }
 
-static size_t strip_cr(const uint8_t *p, size_t n)
-{
-	while (n > 0 && p[n - 1] == '\r')
-		n--;
-	return n;
-}
-
 static size_t cmd_feed(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 		       const uint8_t *p, size_t len, uint64_t off)
 {
@@ -983,7 +1020,7 @@ static size_t cmd_feed(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 			anomaly(c, s, MRY_SMTP_AN_CMD_LINE_TOO_LONG);
 		}
 		line_append(c, s, p, len);
-		s->cline_len += (uint32_t)MRY_MIN(len, (size_t)UINT32_MAX / 2);
+		s->cline_len = sat_add(s->cline_len, len);
 		return len;
 	}
 	k = (size_t)(lf - p);
@@ -997,12 +1034,12 @@ static size_t cmd_feed(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 		anomaly(c, s, MRY_SMTP_AN_CMD_LINE_TOO_LONG);
 	if (s->cline_len == 0) {
 		l = (const char *)p;
+		n = line_eff(p, k, MRY_SMTP_LINE_KEEP, false);
 	} else {
 		line_append(c, s, p, k);
 		l = s->lbig != NULL ? s->lbig : s->lbuf;
-		n = s->lbuf_len;
-		while (n > 0 && l[n - 1] == '\r')
-			n--;
+		n = line_eff((const uint8_t *)l, s->lbuf_len, MRY_SMTP_LINE_KEEP,
+			     s->c_dropped);
 	}
 	s->c_prev_cr = false;
 	cmd_line(c, s, l, n, off + k);

@@ -136,7 +136,8 @@ struct mry_smtp_session {
 	bool c_prev_cr;           /* last client byte seen was CR */
 	bool c_long;              /* current line already reported too long */
 	bool c_pooled_miss;       /* line pool was empty for this line */
-	bool s_prev_cr;
+	bool c_dropped;           /* a non-CR byte of this command line was not kept */
+	bool s_dropped;           /* same for the reply line */
 	bool pipe_reported;       /* PIPELINE_AFTER_DATA once per DATA */
 	bool tls_check;           /* first client byte after 220 not seen yet */
 	bool c_bare_cr;           /* BARE_CR already reported for this line */
