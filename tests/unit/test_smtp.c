@@ -457,7 +457,7 @@ static void check_happy_result(const char *what, size_t a, size_t b)
 	cr_assert(eq(u32, R.an[MRY_SMTP_AN_BARE_CR], 0), "%s cut %zu/%zu", what, a, b);
 }
 
-Test(smtp, every_two_segment_split_gives_identical_result, .timeout = 60)
+Test(smtp, every_two_segment_split_gives_identical_result)
 {
 	size_t total = script_client_len(HAPPY, MRY_ARRAY_SIZE(HAPPY));
 
@@ -471,7 +471,7 @@ Test(smtp, every_two_segment_split_gives_identical_result, .timeout = 60)
 	}
 }
 
-Test(smtp, every_three_segment_split_gives_identical_result, .timeout = 120)
+Test(smtp, every_three_segment_split_gives_identical_result)
 {
 	size_t total = script_client_len(HAPPY, MRY_ARRAY_SIZE(HAPPY));
 
