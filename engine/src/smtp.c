@@ -80,6 +80,7 @@ static const char *const anomaly_names[MRY_SMTP_AN_MAX] = {
 	[MRY_SMTP_AN_DATA_AFTER_TLS] = "smtp_data_after_tls",
 	[MRY_SMTP_AN_MSG_UNTERMINATED] = "smtp_msg_unterminated",
 	[MRY_SMTP_AN_PIPELINE_OVERFLOW] = "smtp_pipeline_overflow",
+	[MRY_SMTP_AN_REPLY_OUT_OF_STEP] = "smtp_reply_out_of_step",
 };
 
 #define SMTP_SLOT_NONE 0xffffu
@@ -332,6 +333,21 @@ static void q_pop(struct mry_smtp_session *s)
 	}
 }
 
+/* Drop the runs before a waiting DATA; false when there is none. */
+static bool q_resync_data(struct mry_smtp_session *s)
+{
+	unsigned i;
+
+	for (i = 0; i < s->q_len; i++)
+		if (q_at(s, i)->type == SMTP_Q_DATA && !(q_at(s, i)->flags & SMTP_QF_SPEC))
+			break;
+	if (i == s->q_len)
+		return false;
+	s->q_head = (uint8_t)((s->q_head + i) % MRY_SMTP_QUEUE_CAP);
+	s->q_len = (uint8_t)(s->q_len - i);
+	return true;
+}
+
 /* ---- bytes behind a gate ---------------------------------------------- */
 
 static void pend_release(struct mry_smtp_ctx *c, struct mry_smtp_session *s)
@@ -383,11 +399,10 @@ static void pend_replay(struct mry_smtp_ctx *c, struct mry_smtp_session *s)
  * The buffer is full (or none was free): decide before the reply, by the
  * likelier reading. DATA -> message; AUTH, STARTTLS -> commands.
  */
-static void gate_overflow(struct mry_smtp_ctx *c, struct mry_smtp_session *s)
+static void gate_decide(struct mry_smtp_ctx *c, struct mry_smtp_session *s)
 {
 	struct smtp_qent *t;
 
-	anomaly(c, s, MRY_SMTP_AN_PENDING_DATA_FULL);
 	if (s->q_len > 0) {
 		t = q_at(s, s->q_len - 1u);
 		t->flags |= SMTP_QF_SPEC;
@@ -499,6 +514,18 @@ static void reply_dispatch(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 		goto out;
 	}
 	h = &s->q[s->q_head];
+	if (h->type == SMTP_Q_GREETING && code != 220 && code != 421 &&
+	    code != 554 && s->q_len > 1) {
+		/* RFC 5321 §4.3.2: greeting is 220/554; this one was not seen */
+		anomaly(c, s, MRY_SMTP_AN_REPLY_OUT_OF_STEP);
+		q_pop(s);
+		h = &s->q[s->q_head];
+	}
+	if (code == 354 && h->type != SMTP_Q_DATA && q_resync_data(s)) {
+		/* only DATA is answered 354: replies were lost or merged */
+		anomaly(c, s, MRY_SMTP_AN_REPLY_OUT_OF_STEP);
+		h = &s->q[s->q_head];
+	}
 	arg = h->arg;
 	flags = h->flags;
 	switch ((enum smtp_qtype)h->type) {
@@ -1238,7 +1265,8 @@ void mry_smtp_client_data(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 				data += n;
 				len -= n;
 				off += n;
-				gate_overflow(c, s);
+				anomaly(c, s, MRY_SMTP_AN_PENDING_DATA_FULL);
+				gate_decide(c, s);
 				continue;
 			}
 		}
@@ -1353,6 +1381,14 @@ void mry_smtp_close(struct mry_smtp_ctx *c, struct mry_smtp_session *s)
 {
 	if (s->closed)
 		return;
+	/*
+	 * Flush: bytes still waiting for a reply that will not come are read
+	 * the likelier way (as when the buffer fills), so whatever the client
+	 * sent is reported, e.g. a capture that lost the server's replies.
+	 */
+	while (s->gate != SMTP_GATE_NONE && s->pend_len > 0 && !s->closed &&
+	       !s->encrypted)
+		gate_decide(c, s);
 	session_stop(c, s);
 }
 

@@ -47,6 +47,7 @@ enum mry_smtp_anomaly {
 	MRY_SMTP_AN_DATA_AFTER_TLS,       /* cleartext after STARTTLS 220 */
 	MRY_SMTP_AN_MSG_UNTERMINATED,     /* connection ended inside a message */
 	MRY_SMTP_AN_PIPELINE_OVERFLOW,    /* more distinct pipelined commands than the reply queue holds */
+	MRY_SMTP_AN_REPLY_OUT_OF_STEP,    /* replies did not match commands: no greeting, or 354 not to DATA; resynchronised */
 	MRY_SMTP_AN_MAX,
 };
 
