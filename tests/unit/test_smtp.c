@@ -1196,6 +1196,119 @@ Test(smtp, anomaly_names_are_distinct)
 	}
 }
 
+Test(smtp, missing_greeting_does_not_shift_replies)
+{
+	/* suricata-verify smtp-rset-starttls: the server never sent 220 */
+	cli("EHLO\nrset\nstaRttLs\n");
+	srv("250\r\n250\r\n220\r\n");
+	cr_assert(eq(u32, R.an[MRY_SMTP_AN_REPLY_OUT_OF_STEP], 1));
+	cr_assert(mry_smtp_encrypted(S));
+	cr_assert(eq(int, R.starttls, 1));
+}
+
+Test(smtp, reply_354_finds_the_waiting_data)
+{
+	/* a multi-line EHLO reply lost its last line: replies one behind */
+	srv("220 hi\r\n");
+	cli("EHLO c\r\n");
+	srv("250-x\r\n");
+	cli("MAIL FROM:<a@x>\r\n");
+	srv("250 ok\r\n");
+	cli("RCPT TO:<b@y>\r\n");
+	srv("250 ok\r\n");
+	cli("DATA\r\n");
+	srv("354 go\r\n");
+	cli("m\r\n.\r\n");
+	srv("250 queued\r\n");
+	cr_assert(eq(u32, R.an[MRY_SMTP_AN_REPLY_OUT_OF_STEP], 1));
+	cr_assert(eq(int, R.nmsg, 1));
+	assert_msg_bytes(0, "m\r\n");
+	cr_assert(eq(u32, R.m[0].reply, 250));
+	cr_assert(eq(u32, R.an[MRY_SMTP_AN_UNKNOWN_COMMAND], 0));
+}
+
+Test(smtp, close_flushes_bytes_waiting_for_a_lost_data_reply)
+{
+	srv("220 hi\r\n");
+	cli("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\nkept\r\n.\r\nQUIT\r\n");
+	cr_assert(eq(int, R.nmsg, 0));
+	mry_smtp_close(C, S);
+	cr_assert(eq(int, R.nmsg, 1));
+	assert_msg_bytes(0, "kept\r\n");
+	cr_assert(R.m[0].ended);
+	cr_assert(eq(u32, R.m[0].reply, 0));
+	cr_assert(eq(u32, R.an[MRY_SMTP_AN_UNKNOWN_COMMAND], 0));
+}
+
+Test(smtp, rejected_bdat_chunk_reported_after_last_gives_refused_reply)
+{
+	bdat_envelope();
+	/* all chunks sent before any reply: the message ends first */
+	cli("BDAT 3\r\nabcBDAT 2 LAST\r\nde");
+	cr_assert(R.m[0].ended);
+	srv("552 5.3.4 too big\r\n552 5.3.4 skipped\r\n");
+	cr_assert_not(R.m[0].aborted);
+	cr_assert(eq(u32, R.m[0].reply, 552));
+	cr_assert(eq(u64, stats().messages_refused, 1));
+}
+
+Test(smtp, empty_envelope_data_after_rset_is_one_empty_message)
+{
+	/* suricata-verify smtp-pipelined-rset-data-replies */
+	srv("220 hi\r\n");
+	cli("RSET\r\nDATA\r\n.\r\n");
+	srv("250 ok\r\n354 go\r\n250 ok\r\n");
+	cr_assert(eq(int, R.nmsg, 1));
+	cr_assert(eq(sz, R.m[0].len, 0));
+	cr_assert(eq(str, R.m[0].from, ""));
+	cr_assert(eq(u32, R.m[0].nb_rcpt, 0));
+	cr_assert(eq(u32, R.an[MRY_SMTP_AN_DATA_WITHOUT_RCPT], 1));
+	cr_assert(eq(u32, R.m[0].reply, 250));
+}
+
+Test(smtp, freed_sessions_return_their_buffers)
+{
+	struct mry_smtp_config cfg = { .max_sessions = 1, .pending_pool_count = 1,
+				       .envelope_pool_count = 1, .line_pool_count = 1 };
+
+	teardown();
+	open_cfg(&cfg);
+	for (int i = 0; i < 3; i++) {
+		srv("220 hi\r\n");
+		cli("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\nheld\r\n");
+		cli("MAIL FROM:<a-long-address-split-over-segments");
+		mry_smtp_session_free(C, S);
+		S = mry_smtp_session_new(C, NULL);
+		cr_assert_not_null(S);
+		coff = soff = 0;
+	}
+	struct mry_smtp_stats st = stats();
+	cr_assert(eq(u64, st.pending_pool_empty, 0));
+	cr_assert(eq(u64, st.envelope_pool_empty, 0));
+	cr_assert(eq(u64, st.line_pool_empty, 0));
+	cr_assert(eq(u64, st.session_pool_empty, 0));
+}
+
+Test(smtp, envelope_pool_empty_still_delivers_the_message)
+{
+	struct mry_smtp_config cfg = { .max_sessions = 2, .envelope_pool_count = 1 };
+	struct mry_smtp_session *s2;
+
+	teardown();
+	open_cfg(&cfg);
+	s2 = mry_smtp_session_new(C, NULL);
+	mry_smtp_client_data(C, s2, (const uint8_t *)"MAIL FROM:<z@x>\r\n", 17, 0);
+	srv("220 hi\r\n");
+	cli("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n");
+	srv("250 ok\r\n250 ok\r\n354 go\r\n");
+	cli("still scanned\r\n.\r\n");
+	cr_assert(eq(u64, stats().envelope_pool_empty, 2));
+	cr_assert(eq(int, R.nmsg, 1));
+	assert_msg_bytes(0, "still scanned\r\n");
+	cr_assert(eq(str, R.m[0].from, ""));
+	mry_smtp_session_free(C, s2);
+}
+
 /* ---- real captures: /work/shared/samples ------------------------------ */
 
 static uint8_t *slurp(const char *path, size_t *len)
@@ -1233,66 +1346,93 @@ static const char *samples_dir(void)
 }
 
 struct conn {
-	uint16_t cport;
+	uint16_t cport, sport;
 	uint32_t cisn, sisn;
 	bool have_c, have_s;
 	uint64_t cnext, snext;
 	struct mry_smtp_session *s;
 };
 
-/*
- * Replays a pcap (Ethernet, IPv4, TCP to port 25) in capture order, one
- * session per connection, retransmitted bytes trimmed, and compares every
- * message with <stem>.<src>.<sport>-<dst>.<dport>.<idx>.eml.
- */
-static int replay_sample(const char *dir, const char *stem, bool client_first)
-{
-	char path[512];
-	size_t len, p = 24;
-	uint8_t *pc;
-	struct conn cs[4];
-	int nc = 0, checked = 0;
+#define MAXCONN 8
+static struct conn CS[MAXCONN];
+static int NC;
 
-	snprintf(path, sizeof(path), "%s/%s.pcap", dir, stem);
-	pc = slurp(path, &len);
+static uint32_t rd32le(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/*
+ * Replays a classic pcap (Ethernet or BSD loopback, IPv4, TCP) in capture
+ * order, one session per connection (user = connection number from 1),
+ * retransmitted bytes trimmed. The server is the SYN's destination, else
+ * the side on port 25/587/2525. With @client_first every client byte goes
+ * before every server byte. Sessions are closed at the end.
+ */
+static void replay_pcap(const char *path, bool client_first)
+{
+	size_t len, p;
+	uint8_t *pc = slurp(path, &len);
+	uint32_t link;
+
 	cr_assert_not_null(pc, "cannot read %s", path);
-	memset(cs, 0, sizeof(cs));
+	cr_assert(ge(sz, len, 24));
+	link = rd32le(pc + 20);
+	memset(CS, 0, sizeof(CS));
+	NC = 0;
 	for (int pass = 0; pass < (client_first ? 2 : 1); pass++) {
+		for (int i = 0; i < NC; i++)
+			CS[i].cnext = CS[i].snext = 0;
 		p = 24;
-		for (int i = 0; i < nc; i++)
-			cs[i].cnext = cs[i].snext = 0;
 		while (p + 16 <= len) {
-			uint32_t incl = (uint32_t)pc[p + 8] | (uint32_t)pc[p + 9] << 8 |
-					(uint32_t)pc[p + 10] << 16 | (uint32_t)pc[p + 11] << 24;
-			const uint8_t *e = pc + p + 16;
+			uint32_t incl = rd32le(pc + p + 8);
+			const uint8_t *fr = pc + p + 16, *ip, *t, *d;
 			size_t ihl, thl, tot, plen;
 			uint16_t sp, dp;
 			uint32_t seq;
 			uint8_t fl;
 			struct conn *k = NULL;
-			bool toserver;
+			bool toserver = false;
 
 			p += 16 + incl;
-			if (e[12] != 0x08 || e[13] != 0x00 || e[23] != 6)
+			if (p > len)
+				break;
+			if (link == 1) {
+				if (fr[12] != 0x08 || fr[13] != 0x00)
+					continue;
+				ip = fr + 14;
+			} else if (link == 0) {
+				ip = fr + 4;
+			} else {
+				cr_fail("link type %u", link);
+				return;
+			}
+			if ((ip[0] >> 4) != 4 || ip[9] != 6)
 				continue;
-			ihl = (size_t)(e[14] & 0x0f) * 4;
-			tot = (size_t)e[16] << 8 | e[17];
-			const uint8_t *t = e + 14 + ihl;
+			ihl = (size_t)(ip[0] & 0x0f) * 4;
+			tot = (size_t)ip[2] << 8 | ip[3];
+			t = ip + ihl;
 			sp = (uint16_t)(t[0] << 8 | t[1]);
 			dp = (uint16_t)(t[2] << 8 | t[3]);
 			seq = (uint32_t)t[4] << 24 | (uint32_t)t[5] << 16 | (uint32_t)t[6] << 8 | t[7];
 			thl = (size_t)(t[12] >> 4) * 4;
 			fl = t[13];
 			plen = tot - ihl - thl;
-			toserver = dp == 25;
-			for (int i = 0; i < nc; i++)
-				if (cs[i].cport == (toserver ? sp : dp))
-					k = &cs[i];
+			for (int i = 0; i < NC; i++) {
+				if (CS[i].cport == sp && CS[i].sport == dp) {
+					k = &CS[i];
+					toserver = true;
+				} else if (CS[i].cport == dp && CS[i].sport == sp) {
+					k = &CS[i];
+				}
+			}
 			if (k == NULL) {
-				cr_assert(lt(int, nc, 4));
-				k = &cs[nc++];
+				cr_assert(lt(int, NC, MAXCONN));
+				k = &CS[NC++];
+				toserver = (fl & 0x12) == 0x02 || dp == 25 || dp == 587 || dp == 2525;
 				k->cport = toserver ? sp : dp;
-				k->s = mry_smtp_session_new(C, (void *)(uintptr_t)(nc + 1));
+				k->sport = toserver ? dp : sp;
+				k->s = mry_smtp_session_new(C, (void *)(uintptr_t)NC);
 				cr_assert_not_null(k->s);
 			}
 			if (fl & 0x02) {
@@ -1307,30 +1447,52 @@ static int replay_sample(const char *dir, const char *stem, bool client_first)
 			}
 			if (plen == 0)
 				continue;
+			if (toserver && !k->have_c) {
+				k->cisn = seq - 1;
+				k->have_c = true;
+			} else if (!toserver && !k->have_s) {
+				k->sisn = seq - 1;
+				k->have_s = true;
+			}
 			uint64_t o = (uint32_t)(seq - (toserver ? k->cisn : k->sisn) - 1);
 			uint64_t *next = toserver ? &k->cnext : &k->snext;
-			const uint8_t *d = t + thl;
 
+			d = t + thl;
 			if (o + plen <= *next)
 				continue;
-			cr_assert(le(u64, o, *next), "gap in %s", stem);
+			cr_assert(le(u64, o, *next), "gap in %s", path);
 			d += *next - o;
 			plen -= (size_t)(*next - o);
 			o = *next;
 			*next += plen;
-			if (toserver && (!client_first || pass == 0)) {
+			if (toserver && (!client_first || pass == 0))
 				mry_smtp_client_data(C, k->s, d, plen, o);
-			} else if (!toserver && (!client_first || pass == 1)) {
+			else if (!toserver && (!client_first || pass == 1))
 				mry_smtp_server_data(C, k->s, d, plen, o);
-			}
 		}
 	}
+	for (int i = 0; i < NC; i++) {
+		mry_smtp_close(C, CS[i].s);
+		mry_smtp_session_free(C, CS[i].s);
+	}
+	free(pc);
+}
+
+/* compares every message with <stem>.<src>.<sport>-<dst>.<dport>.<idx>.eml */
+static int replay_sample(const char *dir, const char *stem, bool client_first)
+{
+	char path[512];
+	int checked = 0;
+
+	snprintf(path, sizeof(path), "%s/%s.pcap", dir, stem);
+	replay_pcap(path, client_first);
 	/* one message per connection, connections one after the other */
-	for (int i = 0; i < nc; i++) {
+	for (int i = 0; i < NC; i++) {
 		uint8_t *want;
 		size_t wlen;
+
 		snprintf(path, sizeof(path), "%s/%s.192.0.2.1.%u-192.0.2.2.25.0.eml", dir,
-			 stem, cs[i].cport);
+			 stem, CS[i].cport);
 		want = slurp(path, &wlen);
 		cr_assert_not_null(want, "missing %s", path);
 		cr_assert(lt(int, i, R.nmsg));
@@ -1341,11 +1503,9 @@ static int replay_sample(const char *dir, const char *stem, bool client_first)
 		cr_assert(eq(u32, R.m[i].index, 0));
 		cr_assert(eq(u32, R.m[i].reply, 250), "%s conn %d reply %u", stem, i, R.m[i].reply);
 		free(want);
-		mry_smtp_session_free(C, cs[i].s);
 		checked++;
 	}
-	cr_assert(eq(int, R.nmsg, nc));
-	free(pc);
+	cr_assert(eq(int, R.nmsg, NC));
 	return checked;
 }
 
@@ -1386,4 +1546,90 @@ Test(smtp, sample_exim_bdat_is_byte_identical)
 	sample_test("04_exim_bdat", 2);
 	cr_assert(eq(int, R.m[0].kind, MRY_SMTP_MSG_BDAT));
 	cr_assert(eq(u64, R.m[0].declared, 1575));
+}
+
+/* ---- suricata-verify captures (/work/shared/peer) --------------------- */
+
+struct peer_case {
+	const char *file;
+	int begun, ended, accepted;
+	unsigned max_unknown;     /* UNKNOWN_COMMAND allowed (garbage captures) */
+};
+
+/*
+ * Expected counts follow "What an SMTP scanner should report" in the
+ * peer README, read through the server's replies.
+ */
+static const struct peer_case PEERS[] = {
+	{ "bug-1045/smtpsuricataflowbitsFN.pcap", 1, 1, 1, 0 },
+	{ "bug-3616-smtp/input.pcap", 1, 1, 1, 0 },
+	{ "bug-7126/input.pcap", 2, 2, 2, 0 },
+	{ "detect-email-received/input.pcap", 1, 1, 1, 0 },
+	{ "ruletype-firewall-131-smtp-quit-after-mail-from/smtp-quit-after-mail.pcap", 0, 0, 0, 0 },
+	{ "ruletype-firewall-135-smtp-multi-mail-accept/smtp-multi-mail.pcap", 3, 3, 3, 0 },
+	{ "ruletype-firewall-139-smtp-pipelined-post-data-mail-from/smtp-pipelined-post-data-mail-from.pcap", 2, 2, 2, 0 },
+	{ "smtp-bdat-bad-tail-next-mail/input.pcap", 2, 2, 0, 0 },
+	{ "smtp-bdat-bad-tail-reply-queue/input.pcap", 1, 1, 1, 0 },
+	{ "smtp-bdat-last-next-mail/input.pcap", 2, 2, 2, 0 },
+	{ "smtp-bdat-multichunk-inspection/input.pcap", 2, 2, 2, 0 },
+	{ "smtp-bdat-multichunk-next-mail/input.pcap", 2, 2, 2, 0 },
+	{ "smtp-bdat-pipelined-next-mail/input.pcap", 2, 2, 2, 0 },
+	{ "smtp-bdat-zero-last-next-mail/input.pcap", 2, 2, 2, 0 },
+	{ "smtp-bug-5981/input.pcap", 1, 1, 1, 0 },
+	{ "smtp-bug-5989/input.pcap", 1, 1, 0, 2 },
+	{ "smtp-bug-6053/input.pcap", 0, 0, 0, 1 },
+	{ "smtp-data-rejected/10.7.29.101_49898-178.63.41.150_25.pcap", 1, 1, 0, 0 },
+	{ "smtp-ehlo-reset-after-rejected-data/input.pcap", 1, 1, 1, 0 },
+	{ "smtp-long-command/input.pcap", 0, 0, 0, 0 },
+	{ "smtp-pipelined-post-data-rset-sequence/input.pcap", 2, 2, 2, 0 },
+	{ "smtp-pipelined-rset-after-complete/input.pcap", 2, 2, 2, 0 },
+	{ "smtp-pipelined-rset-data-replies/input.pcap", 1, 1, 1, 0 },
+	{ "smtp-rset/input.pcap", 2, 2, 2, 0 },
+	{ "smtp-rset-starttls/input.pcap", 0, 0, 0, 0 },
+	{ "smtp-startssl/input.pcap", 0, 0, 0, 0 },
+	{ "mime-stream-depth/input.pcap", 4, 3, 3, 0 },
+};
+
+Test(smtp, suricata_verify_captures_give_the_expected_messages)
+{
+	static const char *dirs[] = { MORAY_SRCDIR "/tests/data/peer/suricata-verify",
+				      "/work/shared/peer/suricata-verify" };
+	const char *dir = NULL;
+	struct stat st;
+
+	for (size_t i = 0; i < MRY_ARRAY_SIZE(dirs); i++)
+		if (stat(dirs[i], &st) == 0 && dir == NULL)
+			dir = dirs[i];
+	if (dir == NULL)
+		cr_skip_test("no suricata-verify captures");
+	for (size_t i = 0; i < MRY_ARRAY_SIZE(PEERS); i++) {
+		for (int mode = 0; mode < 2; mode++) {
+			char path[512];
+			struct mry_smtp_stats sst;
+			int ended = 0;
+
+			/*
+			 * Client first holds whole conversations behind DATA:
+			 * a buffer big enough that no decision is forced.
+			 */
+			struct mry_smtp_config cfg = { .max_sessions = 8,
+						       .max_pending_data = 4u << 20,
+						       .pending_pool_count = 2 };
+
+			teardown();
+			open_cfg(&cfg);
+			snprintf(path, sizeof(path), "%s/%s", dir, PEERS[i].file);
+			replay_pcap(path, mode == 1);
+			sst = stats();
+			for (int m = 0; m < R.nmsg; m++)
+				ended += R.m[m].ended;
+			cr_assert(eq(int, R.nmsg, PEERS[i].begun), "%s mode %d", PEERS[i].file, mode);
+			cr_assert(eq(int, ended, PEERS[i].ended), "%s mode %d", PEERS[i].file, mode);
+			cr_assert(eq(u64, sst.messages_accepted, (uint64_t)PEERS[i].accepted),
+				  "%s mode %d", PEERS[i].file, mode);
+			cr_assert(le(u32, R.an[MRY_SMTP_AN_UNKNOWN_COMMAND], PEERS[i].max_unknown),
+				  "%s mode %d", PEERS[i].file, mode);
+			cr_assert(eq(int, R.order_errors, 0), "%s mode %d", PEERS[i].file, mode);
+		}
+	}
 }
