@@ -46,6 +46,8 @@ enum mry_smtp_anomaly {
 	MRY_SMTP_AN_ENVELOPE_TRUNCATED,   /* address longer than stored */
 	MRY_SMTP_AN_DATA_AFTER_TLS,       /* cleartext after STARTTLS 220 */
 	MRY_SMTP_AN_MSG_UNTERMINATED,     /* connection ended inside a message */
+	MRY_SMTP_AN_PIPELINE_OVERFLOW,    /* more distinct pipelined commands than the reply queue holds */
+	MRY_SMTP_AN_REPLY_OUT_OF_STEP,    /* replies did not match commands: no greeting, or 354 not to DATA; resynchronised */
 	MRY_SMTP_AN_MAX,
 };
 
@@ -55,6 +57,9 @@ struct mry_smtp_config {
 	uint32_t pending_pool_count;      /* such buffers per worker, default 256 */
 	uint32_t max_rcpt;                /* recipients kept per transaction, default 100 (RFC 5321 §4.5.3.1.8) */
 	uint32_t max_addr_len;            /* bytes kept per address, default 256 */
+	/* additions (0 = default) */
+	uint32_t envelope_pool_count;     /* envelopes per worker (one per open transaction), default 1024 */
+	uint32_t line_pool_count;         /* 512-byte buffers for command lines split across segments, default 1024 */
 };
 
 struct mry_smtp_stats {
@@ -69,6 +74,10 @@ struct mry_smtp_stats {
 	uint64_t messages_aborted;
 	uint64_t starttls;
 	uint64_t anomalies[MRY_SMTP_AN_MAX];
+	/* additions */
+	uint64_t pending_pool_empty;      /* no buffer for bytes awaiting a reply: decided speculatively */
+	uint64_t envelope_pool_empty;     /* transaction without a stored envelope */
+	uint64_t line_pool_empty;         /* split command line kept only as a 32-byte prefix */
 };
 
 /* Envelope as known when the callback runs (pointers valid during it). */

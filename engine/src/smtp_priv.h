@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * SMTP module internals: the per-connection session (kept small: partial
+ * lines beyond a 32-byte prefix, bytes awaiting a reply and envelopes live
+ * in per-worker pools) and the reply queue entries. Unit tests may include
+ * this header; nothing else should.
+ */
+#ifndef MORAY_SMTP_PRIV_H
+#define MORAY_SMTP_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "moray/smtp.h"
+
+#define MRY_SMTP_MAX_SESSIONS_DEFAULT 65536u
+#define MRY_SMTP_MAX_PENDING_DEFAULT (64u * 1024u)
+#define MRY_SMTP_PENDING_POOL_DEFAULT 256u
+#define MRY_SMTP_MAX_RCPT_DEFAULT 100u
+#define MRY_SMTP_MAX_ADDR_DEFAULT 256u
+#define MRY_SMTP_ENV_POOL_DEFAULT 1024u
+#define MRY_SMTP_LINE_POOL_DEFAULT 1024u
+
+/* RFC 5321 §4.5.3.1.4 command line, §4.5.3.1.6 text line, §4.5.3.1.5 reply */
+#define MRY_SMTP_CMD_LINE_MAX 512u
+#define MRY_SMTP_DATA_LINE_MAX 1000u
+#define MRY_SMTP_REPLY_LINE_MAX 512u
+
+/* bytes of a split command line kept in the session itself */
+#define MRY_SMTP_LINE_INLINE 32u
+/* bytes of a command line kept at most (the pooled line buffer) */
+#define MRY_SMTP_LINE_KEEP MRY_SMTP_CMD_LINE_MAX
+/* bytes of a split reply line kept (code and start of text) */
+#define MRY_SMTP_SLINE_KEEP 80u
+/* distinct runs of commands awaiting replies */
+#define MRY_SMTP_QUEUE_CAP 16u
+
+/* what a pending reply answers */
+enum smtp_qtype {
+	SMTP_Q_GREETING = 0,
+	SMTP_Q_OTHER,     /* reply changes nothing we track */
+	SMTP_Q_MAIL,      /* arg: txn */
+	SMTP_Q_RCPT,      /* arg: txn << 16 | first slot (0xffff: not stored) */
+	SMTP_Q_DATA,
+	SMTP_Q_EOM,       /* final reply to a DATA message; arg: msg index */
+	SMTP_Q_BDAT,      /* arg: msg index */
+	SMTP_Q_AUTH,
+	SMTP_Q_STARTTLS,
+};
+
+#define SMTP_QF_LAST 0x01     /* BDAT ... LAST */
+#define SMTP_QF_SPEC 0x02     /* decided before the reply (buffer cap) */
+#define SMTP_QF_NESTED 0x04   /* MAIL inside a transaction */
+
+struct smtp_qent {
+	uint8_t type;
+	uint8_t flags;
+	uint16_t count;           /* replies this run still expects */
+	uint32_t arg;
+};
+
+/* client side parser state */
+enum smtp_cstate {
+	SMTP_CS_CMD = 0,
+	SMTP_CS_DATA,             /* DATA message body */
+	SMTP_CS_BDAT,             /* inside a BDAT chunk */
+};
+
+/* DATA body line state (RFC 5321 §4.5.2) */
+enum smtp_dstate {
+	SMTP_DS_LINE_START = 0,
+	SMTP_DS_MID,
+	SMTP_DS_DOT,              /* '.' at line start skipped */
+	SMTP_DS_DOT_CR,           /* ".\r..." : CRs held back */
+};
+
+/* a command whose reply decides how the following client bytes are read */
+enum smtp_gate {
+	SMTP_GATE_NONE = 0,
+	SMTP_GATE_DATA,
+	SMTP_GATE_AUTH,
+	SMTP_GATE_STARTTLS,
+};
+
+/* per-transaction envelope, from the ctx's envelope pool */
+struct smtp_env {
+	uint64_t declared_size;
+	uint32_t nb_slots;        /* recipients recorded (refused ones included) */
+	bool has_mail;
+	bool body_8bit;
+	bool body_binary;
+	bool smtputf8;
+	bool used_data;
+	bool used_bdat;
+	/* mail_from[addr_cap], rcpt[max_rcpt][addr_cap], refused[max_rcpt] */
+	uint8_t mem[];
+};
+
+struct mry_smtp_session {
+	void *user;
+	struct smtp_env *env;
+	uint8_t *pend;            /* bytes awaiting the gate's reply */
+	char *lbig;               /* pooled command line buffer */
+	uint64_t pend_off;        /* client offset of pend[0] */
+	uint64_t withhold;        /* UINT64_MAX when no DATA reply is pending */
+	uint64_t bdat_left;       /* chunk octets still to come */
+	uint64_t dot_off;         /* offset of the '.' that may end the message */
+	uint64_t msg_size;
+	uint64_t bdat_eom_off;
+	uint32_t pend_len;
+	uint32_t msg_count;       /* messages begun */
+	uint32_t cur_msg;         /* index of the open (or last) message */
+	uint32_t bdat_abort_idx;
+	uint32_t held_cr;         /* ".\r\r" CRs of earlier segments held back */
+	uint32_t dline_len;
+	uint32_t cline_len;       /* octets of the current command line so far */
+	uint16_t lbuf_len;        /* bytes kept of it */
+	uint16_t txn;             /* transaction generation */
+	uint8_t cstate;
+	uint8_t dstate;
+	uint8_t gate;
+	uint8_t q_head;
+	uint8_t q_len;
+	uint8_t sline_len;
+	uint32_t sline_total;     /* octets of the current reply line so far */
+	bool in_msg;
+	bool msg_bdat;            /* open message is BDAT */
+	bool bdat_last;
+	bool bdat_discard;        /* chunks of a rejected BDAT message */
+	bool bdat_aborted;        /* bdat_abort_idx valid */
+	bool sasl_skip;           /* drop client bytes up to LF (SASL response) */
+	bool greeted;
+	bool encrypted;
+	bool closed;
+	bool c_prev_cr;           /* last client byte seen was CR */
+	bool c_long;              /* current line already reported too long */
+	bool c_pooled_miss;       /* line pool was empty for this line */
+	bool c_dropped;           /* a non-CR byte of this command line was not kept */
+	bool s_dropped;           /* same for the reply line */
+	bool pipe_reported;       /* PIPELINE_AFTER_DATA once per DATA */
+	bool tls_check;           /* first client byte after 220 not seen yet */
+	bool c_bare_cr;           /* BARE_CR already reported for this line */
+	struct smtp_qent q[MRY_SMTP_QUEUE_CAP];
+	char lbuf[MRY_SMTP_LINE_INLINE];
+	char sline[MRY_SMTP_SLINE_KEEP];
+};
+
+#endif /* MORAY_SMTP_PRIV_H */
