@@ -1,3 +1,1486 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* placeholder */
+/*
+ * Signature sources: moray's text format and ClamAV .ndb body signatures,
+ * both turned into Hyperscan expressions, then compiled into a database
+ * image (one HS_MODE_STREAM database per scan slot).
+ *
+ * Trade-off: every pattern kind becomes a regular expression, even plain
+ * literals (as \xHH escapes), so one hs_compile_ext_multi() per slot holds
+ * everything; Hyperscan extracts the literals itself. Each expression is
+ * checked with hs_expression_ext_info() as it is parsed, so a mistake is
+ * reported at its file:line:col rather than as a failed compile of the
+ * whole set. Control path only: plain malloc, no pools.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hs/hs.h>
+
 #include "moray/sigsrc.h"
+#include "sigdb_priv.h"
+
+struct mry_sigsrc {
+	struct mry_sigsrc_sig *sigs;
+	uint32_t nb, cap;
+	uint32_t nb_ndb_files;
+	uint32_t nb_errors;
+	char *errors[MRY_SIGSRC_MAX_ERRORS];
+	uint32_t nb_notes, notes_cap;
+	char **notes;
+	struct mry_ndb_report ndb;
+};
+
+/* ---- growable string ------------------------------------------------- */
+
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void sb_putn(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t nc = b->cap == 0 ? 64 : b->cap;
+		char *np;
+
+		while (nc < b->len + n + 1)
+			nc *= 2;
+		np = realloc(b->p, nc);
+		if (np == NULL) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = nc;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void sb_puts(struct sbuf *b, const char *s)
+{
+	sb_putn(b, s, strlen(s));
+}
+
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+	char tmp[128];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		sb_putn(b, tmp, MRY_MIN((size_t)n, sizeof(tmp) - 1));
+}
+
+static void sb_byte(struct sbuf *b, unsigned v)
+{
+	sb_printf(b, "\\x%02x", v & 0xffu);
+}
+
+/* ---- error and note lists ------------------------------------------- */
+
+static void add_error(struct mry_sigsrc *s, const char *fname, size_t line,
+		      size_t col, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static void add_error(struct mry_sigsrc *s, const char *fname, size_t line,
+		      size_t col, const char *fmt, ...)
+{
+	char msg[384];
+	char *full;
+	va_list ap;
+	int n;
+
+	s->nb_errors++;
+	if (s->nb_errors > MRY_SIGSRC_MAX_ERRORS)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	n = snprintf(NULL, 0, "%s:%zu:%zu: %s", fname, line, col, msg);
+	full = malloc((size_t)n + 1);
+	if (full == NULL)
+		return;
+	snprintf(full, (size_t)n + 1, "%s:%zu:%zu: %s", fname, line, col, msg);
+	s->errors[s->nb_errors - 1] = full;
+}
+
+static int add_note(struct mry_sigsrc *s, const char *text)
+{
+	char *d;
+
+	if (s->nb_notes == s->notes_cap) {
+		uint32_t nc = s->notes_cap == 0 ? 16 : s->notes_cap * 2;
+		char **nn = realloc(s->notes, nc * sizeof(*nn));
+
+		if (nn == NULL)
+			return -ENOMEM;
+		s->notes = nn;
+		s->notes_cap = nc;
+	}
+	d = strdup(text);
+	if (d == NULL)
+		return -ENOMEM;
+	s->notes[s->nb_notes++] = d;
+	return 0;
+}
+
+/* ---- set ------------------------------------------------------------- */
+
+struct mry_sigsrc *mry_sigsrc_create(void)
+{
+	return calloc(1, sizeof(struct mry_sigsrc));
+}
+
+static void sig_clear(struct mry_sigsrc_sig *g)
+{
+	free(g->name);
+	free(g->expr);
+	free(g->origin);
+	memset(g, 0, sizeof(*g));
+}
+
+void mry_sigsrc_destroy(struct mry_sigsrc *s)
+{
+	uint32_t i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < s->nb; i++)
+		sig_clear(&s->sigs[i]);
+	free(s->sigs);
+	for (i = 0; i < MRY_MIN(s->nb_errors, MRY_SIGSRC_MAX_ERRORS); i++)
+		free(s->errors[i]);
+	for (i = 0; i < s->nb_notes; i++)
+		free(s->notes[i]);
+	free(s->notes);
+	free(s);
+}
+
+uint32_t mry_sigsrc_nb_sigs(const struct mry_sigsrc *s) { return s->nb; }
+
+const struct mry_sigsrc_sig *mry_sigsrc_sig_at(const struct mry_sigsrc *s, uint32_t i)
+{
+	return i < s->nb ? &s->sigs[i] : NULL;
+}
+
+uint32_t mry_sigsrc_nb_errors(const struct mry_sigsrc *s) { return s->nb_errors; }
+
+const char *mry_sigsrc_error(const struct mry_sigsrc *s, uint32_t i)
+{
+	if (i >= MRY_MIN(s->nb_errors, MRY_SIGSRC_MAX_ERRORS))
+		return NULL;
+	return s->errors[i];
+}
+
+uint32_t mry_sigsrc_nb_notes(const struct mry_sigsrc *s) { return s->nb_notes; }
+
+const char *mry_sigsrc_note(const struct mry_sigsrc *s, uint32_t i)
+{
+	return i < s->nb_notes ? s->notes[i] : NULL;
+}
+
+const struct mry_ndb_report *mry_sigsrc_ndb_report(const struct mry_sigsrc *s)
+{
+	return &s->ndb;
+}
+
+static const char *const skip_names[MRY_NDB_SKIP_MAX] = {
+	[MRY_NDB_SKIP_SYNTAX] = "syntax",
+	[MRY_NDB_SKIP_OFFSET_EOF] = "offset_eof",
+	[MRY_NDB_SKIP_OFFSET_EP] = "offset_ep",
+	[MRY_NDB_SKIP_OFFSET_SECTION] = "offset_section",
+	[MRY_NDB_SKIP_OFFSET_OTHER] = "offset_other",
+	[MRY_NDB_SKIP_OFFSET_RANGE] = "offset_range",
+	[MRY_NDB_SKIP_ANCHOR] = "anchor",
+	[MRY_NDB_SKIP_NEG_MULTIBYTE] = "neg_multibyte",
+	[MRY_NDB_SKIP_TARGET] = "target",
+	[MRY_NDB_SKIP_HS_COMPILE] = "hs_compile",
+};
+
+const char *mry_ndb_skip_name(enum mry_ndb_skip r)
+{
+	if ((unsigned)r >= MRY_NDB_SKIP_MAX)
+		return "unknown";
+	return skip_names[r];
+}
+
+/* Takes ownership of name, expr, origin (freed on failure). */
+static int add_sig(struct mry_sigsrc *s, const struct mry_sigsrc_sig *g)
+{
+	if (s->nb == s->cap) {
+		uint32_t nc = s->cap == 0 ? 64 : s->cap * 2;
+		struct mry_sigsrc_sig *n = realloc(s->sigs, nc * sizeof(*n));
+
+		if (n == NULL) {
+			struct mry_sigsrc_sig tmp = *g;
+
+			sig_clear(&tmp);
+			return -ENOMEM;
+		}
+		s->sigs = n;
+		s->cap = nc;
+	}
+	s->sigs[s->nb++] = *g;
+	return 0;
+}
+
+/* ---- hex signatures (ClamAV syntax, shared by moray hex:) ------------- */
+
+struct hexp {
+	const char *p;
+	size_t len, pos;
+	struct sbuf *out;
+	int fail;            /* 0 or 1 + enum mry_ndb_skip */
+	size_t fail_col;
+	char *err;
+	size_t err_len;
+	uint32_t wide;       /* bounds clamped */
+};
+
+#define W_INF UINT64_MAX
+
+static uint64_t w_add(uint64_t a, uint64_t b)
+{
+	return (a == W_INF || b == W_INF || a + b < a) ? W_INF : a + b;
+}
+
+static int hex_val(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static void hp_fail(struct hexp *h, enum mry_ndb_skip r, size_t col,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void hp_fail(struct hexp *h, enum mry_ndb_skip r, size_t col,
+		    const char *fmt, ...)
+{
+	va_list ap;
+
+	if (h->fail != 0)
+		return;
+	h->fail = 1 + (int)r;
+	h->fail_col = col;
+	if (h->err != NULL && h->err_len > 0) {
+		va_start(ap, fmt);
+		vsnprintf(h->err, h->err_len, fmt, ap);
+		va_end(ap);
+	}
+}
+
+static void hp_ws(struct hexp *h)
+{
+	while (h->pos < h->len && (h->p[h->pos] == ' ' || h->p[h->pos] == '\t'))
+		h->pos++;
+}
+
+/* decimal number; false when none */
+static bool hp_num(struct hexp *h, uint64_t *v)
+{
+	size_t start = h->pos;
+	uint64_t n = 0;
+
+	while (h->pos < h->len && isdigit((unsigned char)h->p[h->pos])) {
+		if (n > 100000000000ULL)
+			n = 100000000000ULL;   /* saturate; far beyond any limit */
+		else
+			n = n * 10 + (uint64_t)(h->p[h->pos] - '0');
+		h->pos++;
+	}
+	*v = n;
+	return h->pos > start;
+}
+
+/* emit a gap of {lo,hi} any bytes (hi W_INF = unbounded) */
+static void emit_gap(struct hexp *h, uint64_t lo, uint64_t hi)
+{
+	if (hi != W_INF && lo > hi)
+		return;
+	if (lo > MRY_SIGSRC_HS_BOUND_MAX) {
+		h->wide++;
+		sb_puts(h->out, ".*");
+		return;
+	}
+	if (hi != W_INF && hi > MRY_SIGSRC_HS_BOUND_MAX) {
+		h->wide++;
+		hi = W_INF;
+	}
+	if (hi == W_INF) {
+		if (lo == 0)
+			sb_puts(h->out, ".*");
+		else
+			sb_printf(h->out, ".{%llu,}", (unsigned long long)lo);
+	} else if (lo == hi) {
+		if (lo == 1)
+			sb_puts(h->out, ".");
+		else if (lo > 1)
+			sb_printf(h->out, ".{%llu}", (unsigned long long)lo);
+	} else {
+		sb_printf(h->out, ".{%llu,%llu}", (unsigned long long)lo,
+			  (unsigned long long)hi);
+	}
+}
+
+static void hp_seq(struct hexp *h, uint64_t *min_w, uint64_t *max_w, int depth);
+
+/* after '(' (or '!('): alternatives until ')' */
+static void hp_alt(struct hexp *h, bool negated, size_t open_col,
+		   uint64_t *min_w, uint64_t *max_w, int depth)
+{
+	uint64_t amin = W_INF, amax = 0;
+	size_t save_len = h->out->len;
+	bool all_single = true;
+	int nalt = 0;
+
+	if (depth > 16) {
+		hp_fail(h, MRY_NDB_SKIP_SYNTAX, open_col, "alternatives nested too deep");
+		return;
+	}
+	if (!negated)
+		sb_puts(h->out, "(?:");
+	for (;;) {
+		uint64_t smin = 0, smax = 0;
+		size_t before = h->out->len;
+
+		if (nalt > 0 && !negated)
+			sb_puts(h->out, "|");
+		hp_seq(h, &smin, &smax, depth + 1);
+		if (h->fail != 0)
+			return;
+		if (smin == 0 && smax == 0) {
+			hp_fail(h, MRY_NDB_SKIP_SYNTAX, h->pos, "empty alternative");
+			return;
+		}
+		if (smin != 1 || smax != 1)
+			all_single = false;
+		/* a negated alternative must be one literal byte: "\xHH" */
+		if (negated && (h->out->len - before != 4 || h->out->p[before] != '\\'))
+			all_single = false;
+		amin = MRY_MIN(amin, smin);
+		amax = MRY_MAX(amax, smax);
+		nalt++;
+		hp_ws(h);
+		if (h->pos >= h->len) {
+			hp_fail(h, MRY_NDB_SKIP_SYNTAX, open_col, "unbalanced '(': no ')'");
+			return;
+		}
+		if (h->p[h->pos] == '|') {
+			h->pos++;
+			continue;
+		}
+		if (h->p[h->pos] == ')') {
+			h->pos++;
+			break;
+		}
+		hp_fail(h, MRY_NDB_SKIP_SYNTAX, h->pos, "unexpected '%c' in alternative",
+			h->p[h->pos]);
+		return;
+	}
+	if (negated) {
+		/* rebuild as a negated byte class from the emitted \xHH atoms */
+		char *atoms;
+		size_t n, i;
+
+		if (!all_single) {
+			hp_fail(h, MRY_NDB_SKIP_NEG_MULTIBYTE, open_col,
+				"negated alternative with multi-byte or wildcard members");
+			return;
+		}
+		n = h->out->len - save_len;
+		atoms = malloc(n + 1);
+		if (atoms == NULL) {
+			h->out->oom = true;
+			return;
+		}
+		memcpy(atoms, h->out->p + save_len, n);
+		h->out->len = save_len;
+		sb_puts(h->out, "[^");
+		for (i = 0; i + 4 <= n; i += 4)
+			sb_putn(h->out, atoms + i, 4);
+		sb_puts(h->out, "]");
+		free(atoms);
+		amin = amax = 1;
+	} else {
+		sb_puts(h->out, ")");
+	}
+	*min_w = w_add(*min_w, amin);
+	*max_w = w_add(*max_w, amax);
+}
+
+static void hp_seq(struct hexp *h, uint64_t *min_w, uint64_t *max_w, int depth)
+{
+	for (;;) {
+		size_t col;
+		char c;
+
+		hp_ws(h);
+		if (h->fail != 0 || h->pos >= h->len)
+			return;
+		col = h->pos;
+		c = h->p[h->pos];
+		if (c == '|' || c == ')')
+			return;
+		if (c == '*') {
+			h->pos++;
+			sb_puts(h->out, ".*");
+			*max_w = W_INF;
+			continue;
+		}
+		if (c == '{') {
+			uint64_t lo = 0, hi = W_INF;
+			bool has_lo, has_hi = false;
+
+			h->pos++;
+			has_lo = hp_num(h, &lo);
+			if (h->pos < h->len && h->p[h->pos] == '-') {
+				h->pos++;
+				has_hi = hp_num(h, &hi);
+				if (!has_hi)
+					hi = W_INF;
+				if (!has_lo && !has_hi) {
+					hp_fail(h, MRY_NDB_SKIP_SYNTAX, col, "empty gap '{-}'");
+					return;
+				}
+			} else if (has_lo) {
+				hi = lo;
+			} else {
+				hp_fail(h, MRY_NDB_SKIP_SYNTAX, col, "bad gap: expected {n}, {n-m}, {-n} or {n-}");
+				return;
+			}
+			if (h->pos >= h->len || h->p[h->pos] != '}') {
+				hp_fail(h, MRY_NDB_SKIP_SYNTAX, col, "unterminated gap '{'");
+				return;
+			}
+			h->pos++;
+			if (hi != W_INF && lo > hi) {
+				hp_fail(h, MRY_NDB_SKIP_SYNTAX, col, "gap {%llu-%llu}: low bound above high",
+					(unsigned long long)lo, (unsigned long long)hi);
+				return;
+			}
+			emit_gap(h, lo, hi);
+			*min_w = w_add(*min_w, lo);
+			*max_w = w_add(*max_w, hi);
+			continue;
+		}
+		if (c == '[') {
+			uint64_t lo, hi;
+
+			h->pos++;
+			if (!hp_num(h, &lo) || h->pos >= h->len || h->p[h->pos] != '-') {
+				hp_fail(h, MRY_NDB_SKIP_SYNTAX, col, "bad range: expected [n-m]");
+				return;
+			}
+			h->pos++;
+			if (!hp_num(h, &hi) || h->pos >= h->len || h->p[h->pos] != ']') {
+				hp_fail(h, MRY_NDB_SKIP_SYNTAX, col, "bad range: expected [n-m]");
+				return;
+			}
+			h->pos++;
+			if (lo > hi) {
+				hp_fail(h, MRY_NDB_SKIP_SYNTAX, col, "range [%llu-%llu]: low bound above high",
+					(unsigned long long)lo, (unsigned long long)hi);
+				return;
+			}
+			emit_gap(h, lo, hi);
+			*min_w = w_add(*min_w, lo);
+			*max_w = w_add(*max_w, hi);
+			continue;
+		}
+		if (c == '!') {
+			h->pos++;
+			if (h->pos >= h->len || h->p[h->pos] != '(') {
+				hp_fail(h, MRY_NDB_SKIP_SYNTAX, col, "'!' must precede '('");
+				return;
+			}
+			h->pos++;
+			hp_alt(h, true, col, min_w, max_w, depth);
+			continue;
+		}
+		if (c == '(') {
+			if (h->pos + 2 < h->len && h->p[h->pos + 2] == ')' &&
+			    (h->p[h->pos + 1] == 'B' || h->p[h->pos + 1] == 'L' ||
+			     h->p[h->pos + 1] == 'W')) {
+				hp_fail(h, MRY_NDB_SKIP_ANCHOR, col,
+					"boundary anchor (%c) needs look-around", h->p[h->pos + 1]);
+				return;
+			}
+			h->pos++;
+			hp_alt(h, false, col, min_w, max_w, depth);
+			continue;
+		}
+		/* a byte: two nibbles, each a hex digit or '?' */
+		if (h->pos + 1 >= h->len) {
+			hp_fail(h, MRY_NDB_SKIP_SYNTAX, col, "odd number of hex digits");
+			return;
+		}
+		{
+			char c2 = h->p[h->pos + 1];
+			int hi = hex_val(c), lo = hex_val(c2);
+
+			if ((hi < 0 && c != '?') || (lo < 0 && c2 != '?')) {
+				size_t bad = (hi < 0 && c != '?') ? col : col + 1;
+
+				hp_fail(h, MRY_NDB_SKIP_SYNTAX, bad, "bad hex digit '%c'",
+					h->p[bad]);
+				return;
+			}
+			h->pos += 2;
+			if (hi >= 0 && lo >= 0) {
+				sb_byte(h->out, (unsigned)(hi << 4 | lo));
+			} else if (hi < 0 && lo < 0) {
+				sb_puts(h->out, ".");
+			} else if (hi >= 0) {
+				/* a? : high nibble fixed */
+				sb_puts(h->out, "[");
+				sb_byte(h->out, (unsigned)(hi << 4));
+				sb_puts(h->out, "-");
+				sb_byte(h->out, (unsigned)(hi << 4 | 0xf));
+				sb_puts(h->out, "]");
+			} else {
+				/* ?a : low nibble fixed, 16 bytes */
+				int k;
+
+				sb_puts(h->out, "[");
+				for (k = 0; k < 16; k++)
+					sb_byte(h->out, (unsigned)(k << 4 | lo));
+				sb_puts(h->out, "]");
+			}
+			*min_w = w_add(*min_w, 1);
+			*max_w = w_add(*max_w, 1);
+		}
+	}
+}
+
+static int hex_translate(const char *hex, size_t len, struct sbuf *out,
+			 uint64_t *min_w, uint64_t *max_w, uint32_t *wide,
+			 char *err, size_t err_len, size_t *err_col)
+{
+	struct hexp h = {
+		.p = hex, .len = len, .out = out, .err = err, .err_len = err_len,
+	};
+
+	*min_w = 0;
+	*max_w = 0;
+	hp_seq(&h, min_w, max_w, 0);
+	if (h.fail == 0 && h.pos < h.len)
+		hp_fail(&h, MRY_NDB_SKIP_SYNTAX, h.pos, "unbalanced ')'");
+	if (h.fail == 0 && *max_w == 0)
+		hp_fail(&h, MRY_NDB_SKIP_SYNTAX, 0, "empty hex signature");
+	if (h.fail == 0 && *min_w == 0)
+		hp_fail(&h, MRY_NDB_SKIP_SYNTAX, 0, "hex signature can match nothing at all");
+	if (out->oom)
+		return -ENOMEM;
+	if (wide != NULL)
+		*wide += h.wide;
+	if (err_col != NULL)
+		*err_col = h.fail_col;
+	return h.fail;
+}
+
+int mry_sigsrc_hex_to_expr(const char *hex, size_t len, char **expr,
+			   uint64_t *min_w, uint64_t *max_w,
+			   char *err, size_t err_len, size_t *err_col)
+{
+	struct sbuf b = { 0 };
+	int rc = hex_translate(hex, len, &b, min_w, max_w, NULL, err, err_len,
+			       err_col);
+
+	if (rc != 0) {
+		free(b.p);
+		*expr = NULL;
+		return rc;
+	}
+	*expr = b.p;
+	return 0;
+}
+
+/* Hyperscan's own verdict on one expression (NULL message = fine). */
+static bool hs_check(const char *expr, unsigned flags, const struct mry_sigsrc_sig *g,
+		     char *msg, size_t msg_len)
+{
+	hs_expr_info_t *info = NULL;
+	hs_compile_error_t *cerr = NULL;
+	hs_expr_ext_t ext = { 0 };
+	hs_error_t rc;
+
+	if (g->min_offset != 0) {
+		ext.flags |= HS_EXT_FLAG_MIN_OFFSET;
+		ext.min_offset = g->min_offset;
+	}
+	if (g->max_offset != 0) {
+		ext.flags |= HS_EXT_FLAG_MAX_OFFSET;
+		ext.max_offset = g->max_offset;
+	}
+	rc = hs_expression_ext_info(expr, flags, &ext, &info, &cerr);
+	if (rc != HS_SUCCESS) {
+		snprintf(msg, msg_len, "%s", cerr != NULL ? cerr->message : "rejected");
+		hs_free_compile_error(cerr);
+		return false;
+	}
+	free(info);
+	return true;
+}
+
+/* ---- moray format ------------------------------------------------------ */
+
+struct line_ctx {
+	struct mry_sigsrc *s;
+	const char *fname;
+	size_t line;
+	const char *l;       /* line start */
+	size_t len;
+	size_t pos;
+};
+
+static bool lc_ws(struct line_ctx *c)
+{
+	size_t p0 = c->pos;
+
+	while (c->pos < c->len && (c->l[c->pos] == ' ' || c->l[c->pos] == '\t'))
+		c->pos++;
+	return c->pos > p0;
+}
+
+/* next whitespace-delimited field; returns its length */
+static size_t lc_field(struct line_ctx *c, const char **f)
+{
+	size_t p0 = c->pos;
+
+	while (c->pos < c->len && c->l[c->pos] != ' ' && c->l[c->pos] != '\t')
+		c->pos++;
+	*f = c->l + p0;
+	return c->pos - p0;
+}
+
+#define LERR(c, col, ...) add_error((c)->s, (c)->fname, (c)->line, (col) + 1, __VA_ARGS__)
+
+static bool field_is(const char *f, size_t n, const char *w)
+{
+	return strlen(w) == n && memcmp(f, w, n) == 0;
+}
+
+static int parse_targets(const char *f, size_t n, uint8_t *t)
+{
+	size_t i = 0;
+
+	*t = 0;
+	while (i < n) {
+		size_t j = i;
+
+		while (j < n && f[j] != ',')
+			j++;
+		if (field_is(f + i, j - i, "raw"))
+			*t |= MRY_TARGET_RAW;
+		else if (field_is(f + i, j - i, "decoded"))
+			*t |= MRY_TARGET_DECODED;
+		else if (field_is(f + i, j - i, "headers"))
+			*t |= MRY_TARGET_HEADERS;
+		else if (field_is(f + i, j - i, "any"))
+			*t |= MRY_TARGET_ANY;
+		else
+			return (int)i;
+		i = j + 1;
+	}
+	return *t == 0 ? 0 : -1;
+}
+
+/* lit:"..."[i] -> escaped regex; returns false on error (reported) */
+static bool parse_literal(struct line_ctx *c, size_t start, struct sbuf *out,
+			  unsigned *flags)
+{
+	size_t p = start, nbytes = 0;
+
+	if (p >= c->len || c->l[p] != '"') {
+		LERR(c, p, "literal must start with '\"'");
+		return false;
+	}
+	p++;
+	for (;;) {
+		unsigned char ch;
+
+		if (p >= c->len) {
+			LERR(c, start, "unterminated literal: no closing '\"'");
+			return false;
+		}
+		ch = (unsigned char)c->l[p];
+		if (ch == '"')
+			break;
+		if (ch == '\\') {
+			if (p + 1 >= c->len) {
+				LERR(c, p, "unterminated escape");
+				return false;
+			}
+			switch (c->l[p + 1]) {
+			case 'n': ch = '\n'; break;
+			case 'r': ch = '\r'; break;
+			case 't': ch = '\t'; break;
+			case '\\': ch = '\\'; break;
+			case '"': ch = '"'; break;
+			case 'x': {
+				int a = p + 3 < c->len ? hex_val(c->l[p + 2]) : -1;
+				int b = p + 3 < c->len ? hex_val(c->l[p + 3]) : -1;
+
+				if (a < 0 || b < 0) {
+					LERR(c, p, "bad escape: \\x needs two hex digits");
+					return false;
+				}
+				ch = (unsigned char)(a << 4 | b);
+				p += 2;
+				break;
+			}
+			default:
+				LERR(c, p, "unknown escape '\\%c' (known: \\xHH \\n \\r \\t \\\\ \\\")",
+				     c->l[p + 1]);
+				return false;
+			}
+			p += 2;
+		} else {
+			p++;
+		}
+		if (isalnum(ch))
+			sb_putn(out, (const char *)&ch, 1);
+		else
+			sb_byte(out, ch);
+		nbytes++;
+	}
+	p++;
+	if (nbytes == 0) {
+		LERR(c, start, "empty literal");
+		return false;
+	}
+	while (p < c->len && c->l[p] != ' ' && c->l[p] != '\t') {
+		if (c->l[p] == 'i') {
+			*flags |= HS_FLAG_CASELESS;
+		} else {
+			LERR(c, p, "unknown literal flag '%c' (known: i)", c->l[p]);
+			return false;
+		}
+		p++;
+	}
+	c->pos = p;
+	return true;
+}
+
+/* re:/.../flags, the regex runs to the last '/' on the line */
+static bool parse_regex(struct line_ctx *c, size_t start, struct sbuf *out,
+			unsigned *flags)
+{
+	size_t end = c->len, p;
+
+	while (end > start && (c->l[end - 1] == ' ' || c->l[end - 1] == '\t'))
+		end--;
+	if (start >= end || c->l[start] != '/') {
+		LERR(c, start, "regex must be written /.../flags");
+		return false;
+	}
+	p = end;
+	while (p > start + 1 && c->l[p - 1] != '/')
+		p--;
+	if (p <= start + 1) {
+		LERR(c, start, "unterminated regex: no closing '/'");
+		return false;
+	}
+	if (p - 1 == start + 1) {
+		LERR(c, start, "empty regex");
+		return false;
+	}
+	sb_putn(out, c->l + start + 1, p - 2 - start);
+	for (size_t q = p; q < end; q++) {
+		switch (c->l[q]) {
+		case 'i': *flags |= HS_FLAG_CASELESS; break;
+		case 's': *flags |= HS_FLAG_DOTALL; break;
+		case 'm': *flags |= HS_FLAG_MULTILINE; break;
+		case 'u': *flags |= HS_FLAG_UTF8 | HS_FLAG_UCP; break;
+		default:
+			LERR(c, q, "unknown regex flag '%c' (known: i s m u)", c->l[q]);
+			return false;
+		}
+	}
+	c->pos = end;
+	return true;
+}
+
+static const struct mry_sigsrc_sig *find_id(const struct mry_sigsrc *s, uint32_t id)
+{
+	for (uint32_t i = 0; i < s->nb; i++)
+		if (s->sigs[i].id == id)
+			return &s->sigs[i];
+	return NULL;
+}
+
+static char *origin_str(const char *fname, size_t line)
+{
+	int n = snprintf(NULL, 0, "%s:%zu", fname, line);
+	char *o = malloc((size_t)n + 1);
+
+	if (o != NULL)
+		snprintf(o, (size_t)n + 1, "%s:%zu", fname, line);
+	return o;
+}
+
+/* one non-blank, non-comment line; returns -ENOMEM or 0 */
+static int parse_line(struct line_ctx *c)
+{
+	struct mry_sigsrc_sig g = { 0 };
+	struct sbuf expr = { 0 };
+	const char *f;
+	size_t n, col, pat_col;
+	unsigned long long id;
+	char *endp, hsmsg[256], num[16];
+	const struct mry_sigsrc_sig *dup;
+	int bad;
+
+	/* id */
+	lc_ws(c);
+	col = c->pos;
+	n = lc_field(c, &f);
+	if (n == 0 || n >= sizeof(num)) {
+		LERR(c, col, "bad id: expected a number 1..%u", MRY_SIGSRC_NDB_ID_BASE - 1);
+		return 0;
+	}
+	memcpy(num, f, n);
+	num[n] = '\0';
+	errno = 0;
+	id = strtoull(num, &endp, 10);
+	if (*endp != '\0' || !isdigit((unsigned char)num[0]) || id == 0 ||
+	    id >= MRY_SIGSRC_NDB_ID_BASE) {
+		LERR(c, col, "bad id '%s': expected a number 1..%u", num,
+		     MRY_SIGSRC_NDB_ID_BASE - 1);
+		return 0;
+	}
+	dup = find_id(c->s, (uint32_t)id);
+	if (dup != NULL) {
+		LERR(c, col, "duplicate id %llu (first defined at %s)", id, dup->origin);
+		return 0;
+	}
+	g.id = (uint32_t)id;
+
+	/* name */
+	if (!lc_ws(c) || c->pos >= c->len) {
+		LERR(c, c->pos, "missing name");
+		return 0;
+	}
+	col = c->pos;
+	n = lc_field(c, &f);
+	if (n > MRY_SIGSRC_NAME_MAX) {
+		LERR(c, col, "name longer than %d bytes", MRY_SIGSRC_NAME_MAX);
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!isgraph((unsigned char)f[i]) || f[i] == '"') {
+			LERR(c, col + i, "bad character in name");
+			return 0;
+		}
+	}
+	/* action */
+	if (!lc_ws(c) || c->pos >= c->len) {
+		LERR(c, c->pos, "missing action (reject, tempfail, log)");
+		return 0;
+	}
+	{
+		const char *a;
+		size_t an, acol = c->pos;
+
+		an = lc_field(c, &a);
+		if (field_is(a, an, "reject"))
+			g.action = MRY_ACTION_REJECT;
+		else if (field_is(a, an, "tempfail"))
+			g.action = MRY_ACTION_TEMPFAIL;
+		else if (field_is(a, an, "log"))
+			g.action = MRY_ACTION_LOG;
+		else {
+			LERR(c, acol, "unknown action '%.*s' (known: reject, tempfail, log)",
+			     (int)MRY_MIN(an, 32), a);
+			return 0;
+		}
+	}
+	/* target */
+	if (!lc_ws(c) || c->pos >= c->len) {
+		LERR(c, c->pos, "missing target (raw, decoded, headers, any)");
+		return 0;
+	}
+	{
+		const char *t;
+		size_t tn, tcol = c->pos;
+
+		tn = lc_field(c, &t);
+		bad = parse_targets(t, tn, &g.targets);
+		if (bad >= 0) {
+			LERR(c, tcol + (size_t)bad,
+			     "unknown target '%.*s' (known: raw, decoded, headers, any, comma-separated)",
+			     (int)MRY_MIN(tn, 32), t);
+			return 0;
+		}
+	}
+	/* pattern */
+	if (!lc_ws(c) || c->pos >= c->len) {
+		LERR(c, c->pos, "missing pattern (hex:, lit:, re:)");
+		return 0;
+	}
+	pat_col = c->pos;
+	/* Every expression reports once per stream: we only need to know a
+	 * signature matched, so HS_FLAG_SINGLEMATCH lets Hyperscan stop
+	 * tracking it (smaller stream state, fewer callbacks). No SOM: the
+	 * verdict never needs where a match started, and SOM would cost stream
+	 * state and a horizon limit. */
+	g.hs_flags = HS_FLAG_SINGLEMATCH;
+	if (c->len - c->pos >= 4 && memcmp(c->l + c->pos, "hex:", 4) == 0) {
+		uint64_t mn, mx;
+		char herr[160];
+		size_t ecol = 0;
+		int rc;
+
+		/* '??', '*', gaps: bytes, so '.' must match newlines too */
+		g.hs_flags |= HS_FLAG_DOTALL;
+		rc = hex_translate(c->l + c->pos + 4, c->len - c->pos - 4, &expr,
+				   &mn, &mx, NULL, herr, sizeof(herr), &ecol);
+		if (rc < 0)
+			goto nomem;
+		if (rc > 0) {
+			LERR(c, pat_col + 4 + ecol, "%s", herr);
+			goto fail;
+		}
+		c->pos = c->len;
+	} else if (c->len - c->pos >= 4 && memcmp(c->l + c->pos, "lit:", 4) == 0) {
+		if (!parse_literal(c, c->pos + 4, &expr, &g.hs_flags))
+			goto fail;
+	} else if (c->len - c->pos >= 3 && memcmp(c->l + c->pos, "re:", 3) == 0) {
+		if (!parse_regex(c, c->pos + 3, &expr, &g.hs_flags))
+			goto fail;
+	} else {
+		LERR(c, pat_col, "unknown pattern kind (known: hex:, lit:\"...\", re:/.../flags)");
+		goto fail;
+	}
+	if (expr.oom)
+		goto nomem;
+	lc_ws(c);
+	if (c->pos < c->len) {
+		LERR(c, c->pos, "unexpected text after pattern");
+		goto fail;
+	}
+	if (!hs_check(expr.p, g.hs_flags, &g, hsmsg, sizeof(hsmsg))) {
+		LERR(c, pat_col, "Hyperscan refuses pattern: %s", hsmsg);
+		goto fail;
+	}
+	g.name = strndup(f, n);
+	g.origin = origin_str(c->fname, c->line);
+	g.expr = expr.p;
+	if (g.name == NULL || g.origin == NULL) {
+		free(g.name);
+		free(g.origin);
+		goto nomem;
+	}
+	return add_sig(c->s, &g);
+fail:
+	free(expr.p);
+	return 0;
+nomem:
+	free(expr.p);
+	return -ENOMEM;
+}
+
+typedef int (*line_fn)(struct mry_sigsrc *s, const char *fname, size_t line,
+		       const char *l, size_t len);
+
+static int for_each_line(struct mry_sigsrc *s, const char *fname, const char *text,
+			 size_t len, line_fn fn)
+{
+	size_t p = 0, line = 0;
+
+	while (p < len) {
+		size_t e = p, l;
+		int rc;
+
+		while (e < len && text[e] != '\n')
+			e++;
+		line++;
+		l = e - p;
+		if (l > 0 && text[p + l - 1] == '\r')
+			l--;
+		rc = fn(s, fname, line, text + p, l);
+		if (rc < 0)
+			return rc;
+		p = e + 1;
+	}
+	return 0;
+}
+
+static bool blank_or_comment(const char *l, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && (l[i] == ' ' || l[i] == '\t'))
+		i++;
+	return i == len || l[i] == '#';
+}
+
+static int moray_line(struct mry_sigsrc *s, const char *fname, size_t line,
+		      const char *l, size_t len)
+{
+	struct line_ctx c = { .s = s, .fname = fname, .line = line, .l = l, .len = len };
+
+	if (blank_or_comment(l, len))
+		return 0;
+	if (memchr(l, '\0', len) != NULL) {
+		add_error(s, fname, line, 1, "NUL byte in line");
+		return 0;
+	}
+	return parse_line(&c);
+}
+
+int mry_sigsrc_parse(struct mry_sigsrc *s, const char *fname, const char *text,
+		     size_t len)
+{
+	uint32_t before = s->nb_errors;
+	int rc = for_each_line(s, fname, text, len, moray_line);
+
+	if (rc < 0)
+		return rc;
+	return s->nb_errors != before ? -EINVAL : 0;
+}
+
+/* ---- ClamAV .ndb ------------------------------------------------------ */
+
+struct ndb_ctx {
+	uint32_t base;
+};
+
+static int ndb_skip(struct mry_sigsrc *s, const char *fname, size_t line,
+		    const char *name, size_t name_len, enum mry_ndb_skip r,
+		    const char *why)
+{
+	char note[512];
+
+	s->ndb.skipped[r]++;
+	snprintf(note, sizeof(note), "%s:%zu: %.*s: %s: %s", fname, line,
+		 (int)MRY_MIN(name_len, 200), name, mry_ndb_skip_name(r), why);
+	return add_note(s, note);
+}
+
+static uint32_t ndb_cur_base;
+
+static int ndb_line(struct mry_sigsrc *s, const char *fname, size_t line,
+		    const char *l, size_t len)
+{
+	const char *fld[7];
+	size_t fl[7], nf = 0, p = 0;
+	struct mry_sigsrc_sig g = { 0 };
+	struct sbuf expr = { 0 };
+	uint64_t mn, mx, off_n = 0, off_m = 0;
+	bool anchored = false;
+	char herr[160], hsmsg[256];
+	unsigned long tt;
+	char num[24], *endp;
+	int rc;
+
+	if (blank_or_comment(l, len))
+		return 0;
+	s->ndb.lines++;
+	while (nf < MRY_ARRAY_SIZE(fld)) {
+		size_t e = p;
+
+		while (e < len && l[e] != ':')
+			e++;
+		fld[nf] = l + p;
+		fl[nf] = e - p;
+		nf++;
+		if (e >= len)
+			break;
+		p = e + 1;
+	}
+	if (nf < 4 || nf > 6)
+		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_SYNTAX,
+				"expected Name:TargetType:Offset:HexSignature[:MinFL[:MaxFL]]");
+	if (fl[0] == 0 || fl[0] > MRY_SIGSRC_NAME_MAX)
+		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_SYNTAX,
+				"empty or overlong name");
+	if (nf > 4)
+		s->ndb.flevel_ignored++;
+	/* target type */
+	if (fl[1] == 0 || fl[1] >= sizeof(num))
+		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_SYNTAX,
+				"bad target type");
+	memcpy(num, fld[1], fl[1]);
+	num[fl[1]] = '\0';
+	tt = strtoul(num, &endp, 10);
+	if (*endp != '\0' || !isdigit((unsigned char)num[0]))
+		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_SYNTAX,
+				"bad target type");
+	switch (tt) {
+	case 0: /* any file */
+	case 4: /* mail: the message and what it carries */
+		g.targets = MRY_TARGET_RAW | MRY_TARGET_DECODED;
+		break;
+	case 1: case 2: case 5: case 6: case 9: case 10: case 11: case 12:
+	case 14:
+		/* file types only exist once a MIME part is decoded */
+		g.targets = MRY_TARGET_DECODED;
+		break;
+	case 3: case 7:
+		/* HTML / ASCII: ClamAV matches normalised text; the closest we
+		 * have is the decoded part (no normalisation: may miss) */
+		g.targets = MRY_TARGET_DECODED;
+		break;
+	default:
+		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_TARGET,
+				"target type not mappable to a scan stream");
+	}
+	/* offset */
+	if (fl[2] == 1 && fld[2][0] == '*') {
+		/* anywhere */
+	} else if (fl[2] > 0 && isdigit((unsigned char)fld[2][0])) {
+		size_t i = 0;
+
+		off_n = 0;
+		while (i < fl[2] && isdigit((unsigned char)fld[2][i]) && off_n < 1000000000ULL)
+			off_n = off_n * 10 + (uint64_t)(fld[2][i++] - '0');
+		if (i < fl[2] && fld[2][i] == ',') {
+			size_t j = ++i;
+
+			while (i < fl[2] && isdigit((unsigned char)fld[2][i]) && off_m < 1000000000ULL)
+				off_m = off_m * 10 + (uint64_t)(fld[2][i++] - '0');
+			if (i == j)
+				i = fl[2] + 1;   /* force syntax error */
+		}
+		if (i != fl[2])
+			return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_SYNTAX,
+					"bad offset");
+		anchored = true;
+	} else if (fl[2] >= 4 && memcmp(fld[2], "EOF-", 4) == 0) {
+		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_OFFSET_EOF,
+				"offset from end of file: a stream's end is unknown while matching");
+	} else if (fl[2] >= 3 && (memcmp(fld[2], "EP+", 3) == 0 || memcmp(fld[2], "EP-", 3) == 0)) {
+		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_OFFSET_EP,
+				"offset from the PE entry point needs PE parsing");
+	} else if (fl[2] >= 2 && fld[2][0] == 'S' &&
+		   (isdigit((unsigned char)fld[2][1]) || fld[2][1] == 'E' || fld[2][1] == 'L')) {
+		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_OFFSET_SECTION,
+				"offset relative to a PE section needs PE parsing");
+	} else {
+		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_OFFSET_OTHER,
+				"offset form not supported (VI, macros, unknown)");
+	}
+	/* hex body */
+	rc = hex_translate(fld[3], fl[3], &expr, &mn, &mx, &s->ndb.wide_bounds,
+			   herr, sizeof(herr), NULL);
+	if (rc < 0) {
+		free(expr.p);
+		return rc;
+	}
+	if (rc > 0) {
+		free(expr.p);
+		return ndb_skip(s, fname, line, fld[0], fl[0],
+				(enum mry_ndb_skip)(rc - 1), herr);
+	}
+	g.hs_flags = HS_FLAG_SINGLEMATCH | HS_FLAG_DOTALL;
+	if (anchored) {
+		if (off_n + off_m <= MRY_SIGSRC_HS_BOUND_MAX) {
+			/* start of stream, then exactly n (or n..n+m) bytes */
+			struct sbuf a = { 0 };
+
+			if (off_m == 0)
+				sb_printf(&a, "^.{%llu}(?:", (unsigned long long)off_n);
+			else
+				sb_printf(&a, "^.{%llu,%llu}(?:", (unsigned long long)off_n,
+					  (unsigned long long)(off_n + off_m));
+			sb_puts(&a, expr.p);
+			sb_puts(&a, ")");
+			free(expr.p);
+			expr = a;
+			if (expr.oom) {
+				free(expr.p);
+				return -ENOMEM;
+			}
+		} else if (mn == mx) {
+			/* fixed width: Hyperscan bounds the match end instead */
+			g.min_offset = off_n + mn;
+			g.max_offset = off_n + off_m + mn;
+		} else {
+			free(expr.p);
+			return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_OFFSET_RANGE,
+					"offset beyond 32767 on a variable-width pattern");
+		}
+	}
+	if (!hs_check(expr.p, g.hs_flags, &g, hsmsg, sizeof(hsmsg))) {
+		free(expr.p);
+		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_HS_COMPILE, hsmsg);
+	}
+	g.id = ndb_cur_base + (uint32_t)line;
+	g.action = MRY_ACTION_REJECT;
+	g.from_ndb = true;
+	g.name = strndup(fld[0], fl[0]);
+	g.origin = origin_str(fname, line);
+	g.expr = expr.p;
+	if (g.name == NULL || g.origin == NULL) {
+		sig_clear(&g);
+		return -ENOMEM;
+	}
+	s->ndb.translated++;
+	return add_sig(s, &g);
+}
+
+int mry_sigsrc_parse_ndb(struct mry_sigsrc *s, const char *fname,
+			 const char *text, size_t len)
+{
+	/* for_each_line's callback has no context argument: the base is
+	 * passed through a file-scope variable (control path, one thread) */
+	ndb_cur_base = MRY_SIGSRC_NDB_ID_BASE * (s->nb_ndb_files + 1);
+	s->nb_ndb_files++;
+	return for_each_line(s, fname, text, len, ndb_line);
+}
+
+int mry_sigsrc_add_file(struct mry_sigsrc *s, const char *path)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t n, len;
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		rc = -errno;
+		add_error(s, path, 0, 0, "cannot read: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	len = (size_t)st.st_size;
+	buf = malloc(len + 1);
+	if (buf == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	for (n = 0; n < len;) {
+		ssize_t r = read(fd, buf + n, len - n);
+
+		if (r <= 0) {
+			rc = r == 0 ? -EIO : -errno;
+			add_error(s, path, 0, 0, "cannot read: %s", strerror(-rc));
+			free(buf);
+			close(fd);
+			return rc;
+		}
+		n += (size_t)r;
+	}
+	close(fd);
+	if (len >= 4 && strcmp(path + strlen(path) - 4, ".ndb") == 0)
+		rc = mry_sigsrc_parse_ndb(s, path, buf, len);
+	else
+		rc = mry_sigsrc_parse(s, path, buf, len);
+	free(buf);
+	return rc;
+}
+
+/* ---- compile ------------------------------------------------------------ */
+
+static int cmp_sig_id(const void *a, const void *b)
+{
+	const struct mry_sigsrc_sig *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static void free_dbs(hs_database_t **db)
+{
+	for (int i = 0; i < MRY_SLOT_MAX; i++) {
+		hs_free_database(db[i]);
+		db[i] = NULL;
+	}
+}
+
+static int compile_slots(struct mry_sigsrc *s, hs_database_t **db, bool *retry)
+{
+	const char **exprs = NULL;
+	unsigned *flags = NULL, *ids = NULL;
+	hs_expr_ext_t *exts = NULL;
+	const hs_expr_ext_t **extp = NULL;
+	uint32_t *idx = NULL;
+	int rc = 0;
+
+	*retry = false;
+	exprs = calloc(s->nb + 1, sizeof(*exprs));
+	flags = calloc(s->nb + 1, sizeof(*flags));
+	ids = calloc(s->nb + 1, sizeof(*ids));
+	exts = calloc(s->nb + 1, sizeof(*exts));
+	extp = calloc(s->nb + 1, sizeof(*extp));
+	idx = calloc(s->nb + 1, sizeof(*idx));
+	if (exprs == NULL || flags == NULL || ids == NULL || exts == NULL ||
+	    extp == NULL || idx == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (int slot = 0; slot < MRY_SLOT_MAX; slot++) {
+		hs_compile_error_t *cerr = NULL;
+		unsigned n = 0;
+
+		for (uint32_t i = 0; i < s->nb; i++) {
+			struct mry_sigsrc_sig *g = &s->sigs[i];
+
+			if ((g->targets & (1u << slot)) == 0)
+				continue;
+			exprs[n] = g->expr;
+			flags[n] = g->hs_flags;
+			ids[n] = g->id;
+			memset(&exts[n], 0, sizeof(exts[n]));
+			extp[n] = NULL;
+			if (g->min_offset != 0 || g->max_offset != 0) {
+				exts[n].flags = HS_EXT_FLAG_MIN_OFFSET | HS_EXT_FLAG_MAX_OFFSET;
+				exts[n].min_offset = g->min_offset;
+				exts[n].max_offset = g->max_offset;
+				extp[n] = &exts[n];
+			}
+			idx[n] = i;
+			n++;
+		}
+		if (n == 0)
+			continue;
+		if (hs_compile_ext_multi(exprs, flags, ids, extp, n, HS_MODE_STREAM,
+					 NULL, &db[slot], &cerr) == HS_SUCCESS)
+			continue;
+		if (cerr != NULL && cerr->expression >= 0 && (unsigned)cerr->expression < n) {
+			struct mry_sigsrc_sig *g = &s->sigs[idx[cerr->expression]];
+
+			if (g->from_ndb) {
+				char note[512];
+
+				snprintf(note, sizeof(note), "%s: %s: %s: %s", g->origin,
+					 g->name, mry_ndb_skip_name(MRY_NDB_SKIP_HS_COMPILE),
+					 cerr->message);
+				s->ndb.translated--;
+				s->ndb.skipped[MRY_NDB_SKIP_HS_COMPILE]++;
+				g->targets = 0;    /* dropped everywhere */
+				*retry = true;
+				rc = add_note(s, note);
+			} else {
+				add_error(s, g->origin, 0, 0, "Hyperscan refuses %s: %s",
+					  g->name, cerr->message);
+				rc = -EINVAL;
+			}
+		} else {
+			add_error(s, "compile", 0, 0, "Hyperscan: %s",
+				  cerr != NULL ? cerr->message : "failed");
+			rc = -EINVAL;
+		}
+		hs_free_compile_error(cerr);
+		goto out;
+	}
+out:
+	free(exprs);
+	free(flags);
+	free(ids);
+	free(exts);
+	free(extp);
+	free(idx);
+	if (rc != 0 || *retry)
+		free_dbs(db);
+	return rc;
+}
+
+int mry_sigsrc_compile(struct mry_sigsrc *s, const struct mry_sigc_opts *o,
+		       uint8_t **out, size_t *out_len, struct mry_sigc_report *rep)
+{
+	hs_database_t *db[MRY_SLOT_MAX] = { NULL };
+	char *blob[MRY_SLOT_MAX] = { NULL };
+	size_t blen[MRY_SLOT_MAX] = { 0 };
+	struct mry_sig_meta *metas = NULL;
+	struct mry_sigdb_build b = { 0 };
+	struct timespec t0, t1;
+	hs_scratch_t *scratch = NULL;
+	uint32_t nb = 0;
+	bool retry;
+	int rc;
+
+	memset(rep, 0, sizeof(*rep));
+	*out = NULL;
+	*out_len = 0;
+	if (s->nb_errors != 0)
+		return -EINVAL;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	qsort(s->sigs, s->nb, sizeof(*s->sigs), cmp_sig_id);
+	do {
+		rc = compile_slots(s, db, &retry);
+		if (rc != 0)
+			return rc;
+	} while (retry);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	rep->compile_s = (double)(t1.tv_sec - t0.tv_sec) +
+			 (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+
+	metas = calloc(s->nb + 1, sizeof(*metas));
+	if (metas == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < s->nb; i++) {
+		const struct mry_sigsrc_sig *g = &s->sigs[i];
+
+		if (g->targets == 0)
+			continue;
+		metas[nb].id = g->id;
+		metas[nb].action = g->action;
+		metas[nb].targets = g->targets;
+		metas[nb].name = g->name;
+		for (int k = 0; k < MRY_SLOT_MAX; k++)
+			if (g->targets & (1u << k))
+				rep->per_slot[k]++;
+		nb++;
+	}
+	if (nb == 0) {
+		add_error(s, "compile", 0, 0, "no signatures to compile");
+		rc = -ENOENT;
+		goto out;
+	}
+	for (int k = 0; k < MRY_SLOT_MAX; k++) {
+		if (db[k] == NULL)
+			continue;
+		if (hs_serialize_database(db[k], &blob[k], &blen[k]) != HS_SUCCESS ||
+		    hs_alloc_scratch(db[k], &scratch) != HS_SUCCESS) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		hs_stream_size(db[k], &rep->stream_size[k]);
+		rep->hs_size[k] = blen[k];
+	}
+	if (scratch != NULL)
+		hs_scratch_size(scratch, &rep->scratch_size);
+	b.generation = o->generation;
+	b.created = o->created;
+	b.nb_sigs = nb;
+	b.metas = metas;
+	for (int k = 0; k < MRY_SLOT_MAX; k++) {
+		b.hs_blob[k] = blob[k];
+		b.hs_len[k] = blen[k];
+	}
+	b.sign_key = o->sign_key;
+	rc = mry_sigdb_file_build(&b, out, out_len);
+	rep->nb_sigs = nb;
+out:
+	hs_free_scratch(scratch);
+	for (int k = 0; k < MRY_SLOT_MAX; k++)
+		free(blob[k]);
+	free_dbs(db);
+	free(metas);
+	return rc;
+}
