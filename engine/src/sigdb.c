@@ -50,6 +50,12 @@ struct mry_sigdb_gen {
 };
 
 static atomic_ullong gen_uid_next = 1;
+static atomic_ullong gen_live;
+
+uint64_t mry_sigdb_gen_nb_live(void)
+{
+	return atomic_load(&gen_live);
+}
 
 static const char *const status_names[MRY_SIGDB_STATUS_MAX] = {
 	[MRY_SIGDB_OK] = "ok",
@@ -103,6 +109,7 @@ void mry_sigdb_gen_unref(struct mry_sigdb_gen *g)
 		mry_log(MRY_LOG_INFO, "sigdb", "gen %llu freed",
 			(unsigned long long)g->number);
 		gen_free(g);
+		atomic_fetch_sub(&gen_live, 1);
 	}
 }
 
@@ -385,6 +392,7 @@ enum mry_sigdb_status mry_sigdb_load_mem(const uint8_t *buf, size_t len,
 		FAIL(MRY_SIGDB_STALE_GEN, "generation %llu is not above %llu (rollback refused)",
 		     (unsigned long long)g->number, (unsigned long long)min_gen);
 	g->uid = atomic_fetch_add(&gen_uid_next, 1);
+	atomic_fetch_add(&gen_live, 1);
 	*out = g;
 	g = NULL;
 	if (detail != NULL && detail_len > 0)

@@ -84,6 +84,9 @@ void mry_sigdb_file_reseal(uint8_t *buf, size_t len);
 /** Process-unique serial of a generation (scan.c: "scratch prepared for"). */
 uint64_t mry_sigdb_gen_uid(const struct mry_sigdb_gen *g);
 
+/** Generations alive in this process (tests prove freeing with it). */
+uint64_t mry_sigdb_gen_nb_live(void);
+
 static inline uint32_t mry_rd32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |

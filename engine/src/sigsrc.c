@@ -639,6 +639,12 @@ static bool hs_check(const char *expr, unsigned flags, const struct mry_sigsrc_s
 		hs_free_compile_error(cerr);
 		return false;
 	}
+	if (info->min_width == 0) {
+		/* would fire on every stream: certainly a mistake */
+		snprintf(msg, msg_len, "pattern matches the empty string");
+		free(info);
+		return false;
+	}
 	free(info);
 	return true;
 }
