@@ -97,7 +97,7 @@ static void teardown(void)
 
 TestSuite(scan, .init = setup, .fini = teardown);
 
-Test(scan, eicar_split_at_every_boundary_is_found, .timeout = 60)
+Test(scan, eicar_split_at_every_boundary_is_found)
 {
 	uint8_t msg[256], e[80];
 	size_t el = eicar(e), len;

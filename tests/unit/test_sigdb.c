@@ -6,6 +6,10 @@
  * the reason its position predicts; signatures, keys, forged platforms,
  * rollbacks; reference counting, pinning across a swap, and the generation
  * state machine.
+ *
+ * No Criterion .timeout here: with --jobs 2, two concurrent tests carrying
+ * one make Criterion 2.4.1 leak 48 bytes in its runner (LeakSanitizer
+ * fails the run); meson's test timeout bounds the whole file instead.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -102,7 +106,7 @@ Test(sigdb, status_names_are_distinct)
 	}
 }
 
-Test(sigdb, every_truncation_is_refused_as_truncated, .timeout = 120)
+Test(sigdb, every_truncation_is_refused_as_truncated)
 {
 	size_t len;
 	uint8_t *img = build(small_src, 1, NULL, &len);
@@ -188,12 +192,12 @@ static void flip_all(bool is_signed)
 	free(img);
 }
 
-Test(sigdb, every_bit_flip_is_refused_with_the_reason_of_its_position, .timeout = 300)
+Test(sigdb, every_bit_flip_is_refused_with_the_reason_of_its_position)
 {
 	flip_all(false);
 }
 
-Test(sigdb, every_bit_flip_of_a_signed_file_is_refused, .timeout = 300)
+Test(sigdb, every_bit_flip_of_a_signed_file_is_refused)
 {
 	flip_all(true);
 }

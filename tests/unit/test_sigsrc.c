@@ -542,7 +542,7 @@ static char *slurp(const char *path, size_t *len)
 	return b;
 }
 
-Test(sigsrc, rfxn_2013_ndb_imports_with_a_translation_report, .timeout = 120)
+Test(sigsrc, rfxn_2013_ndb_imports_with_a_translation_report)
 {
 	const char *path = MORAY_SRCDIR "/../shared/data/sigs/rfxn-2013.ndb";
 	struct mry_sigsrc *s = mry_sigsrc_create();
