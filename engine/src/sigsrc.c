@@ -1008,10 +1008,10 @@ nomem:
 }
 
 typedef int (*line_fn)(struct mry_sigsrc *s, const char *fname, size_t line,
-		       const char *l, size_t len);
+		       const char *l, size_t len, uint32_t id_base);
 
 static int for_each_line(struct mry_sigsrc *s, const char *fname, const char *text,
-			 size_t len, line_fn fn)
+			 size_t len, line_fn fn, uint32_t id_base)
 {
 	size_t p = 0, line = 0;
 
@@ -1025,7 +1025,7 @@ static int for_each_line(struct mry_sigsrc *s, const char *fname, const char *te
 		l = e - p;
 		if (l > 0 && text[p + l - 1] == '\r')
 			l--;
-		rc = fn(s, fname, line, text + p, l);
+		rc = fn(s, fname, line, text + p, l, id_base);
 		if (rc < 0)
 			return rc;
 		p = e + 1;
@@ -1043,8 +1043,9 @@ static bool blank_or_comment(const char *l, size_t len)
 }
 
 static int moray_line(struct mry_sigsrc *s, const char *fname, size_t line,
-		      const char *l, size_t len)
+		      const char *l, size_t len, uint32_t id_base)
 {
+	(void)id_base;
 	struct line_ctx c = { .s = s, .fname = fname, .line = line, .l = l, .len = len };
 
 	if (blank_or_comment(l, len))
@@ -1060,7 +1061,7 @@ int mry_sigsrc_parse(struct mry_sigsrc *s, const char *fname, const char *text,
 		     size_t len)
 {
 	uint32_t before = s->nb_errors;
-	int rc = for_each_line(s, fname, text, len, moray_line);
+	int rc = for_each_line(s, fname, text, len, moray_line, 0);
 
 	if (rc < 0)
 		return rc;
@@ -1068,10 +1069,6 @@ int mry_sigsrc_parse(struct mry_sigsrc *s, const char *fname, const char *text,
 }
 
 /* ---- ClamAV .ndb ------------------------------------------------------ */
-
-struct ndb_ctx {
-	uint32_t base;
-};
 
 static int ndb_skip(struct mry_sigsrc *s, const char *fname, size_t line,
 		    const char *name, size_t name_len, enum mry_ndb_skip r,
@@ -1085,10 +1082,8 @@ static int ndb_skip(struct mry_sigsrc *s, const char *fname, size_t line,
 	return add_note(s, note);
 }
 
-static uint32_t ndb_cur_base;
-
 static int ndb_line(struct mry_sigsrc *s, const char *fname, size_t line,
-		    const char *l, size_t len)
+		    const char *l, size_t len, uint32_t id_base)
 {
 	const char *fld[7];
 	size_t fl[7], nf = 0, p = 0;
@@ -1233,7 +1228,10 @@ static int ndb_line(struct mry_sigsrc *s, const char *fname, size_t line,
 		free(expr.p);
 		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_HS_COMPILE, hsmsg);
 	}
-	g.id = ndb_cur_base + (uint32_t)line;
+	if (line >= MRY_SIGSRC_NDB_ID_BASE)
+		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_SYNTAX,
+				"line number beyond the id range of one .ndb file");
+	g.id = id_base + (uint32_t)line;
 	g.action = MRY_ACTION_REJECT;
 	g.from_ndb = true;
 	g.name = strndup(fld[0], fl[0]);
@@ -1250,11 +1248,15 @@ static int ndb_line(struct mry_sigsrc *s, const char *fname, size_t line,
 int mry_sigsrc_parse_ndb(struct mry_sigsrc *s, const char *fname,
 			 const char *text, size_t len)
 {
-	/* for_each_line's callback has no context argument: the base is
-	 * passed through a file-scope variable (control path, one thread) */
-	ndb_cur_base = MRY_SIGSRC_NDB_ID_BASE * (s->nb_ndb_files + 1);
+	uint32_t base;
+
+	if (s->nb_ndb_files >= UINT32_MAX / MRY_SIGSRC_NDB_ID_BASE - 1) {
+		add_error(s, fname, 0, 0, "too many .ndb files");
+		return -EINVAL;
+	}
+	base = MRY_SIGSRC_NDB_ID_BASE * (s->nb_ndb_files + 1);
 	s->nb_ndb_files++;
-	return for_each_line(s, fname, text, len, ndb_line);
+	return for_each_line(s, fname, text, len, ndb_line, base);
 }
 
 int mry_sigsrc_add_file(struct mry_sigsrc *s, const char *path)

@@ -300,10 +300,15 @@ static int cmd_info(int argc, char **argv)
 		for (uint32_t i = 0; i < mry_sigdb_gen_nb_sigs(g); i++) {
 			const struct mry_sig_meta *m = mry_sigdb_gen_sig_at(g, i);
 
-			printf("%u\t%s\t%s\t%s%s%s\n", m->id, m->name, action_name(m->action),
-			       (m->targets & MRY_TARGET_RAW) ? "raw " : "",
-			       (m->targets & MRY_TARGET_DECODED) ? "decoded " : "",
-			       (m->targets & MRY_TARGET_HEADERS) ? "headers" : "");
+			char tg[32] = "";
+
+			if (m->targets & MRY_TARGET_RAW)
+				strcat(tg, ",raw");
+			if (m->targets & MRY_TARGET_DECODED)
+				strcat(tg, ",decoded");
+			if (m->targets & MRY_TARGET_HEADERS)
+				strcat(tg, ",headers");
+			printf("%u\t%s\t%s\t%s\n", m->id, m->name, action_name(m->action), tg + 1);
 		}
 	}
 	mry_sigdb_gen_unref(g);
