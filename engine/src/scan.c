@@ -13,8 +13,10 @@
  * Stream state never comes from malloc on the fast path:
  * hs_set_stream_allocator() is process-global and has no context argument,
  * so the hook finds the calling worker's scanner through a _Thread_local
- * pointer set by every entry point that may open or close a stream
- * (STYLE.md §5). Each state carries a 16-byte header naming the pool it came
+ * pointer, set only around the calls that open a stream or grow scratch
+ * and restored after, so other Hyperscan users in the process (the
+ * compiler, bench loops) never draw from a worker's pool (STYLE.md §5).
+ * Closing needs no context: the state's header names its pool. Each state carries a 16-byte header naming the pool it came
  * from, so a stream opened on an old generation's (smaller) pool is returned
  * there after the pool was replaced by mry_scanner_prepare(). Pools are
  * sized 3 streams per message, so a message that got its msg object and its
@@ -37,7 +39,7 @@
 
 #define STREAM_HDR 16u
 #define STREAM_MAGIC_POOL 0x6d72797374726d31ull  /* "mrystrm1" */
-#define STREAM_MAGIC_HEAP 0x6d72796865617031ull  /* "myheap1" */
+#define STREAM_MAGIC_HEAP 0x6d72796865617031ull  /* "mryheap1" */
 #define PREPARED_MAX 8
 
 struct stream_pool {
@@ -127,11 +129,59 @@ static void stream_free(void *ptr)
 	p->in_use--;
 }
 
+/*
+ * Scratch comes from the worker's allocator too (its NUMA-local arena in
+ * the app, STYLE.md §5). The hook is global like the stream one; a 64-byte
+ * header remembers which allocator to give it back to, and keeps the
+ * scratch cache-line aligned. Outside a scanner (compiler, bench) it falls
+ * back to the heap.
+ */
+#define SCRATCH_HDR 64u
+
+struct scratch_hdr {
+	const struct mry_alloc *a;
+	uint64_t magic;
+};
+
+static void *scratch_alloc(size_t size)
+{
+	struct mry_scanner *s = tls_scanner;
+	struct scratch_hdr *h;
+	void *base = NULL;
+
+	if (s != NULL)
+		base = mry_zalloc_aligned(s->a, size + SCRATCH_HDR, MRY_CACHE_LINE);
+	else if (posix_memalign(&base, MRY_CACHE_LINE, size + SCRATCH_HDR) != 0)
+		base = NULL;
+	if (base == NULL)
+		return NULL;
+	h = base;
+	h->a = s != NULL ? s->a : NULL;
+	h->magic = STREAM_MAGIC_HEAP;
+	return (uint8_t *)base + SCRATCH_HDR;
+}
+
+static void scratch_free(void *ptr)
+{
+	struct scratch_hdr *h;
+
+	if (ptr == NULL)
+		return;
+	h = (struct scratch_hdr *)((uint8_t *)ptr - SCRATCH_HDR);
+	MRY_ASSERT(h->magic == STREAM_MAGIC_HEAP);
+	h->magic = 0;
+	if (h->a != NULL)
+		mry_free(h->a, h);
+	else
+		free(h);
+}
+
 static pthread_once_t hook_once = PTHREAD_ONCE_INIT;
 
 static void install_hook(void)
 {
 	hs_set_stream_allocator(stream_alloc, stream_free);
+	hs_set_scratch_allocator(scratch_alloc, scratch_free);
 }
 
 static struct stream_pool *pool_create(const struct mry_alloc *a, size_t slot,
@@ -249,8 +299,13 @@ int mry_scanner_prepare(struct mry_scanner *s, struct mry_sigdb_gen *g)
 {
 	size_t need = 0;
 
+	struct mry_scanner *prev;
+	int rc = 0;
+
 	if (is_prepared(s, mry_sigdb_gen_uid(g)))
 		return 0;
+	prev = tls_scanner;
+	tls_scanner = s;    /* scratch_alloc() takes this worker's allocator */
 	for (int k = 0; k < MRY_SLOT_MAX; k++) {
 		const hs_database_t *db = mry_sigdb_gen_hs_db(g, (enum mry_sigdb_slot)k);
 
@@ -262,7 +317,8 @@ int mry_scanner_prepare(struct mry_scanner *s, struct mry_sigdb_gen *g)
 			s->st.scratch_errors++;
 			mry_log(MRY_LOG_ERR, "scan", "gen %llu: cannot allocate scratch",
 				(unsigned long long)mry_sigdb_gen_number(g));
-			return -ENOMEM;
+			rc = -ENOMEM;
+			goto out;
 		}
 		need = MRY_MAX(need, mry_sigdb_gen_stream_size(g, (enum mry_sigdb_slot)k));
 	}
@@ -273,7 +329,8 @@ int mry_scanner_prepare(struct mry_scanner *s, struct mry_sigdb_gen *g)
 		if (p == NULL) {
 			mry_log(MRY_LOG_ERR, "scan", "gen %llu: cannot allocate %u x %zu stream states",
 				(unsigned long long)mry_sigdb_gen_number(g), s->max_streams, need);
-			return -ENOMEM;
+			rc = -ENOMEM;
+			goto out;
 		}
 		p->older = s->streams;
 		s->streams = p;
@@ -281,7 +338,9 @@ int mry_scanner_prepare(struct mry_scanner *s, struct mry_sigdb_gen *g)
 	pools_reap(s);
 	s->prepared[s->prepared_next] = mry_sigdb_gen_uid(g);
 	s->prepared_next = (s->prepared_next + 1) % PREPARED_MAX;
-	return 0;
+out:
+	tls_scanner = prev;
+	return rc;
 }
 
 /* ---- messages ------------------------------------------------------------ */
@@ -374,11 +433,12 @@ static void release(struct mry_scan_msg *m)
 
 struct mry_scan_msg *mry_scan_msg_begin(struct mry_scanner *s, struct mry_sigdb_gen *g)
 {
+	struct mry_scanner *prev;
 	struct mry_scan_msg *m;
+	bool ok;
 
 	if (g == NULL)
 		return NULL;
-	tls_scanner = s;
 	if (!is_prepared(s, mry_sigdb_gen_uid(g))) {
 		/* the worker did not call prepare for this generation: do it
 		 * now, once, rather than scan with a scratch too small */
@@ -395,8 +455,11 @@ struct mry_scan_msg *mry_scan_msg_begin(struct mry_scanner *s, struct mry_sigdb_
 	m->gen = g;
 	for (int k = 0; k < MRY_SLOT_MAX; k++)
 		m->db[k] = (hs_database_t *)(uintptr_t)mry_sigdb_gen_hs_db(g, (enum mry_sigdb_slot)k);
-	if (!open_stream(m, MRY_SLOT_RAW, &m->raw) ||
-	    !open_stream(m, MRY_SLOT_HEADERS, &m->hdr)) {
+	prev = tls_scanner;
+	tls_scanner = s;    /* stream_alloc() takes from this worker's pool */
+	ok = open_stream(m, MRY_SLOT_RAW, &m->raw) && open_stream(m, MRY_SLOT_HEADERS, &m->hdr);
+	tls_scanner = prev;
+	if (!ok) {
 		if (m->raw != NULL)
 			hs_close_stream(m->raw, NULL, NULL, NULL);
 		mry_pool_put(s->msg_pool, m);
@@ -442,11 +505,17 @@ void mry_scan_msg_headers(struct mry_scan_msg *m, const uint8_t *data, size_t le
 
 void mry_scan_msg_part_begin(struct mry_scan_msg *m)
 {
-	tls_scanner = m->s;
+	struct mry_scanner *prev;
+	bool ok;
+
 	if (m->part_open)
 		mry_scan_msg_part_end(m);
 	m->part_open = true;
-	if (!open_stream(m, MRY_SLOT_DECODED, &m->part))
+	prev = tls_scanner;
+	tls_scanner = m->s;
+	ok = open_stream(m, MRY_SLOT_DECODED, &m->part);
+	tls_scanner = prev;
+	if (!ok)
 		m->res.scan_error = true;   /* this part cannot be judged */
 }
 
@@ -462,14 +531,12 @@ void mry_scan_msg_part_data(struct mry_scan_msg *m, const uint8_t *data, size_t 
 
 void mry_scan_msg_part_end(struct mry_scan_msg *m)
 {
-	tls_scanner = m->s;
 	close_stream(m, &m->part);
 	m->part_open = false;
 }
 
 void mry_scan_msg_end(struct mry_scan_msg *m, struct mry_scan_result *res)
 {
-	tls_scanner = m->s;
 	close_stream(m, &m->part);
 	close_stream(m, &m->raw);
 	close_stream(m, &m->hdr);
@@ -480,7 +547,6 @@ void mry_scan_msg_end(struct mry_scan_msg *m, struct mry_scan_result *res)
 
 void mry_scan_msg_abort(struct mry_scan_msg *m)
 {
-	tls_scanner = m->s;
 	/* no scratch: nothing is reported, the state just goes back */
 	if (m->part != NULL)
 		hs_close_stream(m->part, NULL, NULL, NULL);

@@ -12,6 +12,7 @@
 
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <hs/hs.h>
 
 #include "moray/scan.h"
 #include "moray/sigdb.h"
@@ -451,4 +452,28 @@ Test(scan, default_database_from_the_build_detects_eicar)
 	cr_assert(eq(int, r.action, MRY_ACTION_REJECT));
 	cr_assert(eq(str, r.sig_names[0], "Moray.Test.EICAR"));
 	mry_sigdb_gen_unref(g);
+}
+
+Test(scan, other_hyperscan_users_never_draw_from_a_worker_pool)
+{
+	struct mry_scanner *s = mry_scanner_create_ex(mry_alloc_default(), 1, 3);
+	const hs_database_t *db = mry_sigdb_gen_hs_db(G, MRY_SLOT_RAW);
+	hs_stream_t *st[8];
+	struct mry_scan_msg *m;
+	struct mry_scan_result r;
+
+	m = mry_scan_msg_begin(s, G);
+	cr_assert_not_null(m);
+	/* a plain Hyperscan loop on the same thread, between scanner calls */
+	for (int i = 0; i < 8; i++)
+		cr_assert(eq(int, hs_open_stream(db, 0, &st[i]), HS_SUCCESS));
+	mry_scan_msg_part_begin(m);
+	mry_scan_msg_part_data(m, (const uint8_t *)"decoded-only-marker", 19);
+	mry_scan_msg_part_end(m);
+	mry_scan_msg_end(m, &r);
+	cr_assert_not(r.scan_error);
+	cr_assert(has(&r, 11));
+	for (int i = 0; i < 8; i++)
+		hs_close_stream(st[i], NULL, NULL, NULL);
+	mry_scanner_destroy(s);
 }
