@@ -184,6 +184,18 @@ static void install_hook(void)
 	hs_set_scratch_allocator(scratch_alloc, scratch_free);
 }
 
+/*
+ * The hooks must be in place before Hyperscan allocates any stream or
+ * scratch in this process: a block allocated by plain malloc() before and
+ * freed through the hook after would be read as if it had our header. So
+ * they are installed when the program loads (any program that links this
+ * file), not when the first scanner is created.
+ */
+__attribute__((constructor)) static void install_hook_at_load(void)
+{
+	pthread_once(&hook_once, install_hook);
+}
+
 static struct stream_pool *pool_create(const struct mry_alloc *a, size_t slot,
 				       uint32_t count)
 {

@@ -43,6 +43,8 @@ struct mry_sigdb_gen {
 	struct mry_sig_meta *metas;   /* sorted by id */
 	char *names;
 	hs_database_t *db[MRY_SLOT_MAX];
+	hs_scratch_t *proto;          /* scratch prototype fitting every slot */
+	size_t scratch_size;
 	size_t db_size[MRY_SLOT_MAX];
 	size_t stream_size[MRY_SLOT_MAX];
 	uint8_t digest[MRY_SIGDB_DIGEST_LEN];
@@ -90,6 +92,7 @@ static void gen_free(struct mry_sigdb_gen *g)
 		return;
 	for (int k = 0; k < MRY_SLOT_MAX; k++)
 		hs_free_database(g->db[k]);
+	hs_free_scratch(g->proto);
 	free(g->metas);
 	free(g->names);
 	free(g);
@@ -151,6 +154,11 @@ const void *mry_sigdb_gen_hs_db(const struct mry_sigdb_gen *g, enum mry_sigdb_sl
 size_t mry_sigdb_gen_db_size(const struct mry_sigdb_gen *g, enum mry_sigdb_slot slot)
 {
 	return (unsigned)slot < MRY_SLOT_MAX ? g->db_size[slot] : 0;
+}
+
+size_t mry_sigdb_gen_scratch_size(const struct mry_sigdb_gen *g)
+{
+	return g->scratch_size;
 }
 
 size_t mry_sigdb_gen_stream_size(const struct mry_sigdb_gen *g, enum mry_sigdb_slot slot)
@@ -378,6 +386,14 @@ enum mry_sigdb_status mry_sigdb_load_mem(const uint8_t *buf, size_t len,
 				info = NULL;
 				g->db_size[k] = slen;
 				hs_stream_size(g->db[k], &g->stream_size[k]);
+				/* proves the database usable here before anyone
+				 * relies on it; workers size their own scratch
+				 * from it (mry_scanner_prepare) */
+				hr = hs_alloc_scratch(g->db[k], &g->proto);
+				if (hr == HS_NOMEM)
+					FAIL(MRY_SIGDB_NO_MEM, "slot %d: no memory for scratch", k);
+				if (hr != HS_SUCCESS)
+					FAIL(MRY_SIGDB_HS_DESERIALIZE, "slot %d: hs_alloc_scratch: %d", k, hr);
 			}
 			free(info);
 		}
@@ -388,6 +404,8 @@ enum mry_sigdb_status mry_sigdb_load_mem(const uint8_t *buf, size_t len,
 	}
 	if (p != end)
 		FAIL(MRY_SIGDB_BAD_HEADER, "%zu bytes after the last section", (size_t)(end - p));
+	if (g->proto != NULL)
+		hs_scratch_size(g->proto, &g->scratch_size);
 	if (min_gen != 0 && g->number <= min_gen)
 		FAIL(MRY_SIGDB_STALE_GEN, "generation %llu is not above %llu (rollback refused)",
 		     (unsigned long long)g->number, (unsigned long long)min_gen);

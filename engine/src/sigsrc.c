@@ -1117,6 +1117,10 @@ static int ndb_line(struct mry_sigsrc *s, const char *fname, size_t line,
 	if (fl[0] == 0 || fl[0] > MRY_SIGSRC_NAME_MAX)
 		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_SYNTAX,
 				"empty or overlong name");
+	for (size_t i = 0; i < fl[0]; i++)
+		if (!isgraph((unsigned char)fld[0][i]))
+			return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_SYNTAX,
+					"blank or control character in name");
 	if (nf > 4)
 		s->ndb.flevel_ignored++;
 	/* target type */

@@ -284,6 +284,7 @@ static int cmd_info(int argc, char **argv)
 	printf("signatures:  %u\n", mry_sigdb_gen_nb_sigs(g));
 	printf("signed:      %s\n", mry_sigdb_gen_signed(g) ? "yes (Ed25519)" : "no");
 	printf("hyperscan:   %s\n", mry_sigdb_gen_hs_info(g));
+	printf("scratch:     %zu bytes per worker\n", mry_sigdb_gen_scratch_size(g));
 	printf("digest:      ");
 	for (int i = 0; i < MRY_SIGDB_DIGEST_BYTES; i++)
 		printf("%02x", mry_sigdb_gen_digest(g)[i]);

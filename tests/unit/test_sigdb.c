@@ -92,6 +92,9 @@ Test(sigdb, valid_file_loads_with_its_header_and_metadata)
 	cr_assert_not_null(mry_sigdb_gen_hs_db(g, MRY_SLOT_HEADERS));
 	cr_assert_not(mry_sigdb_gen_signed(g));
 	cr_assert_not_null(strstr(mry_sigdb_gen_hs_info(g), "Mode: STREAM"));
+	cr_assert(gt(sz, mry_sigdb_gen_scratch_size(g), 0));
+	cr_assert(gt(sz, mry_sigdb_gen_stream_size(g, MRY_SLOT_RAW), 0));
+	cr_assert(eq(sz, mry_sigdb_gen_stream_size(g, MRY_SLOT_DECODED), 0));
 	mry_sigdb_gen_unref(g);
 	free(img);
 }

@@ -127,6 +127,8 @@ const char *mry_sigdb_gen_hs_info(const struct mry_sigdb_gen *g);
 /** Serialised size / stream state size of a slot's database (0 when empty). */
 size_t mry_sigdb_gen_db_size(const struct mry_sigdb_gen *g, enum mry_sigdb_slot slot);
 size_t mry_sigdb_gen_stream_size(const struct mry_sigdb_gen *g, enum mry_sigdb_slot slot);
+/** Scratch bytes one worker needs for this generation (all slots). */
+size_t mry_sigdb_gen_scratch_size(const struct mry_sigdb_gen *g);
 
 /* ---- generation state (DESIGN.md): which generation is active, and valid? ---- */
 
@@ -174,7 +176,8 @@ struct mry_sigdb_gen *mry_sigdb_ctl_usable(const struct mry_sigdb_ctl *c);
 struct mry_sigdb_gen *mry_sigdb_ctl_active(const struct mry_sigdb_ctl *c);
 
 enum mry_db_state mry_sigdb_ctl_state(const struct mry_sigdb_ctl *c);
-/** Reason of the current state ("ok", "no_database", "too_old", "candidate_rejected: digest_mismatch" ...). */
+/** Reason of the current state ("ok", "no_database", "too_old", "candidate_rejected: digest_mismatch" ...).
+ * Written by the control thread; read it there (or after mry_sigdb_ctl_version() changed). */
 const char *mry_sigdb_ctl_reason(const struct mry_sigdb_ctl *c);
 /** Increments on every state or active-generation change (any thread). */
 uint64_t mry_sigdb_ctl_version(const struct mry_sigdb_ctl *c);
