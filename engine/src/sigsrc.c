@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Signature sources: moray's text format and ClamAV .ndb body signatures,
- * both turned into Hyperscan expressions, then compiled into a database
- * image (one HS_MODE_STREAM database per scan slot).
+ * Signature sources: the set, moray's text format, and the compiler that
+ * turns the set into a database image (one HS_MODE_STREAM database per scan
+ * slot). The hex translator lives in sigsrc_hex.c, the ClamAV .ndb importer
+ * in sigsrc_ndb.c.
  *
  * Trade-off: every pattern kind becomes a regular expression, even plain
  * literals (as \xHH escapes), so one hs_compile_ext_multi() per slot holds
@@ -26,27 +27,11 @@
 
 #include "moray/sigsrc.h"
 #include "sigdb_priv.h"
-
-struct mry_sigsrc {
-	struct mry_sigsrc_sig *sigs;
-	uint32_t nb, cap;
-	uint32_t nb_ndb_files;
-	uint32_t nb_errors;
-	char *errors[MRY_SIGSRC_MAX_ERRORS];
-	uint32_t nb_notes, notes_cap;
-	char **notes;
-	struct mry_ndb_report ndb;
-};
+#include "sigsrc_priv.h"
 
 /* ---- growable string ------------------------------------------------- */
 
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void sb_putn(struct sbuf *b, const char *s, size_t n)
+void mry_sigsrc_sb_putn(struct mry_sigsrc_sb *b, const char *s, size_t n)
 {
 	if (b->oom)
 		return;
@@ -69,14 +54,12 @@ static void sb_putn(struct sbuf *b, const char *s, size_t n)
 	b->p[b->len] = '\0';
 }
 
-static void sb_puts(struct sbuf *b, const char *s)
+void mry_sigsrc_sb_puts(struct mry_sigsrc_sb *b, const char *s)
 {
-	sb_putn(b, s, strlen(s));
+	mry_sigsrc_sb_putn(b, s, strlen(s));
 }
 
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
+void mry_sigsrc_sb_printf(struct mry_sigsrc_sb *b, const char *fmt, ...)
 {
 	char tmp[128];
 	va_list ap;
@@ -86,20 +69,17 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
 	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
 	if (n > 0)
-		sb_putn(b, tmp, MRY_MIN((size_t)n, sizeof(tmp) - 1));
+		mry_sigsrc_sb_putn(b, tmp, MRY_MIN((size_t)n, sizeof(tmp) - 1));
 }
 
-static void sb_byte(struct sbuf *b, unsigned v)
+void mry_sigsrc_sb_byte(struct mry_sigsrc_sb *b, unsigned v)
 {
-	sb_printf(b, "\\x%02x", v & 0xffu);
+	mry_sigsrc_sb_printf(b, "\\x%02x", v & 0xffu);
 }
 
 /* ---- error and note lists ------------------------------------------- */
 
-static void add_error(struct mry_sigsrc *s, const char *fname, size_t line,
-		      size_t col, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-static void add_error(struct mry_sigsrc *s, const char *fname, size_t line,
+void mry_sigsrc_add_error(struct mry_sigsrc *s, const char *fname, size_t line,
 		      size_t col, const char *fmt, ...)
 {
 	char msg[384];
@@ -121,7 +101,7 @@ static void add_error(struct mry_sigsrc *s, const char *fname, size_t line,
 	s->errors[s->nb_errors - 1] = full;
 }
 
-static int add_note(struct mry_sigsrc *s, const char *text)
+int mry_sigsrc_add_note(struct mry_sigsrc *s, const char *text)
 {
 	char *d;
 
@@ -148,7 +128,7 @@ struct mry_sigsrc *mry_sigsrc_create(void)
 	return calloc(1, sizeof(struct mry_sigsrc));
 }
 
-static void sig_clear(struct mry_sigsrc_sig *g)
+void mry_sigsrc_sig_clear(struct mry_sigsrc_sig *g)
 {
 	free(g->name);
 	free(g->expr);
@@ -163,7 +143,7 @@ void mry_sigsrc_destroy(struct mry_sigsrc *s)
 	if (s == NULL)
 		return;
 	for (i = 0; i < s->nb; i++)
-		sig_clear(&s->sigs[i]);
+		mry_sigsrc_sig_clear(&s->sigs[i]);
 	free(s->sigs);
 	for (i = 0; i < MRY_MIN(s->nb_errors, MRY_SIGSRC_MAX_ERRORS); i++)
 		free(s->errors[i]);
@@ -201,28 +181,8 @@ const struct mry_ndb_report *mry_sigsrc_ndb_report(const struct mry_sigsrc *s)
 	return &s->ndb;
 }
 
-static const char *const skip_names[MRY_NDB_SKIP_MAX] = {
-	[MRY_NDB_SKIP_SYNTAX] = "syntax",
-	[MRY_NDB_SKIP_OFFSET_EOF] = "offset_eof",
-	[MRY_NDB_SKIP_OFFSET_EP] = "offset_ep",
-	[MRY_NDB_SKIP_OFFSET_SECTION] = "offset_section",
-	[MRY_NDB_SKIP_OFFSET_OTHER] = "offset_other",
-	[MRY_NDB_SKIP_OFFSET_RANGE] = "offset_range",
-	[MRY_NDB_SKIP_ANCHOR] = "anchor",
-	[MRY_NDB_SKIP_NEG_MULTIBYTE] = "neg_multibyte",
-	[MRY_NDB_SKIP_TARGET] = "target",
-	[MRY_NDB_SKIP_HS_COMPILE] = "hs_compile",
-};
-
-const char *mry_ndb_skip_name(enum mry_ndb_skip r)
-{
-	if ((unsigned)r >= MRY_NDB_SKIP_MAX)
-		return "unknown";
-	return skip_names[r];
-}
-
 /* Takes ownership of name, expr, origin (freed on failure). */
-static int add_sig(struct mry_sigsrc *s, const struct mry_sigsrc_sig *g)
+int mry_sigsrc_add_sig(struct mry_sigsrc *s, const struct mry_sigsrc_sig *g)
 {
 	if (s->nb == s->cap) {
 		uint32_t nc = s->cap == 0 ? 64 : s->cap * 2;
@@ -231,7 +191,7 @@ static int add_sig(struct mry_sigsrc *s, const struct mry_sigsrc_sig *g)
 		if (n == NULL) {
 			struct mry_sigsrc_sig tmp = *g;
 
-			sig_clear(&tmp);
+			mry_sigsrc_sig_clear(&tmp);
 			return -ENOMEM;
 		}
 		s->sigs = n;
@@ -241,383 +201,8 @@ static int add_sig(struct mry_sigsrc *s, const struct mry_sigsrc_sig *g)
 	return 0;
 }
 
-/* ---- hex signatures (ClamAV syntax, shared by moray hex:) ------------- */
-
-struct hexp {
-	const char *p;
-	size_t len, pos;
-	struct sbuf *out;
-	int fail;            /* 0 or 1 + enum mry_ndb_skip */
-	size_t fail_col;
-	char *err;
-	size_t err_len;
-	uint32_t wide;       /* bounds clamped */
-};
-
-#define W_INF UINT64_MAX
-
-static uint64_t w_add(uint64_t a, uint64_t b)
-{
-	return (a == W_INF || b == W_INF || a + b < a) ? W_INF : a + b;
-}
-
-static int hex_val(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static void hp_fail(struct hexp *h, enum mry_ndb_skip r, size_t col,
-		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void hp_fail(struct hexp *h, enum mry_ndb_skip r, size_t col,
-		    const char *fmt, ...)
-{
-	va_list ap;
-
-	if (h->fail != 0)
-		return;
-	h->fail = 1 + (int)r;
-	h->fail_col = col;
-	if (h->err != NULL && h->err_len > 0) {
-		va_start(ap, fmt);
-		vsnprintf(h->err, h->err_len, fmt, ap);
-		va_end(ap);
-	}
-}
-
-static void hp_ws(struct hexp *h)
-{
-	while (h->pos < h->len && (h->p[h->pos] == ' ' || h->p[h->pos] == '\t'))
-		h->pos++;
-}
-
-/* decimal number; false when none */
-static bool hp_num(struct hexp *h, uint64_t *v)
-{
-	size_t start = h->pos;
-	uint64_t n = 0;
-
-	while (h->pos < h->len && isdigit((unsigned char)h->p[h->pos])) {
-		if (n > 100000000000ULL)
-			n = 100000000000ULL;   /* saturate; far beyond any limit */
-		else
-			n = n * 10 + (uint64_t)(h->p[h->pos] - '0');
-		h->pos++;
-	}
-	*v = n;
-	return h->pos > start;
-}
-
-/* emit a gap of {lo,hi} any bytes (hi W_INF = unbounded) */
-static void emit_gap(struct hexp *h, uint64_t lo, uint64_t hi)
-{
-	if (hi != W_INF && lo > hi)
-		return;
-	if (lo > MRY_SIGSRC_HS_BOUND_MAX) {
-		h->wide++;
-		sb_puts(h->out, ".*");
-		return;
-	}
-	if (hi != W_INF && hi > MRY_SIGSRC_HS_BOUND_MAX) {
-		h->wide++;
-		hi = W_INF;
-	}
-	if (hi == W_INF) {
-		if (lo == 0)
-			sb_puts(h->out, ".*");
-		else
-			sb_printf(h->out, ".{%llu,}", (unsigned long long)lo);
-	} else if (lo == hi) {
-		if (lo == 1)
-			sb_puts(h->out, ".");
-		else if (lo > 1)
-			sb_printf(h->out, ".{%llu}", (unsigned long long)lo);
-	} else {
-		sb_printf(h->out, ".{%llu,%llu}", (unsigned long long)lo,
-			  (unsigned long long)hi);
-	}
-}
-
-static void hp_seq(struct hexp *h, uint64_t *min_w, uint64_t *max_w, int depth);
-
-/* after '(' (or '!('): alternatives until ')' */
-static void hp_alt(struct hexp *h, bool negated, size_t open_col,
-		   uint64_t *min_w, uint64_t *max_w, int depth)
-{
-	uint64_t amin = W_INF, amax = 0;
-	size_t save_len = h->out->len;
-	bool all_single = true;
-	int nalt = 0;
-
-	if (depth > 16) {
-		hp_fail(h, MRY_NDB_SKIP_SYNTAX, open_col, "alternatives nested too deep");
-		return;
-	}
-	if (!negated)
-		sb_puts(h->out, "(?:");
-	for (;;) {
-		uint64_t smin = 0, smax = 0;
-		size_t before = h->out->len;
-
-		if (nalt > 0 && !negated)
-			sb_puts(h->out, "|");
-		hp_seq(h, &smin, &smax, depth + 1);
-		if (h->fail != 0)
-			return;
-		if (smin == 0 && smax == 0) {
-			hp_fail(h, MRY_NDB_SKIP_SYNTAX, h->pos, "empty alternative");
-			return;
-		}
-		if (smin != 1 || smax != 1)
-			all_single = false;
-		/* a negated alternative must be one literal byte: "\xHH" */
-		if (negated && (h->out->len - before != 4 || h->out->p[before] != '\\'))
-			all_single = false;
-		amin = MRY_MIN(amin, smin);
-		amax = MRY_MAX(amax, smax);
-		nalt++;
-		hp_ws(h);
-		if (h->pos >= h->len) {
-			hp_fail(h, MRY_NDB_SKIP_SYNTAX, open_col, "unbalanced '(': no ')'");
-			return;
-		}
-		if (h->p[h->pos] == '|') {
-			h->pos++;
-			continue;
-		}
-		if (h->p[h->pos] == ')') {
-			h->pos++;
-			break;
-		}
-		hp_fail(h, MRY_NDB_SKIP_SYNTAX, h->pos, "unexpected '%c' in alternative",
-			h->p[h->pos]);
-		return;
-	}
-	if (negated) {
-		/* rebuild as a negated byte class from the emitted \xHH atoms */
-		char *atoms;
-		size_t n, i;
-
-		if (!all_single) {
-			hp_fail(h, MRY_NDB_SKIP_NEG_MULTIBYTE, open_col,
-				"negated alternative with multi-byte or wildcard members");
-			return;
-		}
-		n = h->out->len - save_len;
-		atoms = malloc(n + 1);
-		if (atoms == NULL) {
-			h->out->oom = true;
-			return;
-		}
-		memcpy(atoms, h->out->p + save_len, n);
-		h->out->len = save_len;
-		sb_puts(h->out, "[^");
-		for (i = 0; i + 4 <= n; i += 4)
-			sb_putn(h->out, atoms + i, 4);
-		sb_puts(h->out, "]");
-		free(atoms);
-		amin = amax = 1;
-	} else {
-		sb_puts(h->out, ")");
-	}
-	*min_w = w_add(*min_w, amin);
-	*max_w = w_add(*max_w, amax);
-}
-
-static void hp_seq(struct hexp *h, uint64_t *min_w, uint64_t *max_w, int depth)
-{
-	for (;;) {
-		size_t col;
-		char c;
-
-		hp_ws(h);
-		if (h->fail != 0 || h->pos >= h->len)
-			return;
-		col = h->pos;
-		c = h->p[h->pos];
-		if (c == '|' || c == ')')
-			return;
-		if (c == '*') {
-			h->pos++;
-			sb_puts(h->out, ".*");
-			*max_w = W_INF;
-			continue;
-		}
-		if (c == '{') {
-			uint64_t lo = 0, hi = W_INF;
-			bool has_lo, has_hi = false;
-
-			h->pos++;
-			has_lo = hp_num(h, &lo);
-			if (h->pos < h->len && h->p[h->pos] == '-') {
-				h->pos++;
-				has_hi = hp_num(h, &hi);
-				if (!has_hi)
-					hi = W_INF;
-				if (!has_lo && !has_hi) {
-					hp_fail(h, MRY_NDB_SKIP_SYNTAX, col, "empty gap '{-}'");
-					return;
-				}
-			} else if (has_lo) {
-				hi = lo;
-			} else {
-				hp_fail(h, MRY_NDB_SKIP_SYNTAX, col, "bad gap: expected {n}, {n-m}, {-n} or {n-}");
-				return;
-			}
-			if (h->pos >= h->len || h->p[h->pos] != '}') {
-				hp_fail(h, MRY_NDB_SKIP_SYNTAX, col, "unterminated gap '{'");
-				return;
-			}
-			h->pos++;
-			if (hi != W_INF && lo > hi) {
-				hp_fail(h, MRY_NDB_SKIP_SYNTAX, col, "gap {%llu-%llu}: low bound above high",
-					(unsigned long long)lo, (unsigned long long)hi);
-				return;
-			}
-			emit_gap(h, lo, hi);
-			*min_w = w_add(*min_w, lo);
-			*max_w = w_add(*max_w, hi);
-			continue;
-		}
-		if (c == '[') {
-			uint64_t lo, hi;
-
-			h->pos++;
-			if (!hp_num(h, &lo) || h->pos >= h->len || h->p[h->pos] != '-') {
-				hp_fail(h, MRY_NDB_SKIP_SYNTAX, col, "bad range: expected [n-m]");
-				return;
-			}
-			h->pos++;
-			if (!hp_num(h, &hi) || h->pos >= h->len || h->p[h->pos] != ']') {
-				hp_fail(h, MRY_NDB_SKIP_SYNTAX, col, "bad range: expected [n-m]");
-				return;
-			}
-			h->pos++;
-			if (lo > hi) {
-				hp_fail(h, MRY_NDB_SKIP_SYNTAX, col, "range [%llu-%llu]: low bound above high",
-					(unsigned long long)lo, (unsigned long long)hi);
-				return;
-			}
-			emit_gap(h, lo, hi);
-			*min_w = w_add(*min_w, lo);
-			*max_w = w_add(*max_w, hi);
-			continue;
-		}
-		if (c == '!') {
-			h->pos++;
-			if (h->pos >= h->len || h->p[h->pos] != '(') {
-				hp_fail(h, MRY_NDB_SKIP_SYNTAX, col, "'!' must precede '('");
-				return;
-			}
-			h->pos++;
-			hp_alt(h, true, col, min_w, max_w, depth);
-			continue;
-		}
-		if (c == '(') {
-			if (h->pos + 2 < h->len && h->p[h->pos + 2] == ')' &&
-			    (h->p[h->pos + 1] == 'B' || h->p[h->pos + 1] == 'L' ||
-			     h->p[h->pos + 1] == 'W')) {
-				hp_fail(h, MRY_NDB_SKIP_ANCHOR, col,
-					"boundary anchor (%c) needs look-around", h->p[h->pos + 1]);
-				return;
-			}
-			h->pos++;
-			hp_alt(h, false, col, min_w, max_w, depth);
-			continue;
-		}
-		/* a byte: two nibbles, each a hex digit or '?' */
-		if (h->pos + 1 >= h->len) {
-			hp_fail(h, MRY_NDB_SKIP_SYNTAX, col, "odd number of hex digits");
-			return;
-		}
-		{
-			char c2 = h->p[h->pos + 1];
-			int hi = hex_val(c), lo = hex_val(c2);
-
-			if ((hi < 0 && c != '?') || (lo < 0 && c2 != '?')) {
-				size_t bad = (hi < 0 && c != '?') ? col : col + 1;
-
-				hp_fail(h, MRY_NDB_SKIP_SYNTAX, bad, "bad hex digit '%c'",
-					h->p[bad]);
-				return;
-			}
-			h->pos += 2;
-			if (hi >= 0 && lo >= 0) {
-				sb_byte(h->out, (unsigned)(hi << 4 | lo));
-			} else if (hi < 0 && lo < 0) {
-				sb_puts(h->out, ".");
-			} else if (hi >= 0) {
-				/* a? : high nibble fixed */
-				sb_puts(h->out, "[");
-				sb_byte(h->out, (unsigned)(hi << 4));
-				sb_puts(h->out, "-");
-				sb_byte(h->out, (unsigned)(hi << 4 | 0xf));
-				sb_puts(h->out, "]");
-			} else {
-				/* ?a : low nibble fixed, 16 bytes */
-				int k;
-
-				sb_puts(h->out, "[");
-				for (k = 0; k < 16; k++)
-					sb_byte(h->out, (unsigned)(k << 4 | lo));
-				sb_puts(h->out, "]");
-			}
-			*min_w = w_add(*min_w, 1);
-			*max_w = w_add(*max_w, 1);
-		}
-	}
-}
-
-static int hex_translate(const char *hex, size_t len, struct sbuf *out,
-			 uint64_t *min_w, uint64_t *max_w, uint32_t *wide,
-			 char *err, size_t err_len, size_t *err_col)
-{
-	struct hexp h = {
-		.p = hex, .len = len, .out = out, .err = err, .err_len = err_len,
-	};
-
-	*min_w = 0;
-	*max_w = 0;
-	hp_seq(&h, min_w, max_w, 0);
-	if (h.fail == 0 && h.pos < h.len)
-		hp_fail(&h, MRY_NDB_SKIP_SYNTAX, h.pos, "unbalanced ')'");
-	if (h.fail == 0 && *max_w == 0)
-		hp_fail(&h, MRY_NDB_SKIP_SYNTAX, 0, "empty hex signature");
-	if (h.fail == 0 && *min_w == 0)
-		hp_fail(&h, MRY_NDB_SKIP_SYNTAX, 0, "hex signature can match nothing at all");
-	if (out->oom)
-		return -ENOMEM;
-	if (wide != NULL)
-		*wide += h.wide;
-	if (err_col != NULL)
-		*err_col = h.fail_col;
-	return h.fail;
-}
-
-int mry_sigsrc_hex_to_expr(const char *hex, size_t len, char **expr,
-			   uint64_t *min_w, uint64_t *max_w,
-			   char *err, size_t err_len, size_t *err_col)
-{
-	struct sbuf b = { 0 };
-	int rc = hex_translate(hex, len, &b, min_w, max_w, NULL, err, err_len,
-			       err_col);
-
-	if (rc != 0) {
-		free(b.p);
-		*expr = NULL;
-		return rc;
-	}
-	*expr = b.p;
-	return 0;
-}
-
 /* Hyperscan's own verdict on one expression (NULL message = fine). */
-static bool hs_check(const char *expr, unsigned flags, const struct mry_sigsrc_sig *g,
+bool mry_sigsrc_hs_check(const char *expr, unsigned flags, const struct mry_sigsrc_sig *g,
 		     char *msg, size_t msg_len)
 {
 	hs_expr_info_t *info = NULL;
@@ -680,7 +265,7 @@ static size_t lc_field(struct line_ctx *c, const char **f)
 	return c->pos - p0;
 }
 
-#define LERR(c, col, ...) add_error((c)->s, (c)->fname, (c)->line, (col) + 1, __VA_ARGS__)
+#define LERR(c, col, ...) mry_sigsrc_add_error((c)->s, (c)->fname, (c)->line, (col) + 1, __VA_ARGS__)
 
 static bool field_is(const char *f, size_t n, const char *w)
 {
@@ -713,7 +298,7 @@ static int parse_targets(const char *f, size_t n, uint8_t *t)
 }
 
 /* lit:"..."[i] -> escaped regex; returns false on error (reported) */
-static bool parse_literal(struct line_ctx *c, size_t start, struct sbuf *out,
+static bool parse_literal(struct line_ctx *c, size_t start, struct mry_sigsrc_sb *out,
 			  unsigned *flags)
 {
 	size_t p = start, nbytes = 0;
@@ -745,8 +330,8 @@ static bool parse_literal(struct line_ctx *c, size_t start, struct sbuf *out,
 			case '\\': ch = '\\'; break;
 			case '"': ch = '"'; break;
 			case 'x': {
-				int a = p + 3 < c->len ? hex_val(c->l[p + 2]) : -1;
-				int b = p + 3 < c->len ? hex_val(c->l[p + 3]) : -1;
+				int a = p + 3 < c->len ? mry_sigsrc_hex_val(c->l[p + 2]) : -1;
+				int b = p + 3 < c->len ? mry_sigsrc_hex_val(c->l[p + 3]) : -1;
 
 				if (a < 0 || b < 0) {
 					LERR(c, p, "bad escape: \\x needs two hex digits");
@@ -766,9 +351,9 @@ static bool parse_literal(struct line_ctx *c, size_t start, struct sbuf *out,
 			p++;
 		}
 		if (isalnum(ch))
-			sb_putn(out, (const char *)&ch, 1);
+			mry_sigsrc_sb_putn(out, (const char *)&ch, 1);
 		else
-			sb_byte(out, ch);
+			mry_sigsrc_sb_byte(out, ch);
 		nbytes++;
 	}
 	p++;
@@ -790,7 +375,7 @@ static bool parse_literal(struct line_ctx *c, size_t start, struct sbuf *out,
 }
 
 /* re:/.../flags, the regex runs to the last '/' on the line */
-static bool parse_regex(struct line_ctx *c, size_t start, struct sbuf *out,
+static bool parse_regex(struct line_ctx *c, size_t start, struct mry_sigsrc_sb *out,
 			unsigned *flags)
 {
 	size_t end = c->len, p;
@@ -812,7 +397,7 @@ static bool parse_regex(struct line_ctx *c, size_t start, struct sbuf *out,
 		LERR(c, start, "empty regex");
 		return false;
 	}
-	sb_putn(out, c->l + start + 1, p - 2 - start);
+	mry_sigsrc_sb_putn(out, c->l + start + 1, p - 2 - start);
 	for (size_t q = p; q < end; q++) {
 		switch (c->l[q]) {
 		case 'i': *flags |= HS_FLAG_CASELESS; break;
@@ -836,7 +421,7 @@ static const struct mry_sigsrc_sig *find_id(const struct mry_sigsrc *s, uint32_t
 	return NULL;
 }
 
-static char *origin_str(const char *fname, size_t line)
+char *mry_sigsrc_origin(const char *fname, size_t line)
 {
 	int n = snprintf(NULL, 0, "%s:%zu", fname, line);
 	char *o = malloc((size_t)n + 1);
@@ -850,7 +435,7 @@ static char *origin_str(const char *fname, size_t line)
 static int parse_line(struct line_ctx *c)
 {
 	struct mry_sigsrc_sig g = { 0 };
-	struct sbuf expr = { 0 };
+	struct mry_sigsrc_sb expr = { 0 };
 	const char *f;
 	size_t n, col, pat_col;
 	unsigned long long id;
@@ -960,7 +545,7 @@ static int parse_line(struct line_ctx *c)
 
 		/* '??', '*', gaps: bytes, so '.' must match newlines too */
 		g.hs_flags |= HS_FLAG_DOTALL;
-		rc = hex_translate(c->l + c->pos + 4, c->len - c->pos - 4, &expr,
+		rc = mry_sigsrc_hex_translate(c->l + c->pos + 4, c->len - c->pos - 4, &expr,
 				   &mn, &mx, NULL, herr, sizeof(herr), &ecol);
 		if (rc < 0)
 			goto nomem;
@@ -986,19 +571,19 @@ static int parse_line(struct line_ctx *c)
 		LERR(c, c->pos, "unexpected text after pattern");
 		goto fail;
 	}
-	if (!hs_check(expr.p, g.hs_flags, &g, hsmsg, sizeof(hsmsg))) {
+	if (!mry_sigsrc_hs_check(expr.p, g.hs_flags, &g, hsmsg, sizeof(hsmsg))) {
 		LERR(c, pat_col, "Hyperscan refuses pattern: %s", hsmsg);
 		goto fail;
 	}
 	g.name = strndup(f, n);
-	g.origin = origin_str(c->fname, c->line);
+	g.origin = mry_sigsrc_origin(c->fname, c->line);
 	g.expr = expr.p;
 	if (g.name == NULL || g.origin == NULL) {
 		free(g.name);
 		free(g.origin);
 		goto nomem;
 	}
-	return add_sig(c->s, &g);
+	return mry_sigsrc_add_sig(c->s, &g);
 fail:
 	free(expr.p);
 	return 0;
@@ -1007,11 +592,11 @@ nomem:
 	return -ENOMEM;
 }
 
-typedef int (*line_fn)(struct mry_sigsrc *s, const char *fname, size_t line,
+typedef int (*mry_sigsrc_line_fn)(struct mry_sigsrc *s, const char *fname, size_t line,
 		       const char *l, size_t len, uint32_t id_base);
 
-static int for_each_line(struct mry_sigsrc *s, const char *fname, const char *text,
-			 size_t len, line_fn fn, uint32_t id_base)
+int mry_sigsrc_for_each_line(struct mry_sigsrc *s, const char *fname, const char *text,
+			 size_t len, mry_sigsrc_line_fn fn, uint32_t id_base)
 {
 	size_t p = 0, line = 0;
 
@@ -1033,7 +618,7 @@ static int for_each_line(struct mry_sigsrc *s, const char *fname, const char *te
 	return 0;
 }
 
-static bool blank_or_comment(const char *l, size_t len)
+bool mry_sigsrc_blank_or_comment(const char *l, size_t len)
 {
 	size_t i = 0;
 
@@ -1048,10 +633,10 @@ static int moray_line(struct mry_sigsrc *s, const char *fname, size_t line,
 	(void)id_base;
 	struct line_ctx c = { .s = s, .fname = fname, .line = line, .l = l, .len = len };
 
-	if (blank_or_comment(l, len))
+	if (mry_sigsrc_blank_or_comment(l, len))
 		return 0;
 	if (memchr(l, '\0', len) != NULL) {
-		add_error(s, fname, line, 1, "NUL byte in line");
+		mry_sigsrc_add_error(s, fname, line, 1, "NUL byte in line");
 		return 0;
 	}
 	return parse_line(&c);
@@ -1061,206 +646,11 @@ int mry_sigsrc_parse(struct mry_sigsrc *s, const char *fname, const char *text,
 		     size_t len)
 {
 	uint32_t before = s->nb_errors;
-	int rc = for_each_line(s, fname, text, len, moray_line, 0);
+	int rc = mry_sigsrc_for_each_line(s, fname, text, len, moray_line, 0);
 
 	if (rc < 0)
 		return rc;
 	return s->nb_errors != before ? -EINVAL : 0;
-}
-
-/* ---- ClamAV .ndb ------------------------------------------------------ */
-
-static int ndb_skip(struct mry_sigsrc *s, const char *fname, size_t line,
-		    const char *name, size_t name_len, enum mry_ndb_skip r,
-		    const char *why)
-{
-	char note[512];
-
-	s->ndb.skipped[r]++;
-	snprintf(note, sizeof(note), "%s:%zu: %.*s: %s: %s", fname, line,
-		 (int)MRY_MIN(name_len, 200), name, mry_ndb_skip_name(r), why);
-	return add_note(s, note);
-}
-
-static int ndb_line(struct mry_sigsrc *s, const char *fname, size_t line,
-		    const char *l, size_t len, uint32_t id_base)
-{
-	const char *fld[7];
-	size_t fl[7], nf = 0, p = 0;
-	struct mry_sigsrc_sig g = { 0 };
-	struct sbuf expr = { 0 };
-	uint64_t mn, mx, off_n = 0, off_m = 0;
-	bool anchored = false;
-	char herr[160], hsmsg[256];
-	unsigned long tt;
-	char num[24], *endp;
-	int rc;
-
-	if (blank_or_comment(l, len))
-		return 0;
-	s->ndb.lines++;
-	while (nf < MRY_ARRAY_SIZE(fld)) {
-		size_t e = p;
-
-		while (e < len && l[e] != ':')
-			e++;
-		fld[nf] = l + p;
-		fl[nf] = e - p;
-		nf++;
-		if (e >= len)
-			break;
-		p = e + 1;
-	}
-	if (nf < 4 || nf > 6)
-		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_SYNTAX,
-				"expected Name:TargetType:Offset:HexSignature[:MinFL[:MaxFL]]");
-	if (fl[0] == 0 || fl[0] > MRY_SIGSRC_NAME_MAX)
-		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_SYNTAX,
-				"empty or overlong name");
-	for (size_t i = 0; i < fl[0]; i++)
-		if (!isgraph((unsigned char)fld[0][i]))
-			return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_SYNTAX,
-					"blank or control character in name");
-	if (nf > 4)
-		s->ndb.flevel_ignored++;
-	/* target type */
-	if (fl[1] == 0 || fl[1] >= sizeof(num))
-		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_SYNTAX,
-				"bad target type");
-	memcpy(num, fld[1], fl[1]);
-	num[fl[1]] = '\0';
-	tt = strtoul(num, &endp, 10);
-	if (*endp != '\0' || !isdigit((unsigned char)num[0]))
-		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_SYNTAX,
-				"bad target type");
-	switch (tt) {
-	case 0: /* any file */
-	case 4: /* mail: the message and what it carries */
-		g.targets = MRY_TARGET_RAW | MRY_TARGET_DECODED;
-		break;
-	case 1: case 2: case 5: case 6: case 9: case 10: case 11: case 12:
-	case 14:
-		/* file types only exist once a MIME part is decoded */
-		g.targets = MRY_TARGET_DECODED;
-		break;
-	case 3: case 7:
-		/* HTML / ASCII: ClamAV matches normalised text; the closest we
-		 * have is the decoded part (no normalisation: may miss) */
-		g.targets = MRY_TARGET_DECODED;
-		break;
-	default:
-		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_TARGET,
-				"target type not mappable to a scan stream");
-	}
-	/* offset */
-	if (fl[2] == 1 && fld[2][0] == '*') {
-		/* anywhere */
-	} else if (fl[2] > 0 && isdigit((unsigned char)fld[2][0])) {
-		size_t i = 0;
-
-		off_n = 0;
-		while (i < fl[2] && isdigit((unsigned char)fld[2][i]) && off_n < 1000000000ULL)
-			off_n = off_n * 10 + (uint64_t)(fld[2][i++] - '0');
-		if (i < fl[2] && fld[2][i] == ',') {
-			size_t j = ++i;
-
-			while (i < fl[2] && isdigit((unsigned char)fld[2][i]) && off_m < 1000000000ULL)
-				off_m = off_m * 10 + (uint64_t)(fld[2][i++] - '0');
-			if (i == j)
-				i = fl[2] + 1;   /* force syntax error */
-		}
-		if (i != fl[2])
-			return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_SYNTAX,
-					"bad offset");
-		anchored = true;
-	} else if (fl[2] >= 4 && memcmp(fld[2], "EOF-", 4) == 0) {
-		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_OFFSET_EOF,
-				"offset from end of file: a stream's end is unknown while matching");
-	} else if (fl[2] >= 3 && (memcmp(fld[2], "EP+", 3) == 0 || memcmp(fld[2], "EP-", 3) == 0)) {
-		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_OFFSET_EP,
-				"offset from the PE entry point needs PE parsing");
-	} else if (fl[2] >= 2 && fld[2][0] == 'S' &&
-		   (isdigit((unsigned char)fld[2][1]) || fld[2][1] == 'E' || fld[2][1] == 'L')) {
-		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_OFFSET_SECTION,
-				"offset relative to a PE section needs PE parsing");
-	} else {
-		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_OFFSET_OTHER,
-				"offset form not supported (VI, macros, unknown)");
-	}
-	/* hex body */
-	rc = hex_translate(fld[3], fl[3], &expr, &mn, &mx, &s->ndb.wide_bounds,
-			   herr, sizeof(herr), NULL);
-	if (rc < 0) {
-		free(expr.p);
-		return rc;
-	}
-	if (rc > 0) {
-		free(expr.p);
-		return ndb_skip(s, fname, line, fld[0], fl[0],
-				(enum mry_ndb_skip)(rc - 1), herr);
-	}
-	g.hs_flags = HS_FLAG_SINGLEMATCH | HS_FLAG_DOTALL;
-	if (anchored) {
-		if (off_n + off_m <= MRY_SIGSRC_HS_BOUND_MAX) {
-			/* start of stream, then exactly n (or n..n+m) bytes */
-			struct sbuf a = { 0 };
-
-			if (off_m == 0)
-				sb_printf(&a, "^.{%llu}(?:", (unsigned long long)off_n);
-			else
-				sb_printf(&a, "^.{%llu,%llu}(?:", (unsigned long long)off_n,
-					  (unsigned long long)(off_n + off_m));
-			sb_puts(&a, expr.p);
-			sb_puts(&a, ")");
-			free(expr.p);
-			expr = a;
-			if (expr.oom) {
-				free(expr.p);
-				return -ENOMEM;
-			}
-		} else if (mn == mx) {
-			/* fixed width: Hyperscan bounds the match end instead */
-			g.min_offset = off_n + mn;
-			g.max_offset = off_n + off_m + mn;
-		} else {
-			free(expr.p);
-			return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_OFFSET_RANGE,
-					"offset beyond 32767 on a variable-width pattern");
-		}
-	}
-	if (!hs_check(expr.p, g.hs_flags, &g, hsmsg, sizeof(hsmsg))) {
-		free(expr.p);
-		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_HS_COMPILE, hsmsg);
-	}
-	if (line >= MRY_SIGSRC_NDB_ID_BASE)
-		return ndb_skip(s, fname, line, fld[0], fl[0], MRY_NDB_SKIP_SYNTAX,
-				"line number beyond the id range of one .ndb file");
-	g.id = id_base + (uint32_t)line;
-	g.action = MRY_ACTION_REJECT;
-	g.from_ndb = true;
-	g.name = strndup(fld[0], fl[0]);
-	g.origin = origin_str(fname, line);
-	g.expr = expr.p;
-	if (g.name == NULL || g.origin == NULL) {
-		sig_clear(&g);
-		return -ENOMEM;
-	}
-	s->ndb.translated++;
-	return add_sig(s, &g);
-}
-
-int mry_sigsrc_parse_ndb(struct mry_sigsrc *s, const char *fname,
-			 const char *text, size_t len)
-{
-	uint32_t base;
-
-	if (s->nb_ndb_files >= UINT32_MAX / MRY_SIGSRC_NDB_ID_BASE - 1) {
-		add_error(s, fname, 0, 0, "too many .ndb files");
-		return -EINVAL;
-	}
-	base = MRY_SIGSRC_NDB_ID_BASE * (s->nb_ndb_files + 1);
-	s->nb_ndb_files++;
-	return for_each_line(s, fname, text, len, ndb_line, base);
 }
 
 int mry_sigsrc_add_file(struct mry_sigsrc *s, const char *path)
@@ -1273,7 +663,7 @@ int mry_sigsrc_add_file(struct mry_sigsrc *s, const char *path)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) != 0) {
 		rc = -errno;
-		add_error(s, path, 0, 0, "cannot read: %s", strerror(errno));
+		mry_sigsrc_add_error(s, path, 0, 0, "cannot read: %s", strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return rc;
@@ -1289,7 +679,7 @@ int mry_sigsrc_add_file(struct mry_sigsrc *s, const char *path)
 
 		if (r <= 0) {
 			rc = r == 0 ? -EIO : -errno;
-			add_error(s, path, 0, 0, "cannot read: %s", strerror(-rc));
+			mry_sigsrc_add_error(s, path, 0, 0, "cannot read: %s", strerror(-rc));
 			free(buf);
 			close(fd);
 			return rc;
@@ -1384,14 +774,14 @@ static int compile_slots(struct mry_sigsrc *s, hs_database_t **db, bool *retry)
 				s->ndb.skipped[MRY_NDB_SKIP_HS_COMPILE]++;
 				g->targets = 0;    /* dropped everywhere */
 				*retry = true;
-				rc = add_note(s, note);
+				rc = mry_sigsrc_add_note(s, note);
 			} else {
-				add_error(s, g->origin, 0, 0, "Hyperscan refuses %s: %s",
+				mry_sigsrc_add_error(s, g->origin, 0, 0, "Hyperscan refuses %s: %s",
 					  g->name, cerr->message);
 				rc = -EINVAL;
 			}
 		} else {
-			add_error(s, "compile", 0, 0, "Hyperscan: %s",
+			mry_sigsrc_add_error(s, "compile", 0, 0, "Hyperscan: %s",
 				  cerr != NULL ? cerr->message : "failed");
 			rc = -EINVAL;
 		}
@@ -1460,7 +850,7 @@ int mry_sigsrc_compile(struct mry_sigsrc *s, const struct mry_sigc_opts *o,
 		nb++;
 	}
 	if (nb == 0) {
-		add_error(s, "compile", 0, 0, "no signatures to compile");
+		mry_sigsrc_add_error(s, "compile", 0, 0, "no signatures to compile");
 		rc = -ENOENT;
 		goto out;
 	}
