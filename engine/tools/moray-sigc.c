@@ -128,6 +128,11 @@ static int cmd_compile(int argc, char **argv)
 		if (rc == -ENOMEM)
 			goto out;
 	}
+	if (mry_sigsrc_nb_errors(s) == 0)
+		rc = mry_sigsrc_compile(s, &o, &img, &len, &rep);
+	else
+		rc = -EINVAL;
+	/* after compiling: Hyperscan may have refused translations too */
 	nr = mry_sigsrc_ndb_report(s);
 	if (nr->lines > 0) {
 		uint32_t skipped = 0;
@@ -146,12 +151,7 @@ static int cmd_compile(int argc, char **argv)
 			printf("; %u bounds above 32767 widened", nr->wide_bounds);
 		printf("\n");
 	}
-	if (mry_sigsrc_nb_errors(s) == 0) {
-		rc = mry_sigsrc_compile(s, &o, &img, &len, &rep);
-		nr = mry_sigsrc_ndb_report(s);
-	} else {
-		rc = -EINVAL;
-	}
+
 	if (notes || rc != 0)
 		for (uint32_t i = 0; i < mry_sigsrc_nb_notes(s); i++)
 			if (notes)

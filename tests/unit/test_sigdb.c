@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -505,4 +506,55 @@ Test(sigdb, ctl_with_key_refuses_unsigned_candidate, .init = mk_tmp, .fini = rm_
 	cr_assert(eq(int, mry_sigdb_ctl_offer(c, p1, 1, &retired), MRY_SIGDB_UNSIGNED));
 	cr_assert(eq(str, CSTR(mry_sigdb_ctl_reason(c)), "candidate_rejected: unsigned"));
 	mry_sigdb_ctl_destroy(c);
+}
+
+/* ---- moray-sigc, the interface DESIGN.md promises ---------------------- */
+
+static int run(const char *cmd, char *out, size_t out_len)
+{
+	FILE *p = popen(cmd, "r");
+	size_t n;
+	int st;
+
+	cr_assert_not_null(p);
+	n = fread(out, 1, out_len - 1, p);
+	out[n] = '\0';
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(sigdb, sigc_verify_exits_zero_only_for_a_valid_file, .init = mk_tmp, .fini = rm_tmp)
+{
+	const char *sigc = MORAY_BUILDDIR "/engine/tools/moray-sigc";
+	char cmd[1024], out[1024], src[256];
+	FILE *f;
+
+	if (access(sigc, X_OK) != 0)
+		cr_skip_test("%s not built", sigc);
+	snprintf(src, sizeof(src), "%s/t.sigs", tmpdir);
+	f = fopen(src, "w");
+	fputs(small_src, f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "%s keygen %s/k.key %s/k.pub && %s compile -o %s/a.mdb "
+		 "--generation 9 --sign-key %s/k.key %s", sigc, tmpdir, tmpdir, sigc, tmpdir,
+		 tmpdir, src);
+	cr_assert(eq(int, run(cmd, out, sizeof(out)), 0), "%s", out);
+	cr_assert_not_null(strstr(out, "generation 9, 2 signatures"));
+	snprintf(cmd, sizeof(cmd), "%s verify --pubkey %s/k.pub %s/a.mdb", sigc, tmpdir, tmpdir);
+	cr_assert(eq(int, run(cmd, out, sizeof(out)), 0), "%s", out);
+	cr_assert_not_null(strstr(out, "valid: generation 9"));
+	/* one flipped byte in the middle */
+	snprintf(cmd, sizeof(cmd), "printf 'Z' | dd of=%s/a.mdb bs=1 seek=300 conv=notrunc "
+		 "status=none && %s verify %s/a.mdb", tmpdir, sigc, tmpdir);
+	cr_assert(eq(int, run(cmd, out, sizeof(out)), 1));
+	cr_assert_not_null(strstr(out, "invalid: digest_mismatch: "));
+	cr_assert(eq(int, (int)(strchr(out, '\n') - out), (int)strlen(out) - 1), "one line: %s", out);
+	/* a source error: nothing written, file:line:col on stderr */
+	f = fopen(src, "a");
+	fputs("3 Bad drop raw lit:\"x\"\n", f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "%s compile -o %s/b.mdb %s 2>&1; test ! -e %s/b.mdb", sigc,
+		 tmpdir, src, tmpdir);
+	cr_assert(eq(int, run(cmd, out, sizeof(out)), 0), "%s", out);
+	cr_assert_not_null(strstr(out, "t.sigs:3:7: unknown action 'drop'"), "%s", out);
 }

@@ -70,6 +70,7 @@ int mry_scanner_prepare(struct mry_scanner *s, struct mry_sigdb_gen *g);
 struct mry_scan_msg *mry_scan_msg_begin(struct mry_scanner *s, struct mry_sigdb_gen *g);
 
 void mry_scan_msg_raw(struct mry_scan_msg *m, const uint8_t *data, size_t len);
+/* all header blocks of a message (top level and parts) share one stream */
 void mry_scan_msg_headers(struct mry_scan_msg *m, const uint8_t *data, size_t len);
 /* a decoded leaf part: a fresh stream per part so offsets are per part */
 void mry_scan_msg_part_begin(struct mry_scan_msg *m);
