@@ -22,6 +22,13 @@
  * sized 3 streams per message, so a message that got its msg object and its
  * two first streams can always open its part stream.
  *
+ * Mode: the databases are HS_MODE_STREAM without any
+ * HS_MODE_SOM_HORIZON_*, since no expression asks for start of match: a
+ * verdict needs only which signatures matched, and SOM would cost stream
+ * state per pattern and bound how far back a match may start. Every
+ * expression carries HS_FLAG_SINGLEMATCH (sigsrc), so the callback below
+ * runs at most once per signature per stream.
+ *
  * Trade-off: the signature list of a message is a small fixed array
  * (MRY_SCAN_MAX_SIGS); beyond it, less severe entries are replaced by more
  * severe ones, and nb_sigs_total may count a signature twice when it matches

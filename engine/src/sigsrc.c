@@ -758,6 +758,9 @@ static int compile_slots(struct mry_sigsrc *s, hs_database_t **db, bool *retry)
 		}
 		if (n == 0)
 			continue;
+		/* streaming: messages arrive in segments and are never
+		 * buffered whole. NULL platform: tuned for this CPU, which the
+		 * file header records and the loader checks. */
 		if (hs_compile_ext_multi(exprs, flags, ids, extp, n, HS_MODE_STREAM,
 					 NULL, &db[slot], &cerr) == HS_SUCCESS)
 			continue;

@@ -167,6 +167,8 @@ static int ndb_line(struct mry_sigsrc *s, const char *fname, size_t line,
 		return ndb_skip(s, fname, line, fld[0], fl[0],
 				(enum mry_ndb_skip)(rc - 1), herr);
 	}
+	/* existence is all a verdict needs (SINGLEMATCH, no SOM); ClamAV
+	 * wildcards are bytes, newlines included (DOTALL) */
 	g.hs_flags = HS_FLAG_SINGLEMATCH | HS_FLAG_DOTALL;
 	if (anchored) {
 		if (off_n + off_m <= MRY_SIGSRC_HS_BOUND_MAX) {

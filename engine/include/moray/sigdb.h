@@ -154,7 +154,10 @@ struct mry_sigdb_ctl *mry_sigdb_ctl_create(const struct mry_sigdb_ctl_config *cf
 void mry_sigdb_ctl_destroy(struct mry_sigdb_ctl *c);
 
 /**
- * Offer a candidate file (or NULL: "no file at all"). Validates it fully;
+ * Offer a candidate file (or NULL: "no file at all": without an active
+ * generation the state is invalid "no_database", with one nothing changes;
+ * returns MRY_SIGDB_IO_ERROR). Offering the active file again (same
+ * digest) changes nothing and returns OK. Validates a candidate fully;
  * when valid it becomes active (the previous active generation's reference
  * is returned in *retired for the caller to unref after readers quiesced,
  * or NULL). Updates the state. Control path only. @now_s is unix time.
