@@ -7,7 +7,7 @@ RUNS=${FUZZ_RUNS:-20000}
 HERE=$(cd "$(dirname "$0")" && pwd)
 found=0
 for exe in "$DIR"/fuzz_*; do
-	[ -x "$exe" ] || continue
+	[ -f "$exe" ] && [ -x "$exe" ] || continue
 	found=1
 	t=$(basename "$exe")
 	t=${t#fuzz_}

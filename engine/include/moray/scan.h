@@ -39,6 +39,7 @@ struct mry_scan_stats {
 	uint64_t stream_pool_empty;
 	uint64_t scratch_errors;
 	uint64_t hs_errors;
+	uint64_t prepare_lazy;       /* msg_begin had to prepare a generation itself */
 };
 
 struct mry_scanner;      /* per worker: scratch per generation, pools */
@@ -47,6 +48,12 @@ struct mry_scan_msg;     /* one message in progress */
 /** @max_msgs: messages in progress at once on this worker (pool size). */
 struct mry_scanner *mry_scanner_create(const struct mry_alloc *a, uint32_t max_msgs);
 void mry_scanner_destroy(struct mry_scanner *s);
+/** Same with an explicit stream-state pool size (default 3 per message:
+ * raw, headers, current part). Tests use it to reach "stream pool empty". */
+struct mry_scanner *mry_scanner_create_ex(const struct mry_alloc *a, uint32_t max_msgs,
+					  uint32_t max_streams);
+/** Bytes of this worker's Hyperscan scratch (0 before prepare). */
+size_t mry_scanner_scratch_size(const struct mry_scanner *s);
 
 /**
  * Make sure this worker's scratch fits @g (hs_alloc_scratch grows it). Call
@@ -63,6 +70,7 @@ int mry_scanner_prepare(struct mry_scanner *s, struct mry_sigdb_gen *g);
 struct mry_scan_msg *mry_scan_msg_begin(struct mry_scanner *s, struct mry_sigdb_gen *g);
 
 void mry_scan_msg_raw(struct mry_scan_msg *m, const uint8_t *data, size_t len);
+/* all header blocks of a message (top level and parts) share one stream */
 void mry_scan_msg_headers(struct mry_scan_msg *m, const uint8_t *data, size_t len);
 /* a decoded leaf part: a fresh stream per part so offsets are per part */
 void mry_scan_msg_part_begin(struct mry_scan_msg *m);

@@ -102,6 +102,34 @@ const struct mry_sig_meta *mry_sigdb_gen_sig(const struct mry_sigdb_gen *g, uint
 /** Hyperscan database of a slot (NULL when that target has no signatures). Only scan.c uses it. */
 const void *mry_sigdb_gen_hs_db(const struct mry_sigdb_gen *g, enum mry_sigdb_slot slot);
 
+/* ---- additions: file writing, keys, introspection ---- */
+
+#define MRY_SIGDB_DIGEST_BYTES 32
+#define MRY_SIGDB_PUBKEY_BYTES 32
+#define MRY_SIGDB_SECKEY_BYTES 64
+
+/**
+ * Write a database image atomically: PATH.tmp.<pid>, fsync, rename over
+ * @path, fsync the directory. A reader never sees a partial file at @path.
+ * @return 0 or a negative errno.
+ */
+int mry_sigdb_write_file(const char *path, const uint8_t *buf, size_t len);
+/** New Ed25519 key pair (libsodium). @return 0 or -EIO. */
+int mry_sigdb_keygen(uint8_t pk[MRY_SIGDB_PUBKEY_BYTES], uint8_t sk[MRY_SIGDB_SECKEY_BYTES]);
+
+/** Metadata by position (0 .. nb_sigs-1, sorted by id); NULL past the end. */
+const struct mry_sig_meta *mry_sigdb_gen_sig_at(const struct mry_sigdb_gen *g, uint32_t i);
+bool mry_sigdb_gen_signed(const struct mry_sigdb_gen *g);
+/** BLAKE2b-256 digest of the file (MRY_SIGDB_DIGEST_BYTES). */
+const uint8_t *mry_sigdb_gen_digest(const struct mry_sigdb_gen *g);
+/** hs_serialized_database_info() of the file ("Version: 5.4.0 Features: ... Mode: STREAM"). */
+const char *mry_sigdb_gen_hs_info(const struct mry_sigdb_gen *g);
+/** Serialised size / stream state size of a slot's database (0 when empty). */
+size_t mry_sigdb_gen_db_size(const struct mry_sigdb_gen *g, enum mry_sigdb_slot slot);
+size_t mry_sigdb_gen_stream_size(const struct mry_sigdb_gen *g, enum mry_sigdb_slot slot);
+/** Scratch bytes one worker needs for this generation (all slots). */
+size_t mry_sigdb_gen_scratch_size(const struct mry_sigdb_gen *g);
+
 /* ---- generation state (DESIGN.md): which generation is active, and valid? ---- */
 
 enum mry_db_policy {
@@ -126,7 +154,10 @@ struct mry_sigdb_ctl *mry_sigdb_ctl_create(const struct mry_sigdb_ctl_config *cf
 void mry_sigdb_ctl_destroy(struct mry_sigdb_ctl *c);
 
 /**
- * Offer a candidate file (or NULL: "no file at all"). Validates it fully;
+ * Offer a candidate file (or NULL: "no file at all": without an active
+ * generation the state is invalid "no_database", with one nothing changes;
+ * returns MRY_SIGDB_IO_ERROR). Offering the active file again (same
+ * digest) changes nothing and returns OK. Validates a candidate fully;
  * when valid it becomes active (the previous active generation's reference
  * is returned in *retired for the caller to unref after readers quiesced,
  * or NULL). Updates the state. Control path only. @now_s is unix time.
@@ -148,9 +179,13 @@ struct mry_sigdb_gen *mry_sigdb_ctl_usable(const struct mry_sigdb_ctl *c);
 struct mry_sigdb_gen *mry_sigdb_ctl_active(const struct mry_sigdb_ctl *c);
 
 enum mry_db_state mry_sigdb_ctl_state(const struct mry_sigdb_ctl *c);
-/** Reason of the current state ("ok", "no_database", "too_old", "candidate_rejected: digest_mismatch" ...). */
+/** Reason of the current state ("ok", "no_database", "too_old", "candidate_rejected: digest_mismatch" ...).
+ * Written by the control thread; read it there (or after mry_sigdb_ctl_version() changed). */
 const char *mry_sigdb_ctl_reason(const struct mry_sigdb_ctl *c);
 /** Increments on every state or active-generation change (any thread). */
 uint64_t mry_sigdb_ctl_version(const struct mry_sigdb_ctl *c);
+
+/** Candidates rejected since creation with reason @st (counter). */
+uint64_t mry_sigdb_ctl_rejected(const struct mry_sigdb_ctl *c, enum mry_sigdb_status st);
 
 #endif /* MORAY_SIGDB_H */
