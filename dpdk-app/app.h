@@ -68,6 +68,7 @@ struct app_options {
 
 /* What a worker publishes for the control thread (seqlock, single writer). */
 struct app_counter {
+	char module[16];
 	char name[48];
 	uint64_t value;
 };
@@ -176,6 +177,7 @@ struct app {
 	uint16_t ports[APP_MAX_PORTS];
 	uint16_t nb_ports;
 	uint16_t pair[RTE_MAX_ETHPORTS];
+	bool port_started[RTE_MAX_ETHPORTS];
 	int16_t port_owner[RTE_MAX_ETHPORTS];      /* rx lcore owning a port (sw) */
 	struct app_worker *workers[APP_MAX_WORKERS];
 	uint32_t nb_workers;

@@ -232,6 +232,10 @@ static int parse_ports(struct app_options *o, const char *s)
 
 		if (n >= MRY_ENGINE_MAX_SMTP_PORTS)
 			return bad("smtp-ports", s, "too many ports (max 16)");
+		while (isspace((unsigned char)*tok))
+			tok++;
+		while (*tok != '\0' && isspace((unsigned char)tok[strlen(tok) - 1]))
+			tok[strlen(tok) - 1] = '\0';
 		if (parse_u64(tok, 1, 65535, &v, false) != 0)
 			return bad("smtp-ports", s, "ports are numbers 1-65535");
 		o->smtp_ports[n++] = (uint16_t)v;

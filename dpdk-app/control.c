@@ -304,14 +304,14 @@ void app_control_sum(struct app *a, struct app_worker_stats *tot)
 			tot->eng.hold_oldest_ns = w.eng.hold_oldest_ns;
 		for (j = 0; j < w.nb_counters; j++) {
 			for (k = 0; k < tot->nb_counters; k++)
-				if (strcmp(tot->counters[k].name, w.counters[j].name) == 0)
+				if (strcmp(tot->counters[k].name, w.counters[j].name) == 0 &&
+				    strcmp(tot->counters[k].module, w.counters[j].module) == 0)
 					break;
 			if (k == tot->nb_counters) {
 				if (k == APP_MAX_COUNTERS)
 					continue;
 				tot->nb_counters++;
-				memcpy(tot->counters[k].name, w.counters[j].name,
-				       sizeof(tot->counters[k].name));
+				tot->counters[k] = w.counters[j];
 				tot->counters[k].value = 0;
 			}
 			tot->counters[k].value += w.counters[j].value;

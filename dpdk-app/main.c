@@ -55,17 +55,19 @@ static void engine_log(enum mry_log_level level, const char *module, const char 
 
 static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
 {
+	char msg[512];
 	va_list ap;
 
-	fprintf(stderr, "moray: error: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\n");
+	/* Clean up first so the error is the last line the operator sees. */
 	if (eal_up) {
 		app_port_close(&g_app);
 		rte_eal_cleanup();
 	}
+	fflush(stdout);
+	fprintf(stderr, "moray: error: %s\n", msg);
 	exit(1);
 }
 

@@ -166,6 +166,7 @@ static int setup_one(struct app *a, uint16_t port, char *err, size_t errlen)
 		snprintf(err, errlen, "port %u: start failed: %s", port, rte_strerror(-rc));
 		return rc;
 	}
+	a->port_started[port] = true;
 	if (a->opt.promisc) {
 		rc = rte_eth_promiscuous_enable(port);
 		if (rc != 0 && rc != -ENOTSUP)
@@ -261,7 +262,12 @@ void app_port_close(struct app *a)
 	unsigned i;
 
 	for (i = 0; i < a->nb_ports; i++) {
-		rte_eth_dev_stop(a->ports[i]);
-		rte_eth_dev_close(a->ports[i]);
+		uint16_t p = a->ports[i];
+
+		if (!a->port_started[p])
+			continue;
+		rte_eth_dev_stop(p);
+		rte_eth_dev_close(p);
+		a->port_started[p] = false;
 	}
 }

@@ -242,9 +242,27 @@ static int cmd_counters(const char *cmd, const char *params, struct rte_tel_data
 	if (t == NULL)
 		return -ENOMEM;
 	app_control_sum(&g_app, t);
+	/* {"module": {"name": value, ...}, ...} */
 	rte_tel_data_start_dict(d);
-	for (i = 0; i < t->nb_counters && i < RTE_TEL_MAX_DICT_ENTRIES; i++)
-		D_U64(d, t->counters[i].name, t->counters[i].value);
+	for (i = 0; i < t->nb_counters; i++) {
+		struct rte_tel_data *c;
+		unsigned j;
+		bool first = true;
+
+		for (j = 0; j < i; j++)
+			if (strcmp(t->counters[j].module, t->counters[i].module) == 0)
+				first = false;
+		if (!first)
+			continue;
+		c = rte_tel_data_alloc();
+		if (c == NULL)
+			break;
+		rte_tel_data_start_dict(c);
+		for (j = i; j < t->nb_counters; j++)
+			if (strcmp(t->counters[j].module, t->counters[i].module) == 0)
+				D_U64(c, t->counters[j].name, t->counters[j].value);
+		rte_tel_data_add_dict_container(d, t->counters[i].module, c, 0);
+	}
 	free(t);
 	return 0;
 }

@@ -178,7 +178,8 @@ static void collect_counter(void *ctx, const char *module, const char *name,
 	if (st->nb_counters >= APP_MAX_COUNTERS)
 		return;
 	c = &st->counters[st->nb_counters++];
-	snprintf(c->name, sizeof(c->name), "%s.%s", module, name);
+	snprintf(c->module, sizeof(c->module), "%s", module);
+	snprintf(c->name, sizeof(c->name), "%s", name);
 	c->value = value;
 }
 
