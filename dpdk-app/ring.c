@@ -11,6 +11,7 @@
  * transmits them: each tx queue keeps a single writer without locks.
  */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 
 #include <rte_byteorder.h>
@@ -161,7 +162,7 @@ int app_rx_main(void *arg)
 	struct rte_mbuf *out[APP_MAX_WORKERS][APP_MAX_BURST];
 	uint32_t nb_out[APP_MAX_WORKERS];
 	uint64_t prev_tsc = rte_rdtsc();
-	unsigned pi, i, w;
+	unsigned pi, i, w, idle = 0;
 
 	memset(nb_out, 0, sizeof(nb_out));
 	while (__atomic_load_n(&a->phase, __ATOMIC_ACQUIRE) == APP_PHASE_INIT)
@@ -175,8 +176,15 @@ int app_rx_main(void *arg)
 				uint16_t n = rte_eth_rx_burst(rx->ports[pi], 0, pkts,
 							      (uint16_t)burst);
 
-				if (n == 0)
+				if (n == 0) {
+					/* Idle: let oversubscribed lcores run. */
+					if (++idle >= 4096) {
+						idle = 0;
+						sched_yield();
+					}
 					continue;
+				}
+				idle = 0;
 				rx->st.rx_pkts += n;
 				for (i = 0; i < n; i++) {
 					struct rte_mbuf *m = pkts[i];
