@@ -1,7 +1,749 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * moray-scan: the engine, offline, as one worker over pcap files. It runs
+ * exactly the code the DPDK application runs per packet, with the capture's
+ * clock as time, so its verdict log is what moray would have written; it
+ * adds forensics outputs (reassembled streams, messages, decoded parts, the
+ * frames moray would have forwarded) and a database timeline (--db-at) to
+ * replay generation changes against a capture.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <hs.h>
+#include <pcap/pcap.h>
+
+#include "moray/common.h"
+#include "moray/engine.h"
+#include "moray/event.h"
+#include "moray/sigdb.h"
+
+#define MAX_TIMELINE 64
+#define MAX_OPEN 128
+
+struct db_offer {
+	uint64_t at_ns;                /* offset from the first packet */
+	const char *path;              /* NULL: no file at all */
+};
+
+/* Output files by name, kept open (bounded) and created once. */
+struct outfile {
+	char *name;
+	FILE *fp;
+	uint64_t last_use;
+};
+
+struct scan {
+	FILE *log;
+	const char *dump_streams;
+	const char *dump_messages;
+	const char *dump_parts;
+	pcap_dumper_t *out;
+	pcap_t *out_pcap;
+	struct pcap_pkthdr cur_hdr;
+	struct outfile *files;
+	size_t nb_files;
+	size_t cap_files;
+	uint64_t use_tick;
+	unsigned open_count;
+	uint64_t part_index;           /* per message */
+	char part_name[PATH_MAX];
+	struct mry_sigdb_ctl *ctl;
+	uint64_t events;
+	int io_errors;
+};
+
+static void usage(FILE *f)
 {
-	fputs("moray-scan: not built yet\n", stderr);
-	return 2;
+	fputs("usage: moray-scan [options] FILE.pcap...\n"
+	      "  --db FILE               signature database (moray-sigc compile)\n"
+	      "  --db-at SECONDS:FILE    offer FILE when the capture clock reaches SECONDS\n"
+	      "                          after its first packet ('-' as FILE: no file); repeatable\n"
+	      "  --db-pubkey FILE        require databases signed with this Ed25519 key\n"
+	      "  --db-policy hold|last-good   invalid generation state policy (default hold)\n"
+	      "  --db-max-age SECONDS    a generation older than this makes the state invalid\n"
+	      "  --hold-timeout SECONDS  held messages are tempfailed after this (default 240)\n"
+	      "  --hold-store-size BYTES hold store cap (k/M/G suffixes; default 256M)\n"
+	      "  --smtp-ports LIST       comma-separated SMTP ports (default 25,587,2525)\n"
+	      "  --log FILE              verdict log, JSON lines (default: stdout)\n"
+	      "  --dump-streams DIR      each TCP direction's reassembled bytes\n"
+	      "  --dump-messages DIR     each message as the server receives it\n"
+	      "  --dump-parts DIR        each decoded MIME leaf part\n"
+	      "  --out-pcap FILE         the frames moray would forward or inject\n"
+	      "  --no-tcp-csum           do not verify TCP checksums (offloaded captures)\n"
+	      "  --max-flows N           flow table capacity (default 65536)\n"
+	      "  --quiet                 no counter summary on stderr\n"
+	      "  --version, --help\n", f);
+}
+
+static int parse_u64(const char *s, uint64_t *out, bool suffixes)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s || s[0] == '-')
+		return -EINVAL;
+	if (suffixes && *end != '\0') {
+		uint64_t mul = 0;
+
+		switch (*end) {
+		case 'k': case 'K': mul = 1ULL << 10; break;
+		case 'm': case 'M': mul = 1ULL << 20; break;
+		case 'g': case 'G': mul = 1ULL << 30; break;
+		default: return -EINVAL;
+		}
+		if (end[1] != '\0' || v > UINT64_MAX / mul)
+			return -EINVAL;
+		v *= mul;
+	} else if (*end != '\0') {
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_ports(const char *s, struct mry_engine_config *cfg)
+{
+	char buf[256], *tok, *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", s);
+	cfg->nb_smtp_ports = 0;
+	for (tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+		uint64_t v;
+
+		if (parse_u64(tok, &v, false) != 0 || v == 0 || v > 65535 ||
+		    cfg->nb_smtp_ports >= MRY_ENGINE_MAX_SMTP_PORTS)
+			return -EINVAL;
+		cfg->smtp_ports[cfg->nb_smtp_ports++] = (uint16_t)v;
+	}
+	return cfg->nb_smtp_ports > 0 ? 0 : -EINVAL;
+}
+
+static int read_key(const char *path, uint8_t key[32])
+{
+	FILE *f = fopen(path, "rb");
+	size_t n;
+
+	if (f == NULL)
+		return -errno;
+	n = fread(key, 1, 32, f);
+	fclose(f);
+	return n == 32 ? 0 : -EINVAL;
+}
+
+/* ---- output files ------------------------------------------------------- */
+
+static FILE *outfile_get(struct scan *sc, const char *name)
+{
+	struct outfile *of = NULL, *lru = NULL;
+	size_t i;
+
+	for (i = 0; i < sc->nb_files; i++) {
+		if (strcmp(sc->files[i].name, name) == 0) {
+			of = &sc->files[i];
+			break;
+		}
+	}
+	if (of == NULL) {
+		if (sc->nb_files == sc->cap_files) {
+			size_t nc = sc->cap_files ? sc->cap_files * 2 : 64;
+			struct outfile *nf = realloc(sc->files, nc * sizeof(*nf));
+
+			if (nf == NULL)
+				return NULL;
+			sc->files = nf;
+			sc->cap_files = nc;
+		}
+		of = &sc->files[sc->nb_files++];
+		of->name = strdup(name);
+		of->fp = NULL;
+		if (of->name == NULL)
+			return NULL;
+		/* first use: create (truncate) */
+		of->fp = fopen(name, "wb");
+		if (of->fp == NULL) {
+			fprintf(stderr, "moray-scan: cannot create %s: %s\n", name, strerror(errno));
+			sc->io_errors++;
+			return NULL;
+		}
+		sc->open_count++;
+	} else if (of->fp == NULL) {
+		of->fp = fopen(name, "ab");
+		if (of->fp == NULL) {
+			sc->io_errors++;
+			return NULL;
+		}
+		sc->open_count++;
+	}
+	of->last_use = ++sc->use_tick;
+	/* bound open descriptors: close the least recently used */
+	while (sc->open_count > MAX_OPEN) {
+		lru = NULL;
+		for (i = 0; i < sc->nb_files; i++)
+			if (sc->files[i].fp != NULL && &sc->files[i] != of &&
+			    (lru == NULL || sc->files[i].last_use < lru->last_use))
+				lru = &sc->files[i];
+		if (lru == NULL)
+			break;
+		fclose(lru->fp);
+		lru->fp = NULL;
+		sc->open_count--;
+	}
+	return of->fp;
+}
+
+static void outfile_close(struct scan *sc, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sc->nb_files; i++) {
+		if (sc->files[i].fp != NULL && strcmp(sc->files[i].name, name) == 0) {
+			fclose(sc->files[i].fp);
+			sc->files[i].fp = NULL;
+			sc->open_count--;
+			return;
+		}
+	}
+}
+
+static void outfile_close_all(struct scan *sc)
+{
+	size_t i;
+
+	for (i = 0; i < sc->nb_files; i++) {
+		if (sc->files[i].fp != NULL && fclose(sc->files[i].fp) != 0)
+			sc->io_errors++;
+		free(sc->files[i].name);
+	}
+	free(sc->files);
+	sc->files = NULL;
+	sc->nb_files = 0;
+}
+
+static void write_or_count(struct scan *sc, FILE *fp, const void *d, size_t n)
+{
+	if (fp != NULL && n > 0 && fwrite(d, 1, n, fp) != n)
+		sc->io_errors++;
+}
+
+/* ---- engine hooks ------------------------------------------------------- */
+
+static void on_emit(void *ctx, enum mry_emit_dir dir, uint16_t port,
+		    const uint8_t *frame, uint32_t len)
+{
+	struct scan *sc = ctx;
+	struct pcap_pkthdr h = sc->cur_hdr;
+
+	(void)dir;
+	(void)port;
+	if (sc->out == NULL)
+		return;
+	h.caplen = h.len = len;
+	pcap_dump((u_char *)sc->out, &h, frame);
+}
+
+static void on_event(void *ctx, const char *json, size_t len)
+{
+	struct scan *sc = ctx;
+
+	sc->events++;
+	if (fwrite(json, 1, len, sc->log) != len || fputc('\n', sc->log) == EOF)
+		sc->io_errors++;
+}
+
+static void on_stream(void *ctx, const struct mry_engine_conn *c, bool from_client,
+		      const uint8_t *data, uint32_t len)
+{
+	struct scan *sc = ctx;
+	char name[PATH_MAX];
+
+	if (sc->dump_streams == NULL)
+		return;
+	if (from_client)
+		snprintf(name, sizeof(name), "%s/%s.%u-%s.%u", sc->dump_streams,
+			 c->src, c->sport, c->dst, c->dport);
+	else
+		snprintf(name, sizeof(name), "%s/%s.%u-%s.%u", sc->dump_streams,
+			 c->dst, c->dport, c->src, c->sport);
+	write_or_count(sc, outfile_get(sc, name), data, len);
+}
+
+static void on_message(void *ctx, const struct mry_engine_conn *c, uint32_t idx,
+		       const uint8_t *data, uint32_t len, bool end)
+{
+	struct scan *sc = ctx;
+	char name[PATH_MAX];
+
+	if (sc->dump_messages == NULL)
+		return;
+	snprintf(name, sizeof(name), "%s/%s.%u-%s.%u.%u.eml", sc->dump_messages,
+		 c->src, c->sport, c->dst, c->dport, idx);
+	if (end) {
+		/* an empty message still gets its (empty) file */
+		(void)outfile_get(sc, name);
+		outfile_close(sc, name);
+		return;
+	}
+	write_or_count(sc, outfile_get(sc, name), data, len);
+}
+
+/* file names from the wire: keep [A-Za-z0-9._-], never a path */
+static void sanitize(char *out, size_t cap, const char *in)
+{
+	size_t i, o = 0;
+
+	for (i = 0; in[i] != '\0' && o + 1 < cap && o < 80; i++) {
+		char ch = in[i];
+
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
+		    (ch == '.' && o > 0))
+			out[o++] = ch;
+		else
+			out[o++] = '_';
+	}
+	out[o] = '\0';
+}
+
+static void on_part(void *ctx, const struct mry_engine_conn *c, uint32_t idx,
+		    const struct mry_mime_part_info *pi, enum mry_part_phase ph,
+		    const uint8_t *data, uint32_t len)
+{
+	struct scan *sc = ctx;
+	char fname[96];
+
+	if (sc->dump_parts == NULL)
+		return;
+	switch (ph) {
+	case MRY_PART_BEGIN:
+		if (pi->filename != NULL && pi->filename[0] != '\0') {
+			sanitize(fname, sizeof(fname), pi->filename);
+			snprintf(sc->part_name, sizeof(sc->part_name), "%s/%s.%u-%s.%u.%u.%u.%s",
+				 sc->dump_parts, c->src, c->sport, c->dst, c->dport, idx,
+				 pi->index, fname);
+		} else {
+			snprintf(sc->part_name, sizeof(sc->part_name), "%s/%s.%u-%s.%u.%u.%u",
+				 sc->dump_parts, c->src, c->sport, c->dst, c->dport, idx,
+				 pi->index);
+		}
+		(void)outfile_get(sc, sc->part_name);
+		break;
+	case MRY_PART_DATA:
+		write_or_count(sc, outfile_get(sc, sc->part_name), data, len);
+		break;
+	case MRY_PART_END:
+		outfile_close(sc, sc->part_name);
+		break;
+	}
+}
+
+/* ---- database timeline -------------------------------------------------- */
+
+static void db_event(struct scan *sc, uint64_t now_ns, const char *path,
+		     enum mry_sigdb_status st)
+{
+	struct mry_sigdb_gen *g = mry_sigdb_ctl_active(sc->ctl);
+	char buf[1024];
+	struct mry_json j;
+	size_t n;
+
+	mry_json_begin(&j, buf, sizeof(buf));
+	mry_json_str(&j, "event", "db");
+	mry_json_ts(&j, "ts", now_ns);
+	if (g != NULL)
+		mry_json_u64(&j, "generation", mry_sigdb_gen_number(g));
+	else
+		mry_json_str(&j, "generation", NULL);
+	mry_json_str(&j, "state", mry_sigdb_ctl_state(sc->ctl) == MRY_DB_VALID ?
+		     "valid" : "invalid");
+	mry_json_str(&j, "reason", mry_sigdb_ctl_reason(sc->ctl));
+	mry_json_str(&j, "file", path);
+	mry_json_str(&j, "offer", mry_sigdb_status_name(st));
+	n = mry_json_end(&j);
+	if (n > 0)
+		on_event(sc, buf, n);
+}
+
+static enum mry_sigdb_status offer(struct scan *sc, const char *path, uint64_t now_ns)
+{
+	struct mry_sigdb_gen *retired = NULL;
+	enum mry_sigdb_status st;
+
+	st = mry_sigdb_ctl_offer(sc->ctl, path, now_ns / MRY_NS_PER_SEC, &retired);
+	/* single-threaded: no reader can still be inside the old pointer */
+	if (retired != NULL)
+		mry_sigdb_gen_unref(retired);
+	db_event(sc, now_ns, path, st);
+	return st;
+}
+
+static int cmp_offer(const void *a, const void *b)
+{
+	const struct db_offer *x = a, *y = b;
+
+	return x->at_ns < y->at_ns ? -1 : x->at_ns > y->at_ns;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static void print_counter(void *ctx, const char *module, const char *name, uint64_t v)
+{
+	fprintf(ctx, "  %-10s %-28s %" PRIu64 "\n", module, name, v);
+}
+
+static void print_summary(const struct mry_engine *e, uint64_t events)
+{
+	struct mry_engine_stats st;
+
+	mry_engine_get_stats(e, &st);
+	fprintf(stderr,
+		"moray-scan: %" PRIu64 " packets (%" PRIu64 " bytes), %" PRIu64 " non-SMTP, "
+		"%" PRIu64 " forwarded, %" PRIu64 " dropped\n"
+		"moray-scan: %" PRIu64 " messages: %" PRIu64 " clean, %" PRIu64 " infected, "
+		"%" PRIu64 " tempfail, %" PRIu64 " encrypted, %" PRIu64 " held, %" PRIu64
+		" released, %" PRIu64 " aborted; %" PRIu64 " events\n",
+		st.pkts, st.bytes, st.pkts_non_smtp, st.pkts_forwarded, st.pkts_dropped,
+		st.msgs, st.msgs_clean, st.msgs_infected, st.msgs_tempfail, st.msgs_encrypted,
+		st.msgs_held, st.msgs_released, st.msgs_aborted, events);
+	fprintf(stderr, "moray-scan: counters\n");
+	mry_engine_foreach_counter(e, print_counter, stderr);
+}
+
+enum {
+	OPT_DB = 256, OPT_DB_AT, OPT_DB_PUBKEY, OPT_DB_POLICY, OPT_DB_MAX_AGE,
+	OPT_HOLD_TIMEOUT, OPT_HOLD_STORE, OPT_SMTP_PORTS, OPT_LOG, OPT_DUMP_STREAMS,
+	OPT_DUMP_MESSAGES, OPT_DUMP_PARTS, OPT_OUT_PCAP, OPT_NO_CSUM, OPT_MAX_FLOWS,
+	OPT_QUIET, OPT_VERSION, OPT_HELP,
+};
+
+static const struct option longopts[] = {
+	{ "db", required_argument, NULL, OPT_DB },
+	{ "db-at", required_argument, NULL, OPT_DB_AT },
+	{ "db-pubkey", required_argument, NULL, OPT_DB_PUBKEY },
+	{ "db-policy", required_argument, NULL, OPT_DB_POLICY },
+	{ "db-max-age", required_argument, NULL, OPT_DB_MAX_AGE },
+	{ "hold-timeout", required_argument, NULL, OPT_HOLD_TIMEOUT },
+	{ "hold-store-size", required_argument, NULL, OPT_HOLD_STORE },
+	{ "smtp-ports", required_argument, NULL, OPT_SMTP_PORTS },
+	{ "log", required_argument, NULL, OPT_LOG },
+	{ "dump-streams", required_argument, NULL, OPT_DUMP_STREAMS },
+	{ "dump-messages", required_argument, NULL, OPT_DUMP_MESSAGES },
+	{ "dump-parts", required_argument, NULL, OPT_DUMP_PARTS },
+	{ "out-pcap", required_argument, NULL, OPT_OUT_PCAP },
+	{ "no-tcp-csum", no_argument, NULL, OPT_NO_CSUM },
+	{ "max-flows", required_argument, NULL, OPT_MAX_FLOWS },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int mkdir_p(const char *dir)
+{
+	struct stat sb;
+
+	if (stat(dir, &sb) == 0)
+		return S_ISDIR(sb.st_mode) ? 0 : -ENOTDIR;
+	return mkdir(dir, 0755) == 0 ? 0 : -errno;
+}
+
+int main(int argc, char **argv)
+{
+	struct mry_engine_config cfg;
+	struct mry_sigdb_ctl_config ccfg = { 0 };
+	struct db_offer timeline[MAX_TIMELINE];
+	unsigned nb_offers = 0, next_offer = 0;
+	const char *db = NULL, *log_path = NULL, *out_pcap = NULL;
+	struct mry_engine_io io = { 0 };
+	struct scan sc = { 0 };
+	struct mry_engine *e = NULL;
+	uint8_t pubkey[32];
+	bool have_key = false, quiet = false, first = true;
+	uint64_t t0 = 0, now = 0, v;
+	int opt, rc = 0, i;
+	char errbuf[PCAP_ERRBUF_SIZE];
+
+	mry_engine_config_defaults(&cfg);
+	cfg.decode_flags |= MRY_DECODE_F_VERIFY_TCP_CSUM;
+	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_DB:
+			db = optarg;
+			break;
+		case OPT_DB_AT: {
+			char *colon = strchr(optarg, ':');
+			double secs;
+			char *end;
+
+			if (colon == NULL || nb_offers == MAX_TIMELINE) {
+				fprintf(stderr, "moray-scan: --db-at wants SECONDS:FILE (at most %d)\n",
+					MAX_TIMELINE);
+				return 2;
+			}
+			*colon = '\0';
+			secs = strtod(optarg, &end);
+			if (end == optarg || *end != '\0' || secs < 0) {
+				fprintf(stderr, "moray-scan: --db-at: bad seconds '%s'\n", optarg);
+				return 2;
+			}
+			timeline[nb_offers].at_ns = (uint64_t)(secs * 1e9);
+			timeline[nb_offers].path = strcmp(colon + 1, "-") == 0 ? NULL : colon + 1;
+			nb_offers++;
+			break;
+		}
+		case OPT_DB_PUBKEY:
+			if (read_key(optarg, pubkey) != 0) {
+				fprintf(stderr, "moray-scan: cannot read a 32-byte public key from %s\n",
+					optarg);
+				return 2;
+			}
+			have_key = true;
+			break;
+		case OPT_DB_POLICY:
+			if (strcmp(optarg, "hold") == 0)
+				ccfg.policy = MRY_DB_POLICY_HOLD;
+			else if (strcmp(optarg, "last-good") == 0)
+				ccfg.policy = MRY_DB_POLICY_LAST_GOOD;
+			else {
+				fprintf(stderr, "moray-scan: --db-policy must be hold or last-good\n");
+				return 2;
+			}
+			break;
+		case OPT_DB_MAX_AGE:
+			if (parse_u64(optarg, &ccfg.max_age_s, false) != 0) {
+				fprintf(stderr, "moray-scan: --db-max-age: bad number '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case OPT_HOLD_TIMEOUT:
+			if (parse_u64(optarg, &v, false) != 0 || v == 0 || v > 86400) {
+				fprintf(stderr, "moray-scan: --hold-timeout: 1..86400 seconds\n");
+				return 2;
+			}
+			cfg.hold_timeout_ns = v * MRY_NS_PER_SEC;
+			break;
+		case OPT_HOLD_STORE:
+			if (parse_u64(optarg, &cfg.hold_store_bytes, true) != 0) {
+				fprintf(stderr, "moray-scan: --hold-store-size: bad size '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case OPT_SMTP_PORTS:
+			if (parse_ports(optarg, &cfg) != 0) {
+				fprintf(stderr, "moray-scan: --smtp-ports: bad list '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case OPT_LOG:
+			log_path = optarg;
+			break;
+		case OPT_DUMP_STREAMS:
+			sc.dump_streams = optarg;
+			break;
+		case OPT_DUMP_MESSAGES:
+			sc.dump_messages = optarg;
+			break;
+		case OPT_DUMP_PARTS:
+			sc.dump_parts = optarg;
+			break;
+		case OPT_OUT_PCAP:
+			out_pcap = optarg;
+			break;
+		case OPT_NO_CSUM:
+			cfg.decode_flags &= ~MRY_DECODE_F_VERIFY_TCP_CSUM;
+			break;
+		case OPT_MAX_FLOWS:
+			if (parse_u64(optarg, &v, false) != 0 || v == 0 || v > (1u << 26)) {
+				fprintf(stderr, "moray-scan: --max-flows: 1..%u\n", 1u << 26);
+				return 2;
+			}
+			cfg.flow.max_flows = (uint32_t)v;
+			break;
+		case OPT_QUIET:
+			quiet = true;
+			break;
+		case OPT_VERSION:
+			printf("moray-scan %s (Hyperscan %s)\n", "0.1.0", hs_version());
+			return 0;
+		case OPT_HELP:
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "moray-scan: no capture given\n");
+		usage(stderr);
+		return 2;
+	}
+	if (db != NULL && nb_offers > 0) {
+		fprintf(stderr, "moray-scan: use --db or --db-at, not both\n");
+		return 2;
+	}
+	{
+		const char *dirs[3] = { sc.dump_streams, sc.dump_messages, sc.dump_parts };
+
+		for (i = 0; i < 3; i++) {
+			if (dirs[i] != NULL && mkdir_p(dirs[i]) != 0) {
+				fprintf(stderr, "moray-scan: cannot use directory %s\n", dirs[i]);
+				return 2;
+			}
+		}
+	}
+	if (sc.dump_streams != NULL)
+		cfg.track_all_tcp = true;
+	if (log_path != NULL) {
+		sc.log = fopen(log_path, "w");
+		if (sc.log == NULL) {
+			fprintf(stderr, "moray-scan: cannot write %s: %s\n", log_path, strerror(errno));
+			return 2;
+		}
+	} else {
+		sc.log = stdout;
+	}
+	ccfg.pubkey = have_key ? pubkey : NULL;
+	sc.ctl = mry_sigdb_ctl_create(&ccfg);
+	if (sc.ctl == NULL) {
+		fprintf(stderr, "moray-scan: cannot create database control\n");
+		return 2;
+	}
+	if (db != NULL) {
+		char detail[256];
+		struct mry_sigdb_gen *g = NULL;
+		struct mry_sigdb_load_opts lo = { .pubkey = ccfg.pubkey, .min_generation = 0 };
+		enum mry_sigdb_status st = mry_sigdb_load_file(db, &lo, &g, detail, sizeof(detail));
+
+		/* --db alone: an unusable database is an error, not a timeline */
+		if (st != MRY_SIGDB_OK) {
+			fprintf(stderr, "moray-scan: %s: invalid database: %s (%s)\n", db,
+				mry_sigdb_status_name(st), detail);
+			mry_sigdb_ctl_destroy(sc.ctl);
+			return 3;
+		}
+		mry_sigdb_gen_unref(g);
+		timeline[0].at_ns = 0;
+		timeline[0].path = db;
+		nb_offers = 1;
+	}
+	qsort(timeline, nb_offers, sizeof(timeline[0]), cmp_offer);
+
+	io.emit = on_emit;
+	io.event = on_event;
+	io.stream = sc.dump_streams != NULL ? on_stream : NULL;
+	io.message = sc.dump_messages != NULL ? on_message : NULL;
+	io.part = sc.dump_parts != NULL ? on_part : NULL;
+	e = mry_engine_create(mry_alloc_default(), &cfg, sc.ctl, &io, &sc);
+	if (e == NULL) {
+		fprintf(stderr, "moray-scan: cannot create the engine (see log above)\n");
+		rc = 2;
+		goto out;
+	}
+
+	for (i = optind; i < argc; i++) {
+		pcap_t *p = pcap_open_offline_with_tstamp_precision(argv[i],
+				PCAP_TSTAMP_PRECISION_NANO, errbuf);
+		struct pcap_pkthdr *h;
+		const u_char *data;
+		int r;
+
+		if (p == NULL) {
+			fprintf(stderr, "moray-scan: %s: %s\n", argv[i], errbuf);
+			rc = 1;
+			continue;
+		}
+		if (pcap_datalink(p) != DLT_EN10MB) {
+			fprintf(stderr, "moray-scan: %s: link type %s not supported (Ethernet only)\n",
+				argv[i], pcap_datalink_val_to_name(pcap_datalink(p)));
+			pcap_close(p);
+			rc = 1;
+			continue;
+		}
+		if (out_pcap != NULL && sc.out == NULL) {
+			sc.out_pcap = pcap_open_dead_with_tstamp_precision(DLT_EN10MB, 65535,
+									PCAP_TSTAMP_PRECISION_NANO);
+			sc.out = sc.out_pcap != NULL ? pcap_dump_open(sc.out_pcap, out_pcap) : NULL;
+			if (sc.out == NULL) {
+				fprintf(stderr, "moray-scan: cannot write %s\n", out_pcap);
+				pcap_close(p);
+				rc = 2;
+				goto out;
+			}
+		}
+		while ((r = pcap_next_ex(p, &h, &data)) == 1) {
+			enum mry_pkt_verdict vd;
+
+			now = (uint64_t)h->ts.tv_sec * MRY_NS_PER_SEC + (uint64_t)h->ts.tv_usec;
+			if (first) {
+				t0 = now;
+				first = false;
+			}
+			while (next_offer < nb_offers && now - t0 >= timeline[next_offer].at_ns) {
+				offer(&sc, timeline[next_offer].path, now);
+				next_offer++;
+			}
+			if (mry_sigdb_ctl_tick(sc.ctl, now / MRY_NS_PER_SEC))
+				db_event(&sc, now, NULL, MRY_SIGDB_OK);
+			sc.cur_hdr = *h;
+			mry_engine_tick(e, now);
+			if (h->caplen < h->len) {
+				fprintf(stderr, "moray-scan: %s: truncated frame (caplen %u < len %u) decoded as captured\n",
+					argv[i], h->caplen, h->len);
+			}
+			vd = mry_engine_packet(e, data, h->caplen, 0, now);
+			if (vd == MRY_PKT_FORWARD && sc.out != NULL)
+				pcap_dump((u_char *)sc.out, h, data);
+			/* a valid generation may have arrived: held messages go now */
+			mry_engine_tick(e, now);
+		}
+		if (r == -1) {
+			fprintf(stderr, "moray-scan: %s: %s\n", argv[i], pcap_geterr(p));
+			rc = 1;
+		}
+		pcap_close(p);
+	}
+	/* offers scheduled after the last packet still happen, in order */
+	while (next_offer < nb_offers) {
+		uint64_t at = t0 + timeline[next_offer].at_ns;
+
+		now = at > now ? at : now;
+		offer(&sc, timeline[next_offer].path, now);
+		next_offer++;
+		mry_engine_tick(e, now);
+	}
+
+out:
+	if (e != NULL) {
+		/* the end of the capture is a shutdown: held messages are tempfailed */
+		mry_engine_shutdown(e, now);
+		if (!quiet)
+			print_summary(e, sc.events);
+		mry_engine_destroy(e, now);
+	}
+	if (sc.out != NULL)
+		pcap_dump_close(sc.out);
+	if (sc.out_pcap != NULL)
+		pcap_close(sc.out_pcap);
+	outfile_close_all(&sc);
+	if (sc.log != stdout && sc.log != NULL && fclose(sc.log) != 0)
+		sc.io_errors++;
+	else if (sc.log == stdout)
+		fflush(stdout);
+	mry_sigdb_ctl_destroy(sc.ctl);   /* drops the active generation's reference */
+	if (sc.io_errors > 0) {
+		fprintf(stderr, "moray-scan: %d output errors\n", sc.io_errors);
+		if (rc == 0)
+			rc = 1;
+	}
+	return rc;
 }

@@ -1,3 +1,550 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* placeholder */
+/*
+ * Engine: the verdict logic end to end on crafted frames. What reaches the
+ * server (frame verdicts and emitted frames), what the client is told, and
+ * the verdict-log events: clean, infected, held then released or rejected,
+ * hold timeout, hold store full, shutdown, a generation change in the middle
+ * of a message, withholding against retransmissions in other segmentation.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+
+#include "moray/decode.h"
+#include "moray/engine.h"
+#include "moray/sigdb.h"
+
+#ifndef MORAY_BUILDDIR
+#define MORAY_BUILDDIR "build"
+#endif
+#define DB_GEN1 MORAY_BUILDDIR "/tests/unit/db-gen1.mdb"
+#define DB_GEN2 MORAY_BUILDDIR "/tests/unit/db-gen2.mdb"
+
+#define MAX_EMIT 64
+#define MAX_EVENTS 64
+
+struct emitted {
+	enum mry_emit_dir dir;
+	uint32_t len;
+	uint8_t frame[2048];
+};
+
+static struct emitted emits[MAX_EMIT];
+static unsigned nb_emits;
+static char *events[MAX_EVENTS];
+static unsigned nb_events;
+
+static void on_emit(void *ctx, enum mry_emit_dir dir, uint16_t port,
+		    const uint8_t *frame, uint32_t len)
+{
+	(void)ctx;
+	(void)port;
+	cr_assert(lt(u32, nb_emits, MAX_EMIT));
+	cr_assert(le(u32, len, 2048));
+	emits[nb_emits].dir = dir;
+	emits[nb_emits].len = len;
+	memcpy(emits[nb_emits].frame, frame, len);
+	nb_emits++;
+}
+
+static void on_event(void *ctx, const char *json, size_t len)
+{
+	(void)ctx;
+	cr_assert(lt(u32, nb_events, MAX_EVENTS));
+	events[nb_events] = strndup(json, len);
+	nb_events++;
+}
+
+static struct mry_engine *eng;
+static struct mry_sigdb_ctl *ctl;
+static uint64_t now;
+
+struct tconn {
+	uint8_t cmac[6], smac[6];
+	uint8_t cip[4], sip[4];
+	uint16_t cport, sport;
+	uint32_t cseq, sseq;       /* next sequence number each side sends */
+	uint32_t cisn;
+};
+
+static struct tconn tc;
+
+static uint32_t mkframe(uint8_t *b, bool from_client, uint32_t seq, uint32_t ack,
+			uint8_t flags, const void *payload, uint32_t plen)
+{
+	uint8_t *ip = b + 14, *tcp = b + 34;
+	uint16_t v16, csum;
+	uint32_t v32;
+
+	memcpy(b, from_client ? tc.smac : tc.cmac, 6);
+	memcpy(b + 6, from_client ? tc.cmac : tc.smac, 6);
+	b[12] = 0x08;
+	b[13] = 0x00;
+	memset(ip, 0, 20);
+	ip[0] = 0x45;
+	v16 = htons((uint16_t)(40 + plen));
+	memcpy(ip + 2, &v16, 2);
+	ip[6] = 0x40;
+	ip[8] = 64;
+	ip[9] = 6;
+	memcpy(ip + 12, from_client ? tc.cip : tc.sip, 4);
+	memcpy(ip + 16, from_client ? tc.sip : tc.cip, 4);
+	csum = mry_csum_fold(mry_csum_partial(ip, 20, 0));
+	memcpy(ip + 10, &csum, 2);
+	memset(tcp, 0, 20);
+	v16 = htons(from_client ? tc.cport : tc.sport);
+	memcpy(tcp, &v16, 2);
+	v16 = htons(from_client ? tc.sport : tc.cport);
+	memcpy(tcp + 2, &v16, 2);
+	v32 = htonl(seq);
+	memcpy(tcp + 4, &v32, 4);
+	v32 = htonl(ack);
+	memcpy(tcp + 8, &v32, 4);
+	tcp[12] = 5 << 4;
+	tcp[13] = flags;
+	v16 = htons(65535);
+	memcpy(tcp + 14, &v16, 2);
+	if (plen > 0)
+		memcpy(tcp + 20, payload, plen);
+	csum = mry_tcp_csum(4, ip + 12, ip + 16, tcp, 20 + plen);
+	memcpy(tcp + 16, &csum, 2);
+	return 54 + plen;
+}
+
+static uint8_t last_frame[4096];
+static uint32_t last_len;
+
+/* client sends @s at an explicit sequence number (retransmissions) */
+static enum mry_pkt_verdict client_at(uint32_t seq, const char *s, size_t n)
+{
+	last_len = mkframe(last_frame, true, seq, tc.sseq, MRY_TCP_ACK | MRY_TCP_PSH, s,
+			   (uint32_t)n);
+	now += 1000000;
+	return mry_engine_packet(eng, last_frame, last_len, 0, now);
+}
+
+static enum mry_pkt_verdict client(const char *s)
+{
+	size_t n = strlen(s);
+	enum mry_pkt_verdict v = client_at(tc.cseq, s, n);
+
+	tc.cseq += (uint32_t)n;
+	return v;
+}
+
+static enum mry_pkt_verdict server(const char *s)
+{
+	uint8_t b[2048];
+	uint32_t n = (uint32_t)strlen(s);
+	uint32_t len = mkframe(b, false, tc.sseq, tc.cseq, MRY_TCP_ACK | MRY_TCP_PSH, s, n);
+
+	tc.sseq += n;
+	now += 1000000;
+	return mry_engine_packet(eng, b, len, 1, now);
+}
+
+static void handshake(void)
+{
+	uint8_t b[128];
+	uint32_t len;
+
+	len = mkframe(b, true, tc.cisn, 0, MRY_TCP_SYN, NULL, 0);
+	cr_assert(eq(int, mry_engine_packet(eng, b, len, 0, now), MRY_PKT_FORWARD));
+	len = mkframe(b, false, tc.sseq - 1, tc.cseq, MRY_TCP_SYN | MRY_TCP_ACK, NULL, 0);
+	cr_assert(eq(int, mry_engine_packet(eng, b, len, 1, now), MRY_PKT_FORWARD));
+	len = mkframe(b, true, tc.cseq, tc.sseq, MRY_TCP_ACK, NULL, 0);
+	cr_assert(eq(int, mry_engine_packet(eng, b, len, 0, now), MRY_PKT_FORWARD));
+}
+
+/* everything up to and including the 354 */
+static void envelope(void)
+{
+	handshake();
+	cr_assert(eq(int, server("220 srv.example ESMTP\r\n"), MRY_PKT_FORWARD));
+	cr_assert(eq(int, client("EHLO cli.example\r\n"), MRY_PKT_FORWARD));
+	cr_assert(eq(int, server("250-srv.example\r\n250 PIPELINING\r\n"), MRY_PKT_FORWARD));
+	cr_assert(eq(int, client("MAIL FROM:<alice@example.org>\r\n"), MRY_PKT_FORWARD));
+	cr_assert(eq(int, server("250 2.1.0 Ok\r\n"), MRY_PKT_FORWARD));
+	cr_assert(eq(int, client("RCPT TO:<bob@example.net>\r\n"), MRY_PKT_FORWARD));
+	cr_assert(eq(int, server("250 2.1.5 Ok\r\n"), MRY_PKT_FORWARD));
+	cr_assert(eq(int, client("DATA\r\n"), MRY_PKT_FORWARD));
+	cr_assert(eq(int, server("354 End data with <CR><LF>.<CR><LF>\r\n"), MRY_PKT_FORWARD));
+}
+
+static char eicar[80];
+
+static void make_eicar(void)
+{
+	static const char hex[] =
+		"58354f2150254041505b345c505a58353428505e2937434329377d2445494341522d"
+		"5354414e444152442d414e544956495255532d544553542d46494c452124482b482a";
+	size_t i;
+
+	for (i = 0; i < sizeof(hex) / 2; i++) {
+		unsigned v;
+
+		sscanf(hex + 2 * i, "%2x", &v);
+		eicar[i] = (char)v;
+	}
+	eicar[i] = '\0';
+}
+
+static void setup_with(const char *db, uint64_t store)
+{
+	struct mry_engine_config cfg;
+	struct mry_sigdb_ctl_config cc = { 0 };
+	struct mry_engine_io io = { .emit = on_emit, .event = on_event };
+	struct mry_sigdb_gen *retired = NULL;
+
+	mry_engine_config_defaults(&cfg);
+	cfg.flow.max_flows = 64;
+	cfg.max_msgs = 16;
+	cfg.hold_store_bytes = store;
+	cfg.decode_flags |= MRY_DECODE_F_VERIFY_TCP_CSUM;
+	now = 1700000000ULL * 1000000000ULL;
+	ctl = mry_sigdb_ctl_create(&cc);
+	cr_assert_not_null(ctl);
+	if (db != NULL) {
+		cr_assert(eq(int, mry_sigdb_ctl_offer(ctl, db, now / 1000000000ULL, &retired),
+			     MRY_SIGDB_OK), "test database %s must exist (built by meson)", db);
+	} else {
+		mry_sigdb_ctl_offer(ctl, NULL, now / 1000000000ULL, &retired);
+	}
+	eng = mry_engine_create(mry_alloc_default(), &cfg, ctl, &io, NULL);
+	cr_assert_not_null(eng);
+	memcpy(tc.cmac, "\x02\x00\x00\x00\x00\x01", 6);
+	memcpy(tc.smac, "\x02\x00\x00\x00\x00\x02", 6);
+	memcpy(tc.cip, "\xc0\x00\x02\x01", 4);
+	memcpy(tc.sip, "\xc6\x33\x64\x02", 4);
+	tc.cport = 40000;
+	tc.sport = 25;
+	tc.cisn = 0xfffffff0u;     /* the client stream wraps during the session */
+	tc.cseq = tc.cisn + 1;
+	tc.sseq = 1000;
+	make_eicar();
+	nb_emits = 0;
+	nb_events = 0;
+}
+
+static void setup(void)
+{
+	setup_with(DB_GEN1, 1 << 20);
+}
+
+static void setup_nodb(void)
+{
+	setup_with(NULL, 1 << 20);
+}
+
+static void teardown(void)
+{
+	unsigned i;
+
+	mry_engine_destroy(eng, now);
+	mry_sigdb_ctl_destroy(ctl);
+	for (i = 0; i < nb_events; i++)
+		free(events[i]);
+}
+
+static const char *find_event(const char *needle)
+{
+	unsigned i;
+
+	for (i = 0; i < nb_events; i++)
+		if (strstr(events[i], needle) != NULL)
+			return events[i];
+	return NULL;
+}
+
+static void offer(const char *db)
+{
+	struct mry_sigdb_gen *retired = NULL;
+
+	mry_sigdb_ctl_offer(ctl, db, now / 1000000000ULL, &retired);
+	if (retired != NULL)
+		mry_sigdb_gen_unref(retired);
+}
+
+static uint32_t tcp_seq_of(const struct emitted *em)
+{
+	uint32_t v;
+
+	memcpy(&v, em->frame + 14 + 20 + 4, 4);
+	return ntohl(v);
+}
+
+static uint8_t tcp_flags_of(const struct emitted *em)
+{
+	return em->frame[14 + 20 + 13];
+}
+
+static const char *payload_of(const struct emitted *em)
+{
+	return (const char *)em->frame + 54;
+}
+
+static bool checksums_ok(const struct emitted *em)
+{
+	const uint8_t *ip = em->frame + 14;
+	uint32_t tl = ((uint32_t)ip[2] << 8) | ip[3];
+
+	return mry_csum_fold(mry_csum_partial(ip, 20, 0)) == 0 &&
+	       mry_tcp_csum(4, ip + 12, ip + 16, ip + 20, tl - 20) == 0;
+}
+
+TestSuite(engine, .init = setup, .fini = teardown, .timeout = 30);
+
+Test(engine, clean_message_is_forwarded_and_logged)
+{
+	envelope();
+	cr_assert(eq(int, client("Subject: hi\r\n\r\nhello\r\n.\r\n"), MRY_PKT_FORWARD));
+	cr_assert(eq(int, server("250 2.0.0 Ok: queued\r\n"), MRY_PKT_FORWARD));
+	cr_assert(eq(u32, nb_emits, 0));
+	const char *ev = find_event("\"event\":\"message\"");
+	cr_assert_not_null(ev);
+	cr_assert_not_null(strstr(ev, "\"verdict\":\"clean\""));
+	cr_assert_not_null(strstr(ev, "\"action\":\"forwarded\""));
+	cr_assert_not_null(strstr(ev, "\"mail_from\":\"alice@example.org\""));
+	cr_assert_not_null(strstr(ev, "\"rcpt_to\":[\"bob@example.net\"]"));
+	cr_assert_not_null(strstr(ev, "\"size\":24"));
+	cr_assert_not_null(strstr(ev, "\"src\":\"192.0.2.1\""));
+	cr_assert_not_null(strstr(ev, "\"dport\":25"));
+}
+
+Test(engine, infected_end_is_withheld_client_told_server_reset)
+{
+	char body[256];
+
+	envelope();
+	snprintf(body, sizeof(body), "Subject: x\r\n\r\n%s\r\n", eicar);
+	cr_assert(eq(int, client(body), MRY_PKT_FORWARD));
+	uint32_t dot_seq = tc.cseq;
+	cr_assert(eq(int, client(".\r\n"), MRY_PKT_DROP));
+	cr_assert(eq(u32, nb_emits, 3));
+	/* 554 to the client, then FIN, then RST to the server at the '.' */
+	cr_assert(eq(int, emits[0].dir, MRY_EMIT_TO_CLIENT));
+	cr_assert(eq(int, strncmp(payload_of(&emits[0]), "554 5.7.1 ", 10), 0));
+	cr_assert(checksums_ok(&emits[0]));
+	cr_assert(eq(u32, tcp_seq_of(&emits[0]), tc.sseq));
+	cr_assert(ne(u8, (uint8_t)(tcp_flags_of(&emits[1]) & MRY_TCP_FIN), 0));
+	cr_assert(eq(int, emits[2].dir, MRY_EMIT_TO_SERVER));
+	cr_assert(ne(u8, (uint8_t)(tcp_flags_of(&emits[2]) & MRY_TCP_RST), 0));
+	cr_assert(eq(u32, tcp_seq_of(&emits[2]), dot_seq));
+	cr_assert(checksums_ok(&emits[2]));
+	/* a retransmission of the end never gets through */
+	cr_assert(eq(int, client_at(dot_seq, ".\r\n", 3), MRY_PKT_DROP));
+	const char *ev = find_event("\"verdict\":\"infected\"");
+	cr_assert_not_null(ev);
+	cr_assert_not_null(strstr(ev, "\"action\":\"rejected\""));
+	cr_assert_not_null(strstr(ev, "\"signatures\":[{\"id\":"));
+}
+
+Test(engine, end_split_across_segments_is_withheld_where_the_dot_is)
+{
+	char body[256];
+
+	envelope();
+	snprintf(body, sizeof(body), "Subject: x\r\n\r\n%s\r\n", eicar);
+	/*
+	 * A lone '.' may still be a dot-stuffed line: it passes, and the server
+	 * cannot end the message without the LF, which is withheld. The RST
+	 * then sits exactly after the forwarded '.', where the server expects.
+	 */
+	cr_assert(eq(int, client(body), MRY_PKT_FORWARD));
+	uint32_t dot_seq = tc.cseq;
+	cr_assert(eq(int, client("."), MRY_PKT_FORWARD));
+	cr_assert(eq(int, client("\r\n"), MRY_PKT_DROP));
+	cr_assert_not_null(find_event("\"verdict\":\"infected\""));
+	cr_assert(eq(u32, nb_emits, 3));
+	cr_assert(eq(u32, tcp_seq_of(&emits[2]), dot_seq + 1));
+}
+
+Test(engine, non_smtp_traffic_takes_the_short_path)
+{
+	uint8_t b[128];
+	struct mry_engine_stats st;
+	uint32_t len;
+
+	tc.sport = 80;
+	len = mkframe(b, true, 1, 1, MRY_TCP_ACK | MRY_TCP_PSH, "GET / HTTP/1.0\r\n", 16);
+	cr_assert(eq(int, mry_engine_packet(eng, b, len, 0, now), MRY_PKT_FORWARD));
+	mry_engine_get_stats(eng, &st);
+	cr_assert(eq(u64, st.pkts_non_smtp, 1));
+}
+
+Test(engine, malformed_frame_is_dropped_and_counted)
+{
+	uint8_t b[128];
+	struct mry_engine_stats st;
+	uint32_t len = mkframe(b, true, 1, 1, MRY_TCP_ACK, "x", 1);
+
+	b[14 + 20 + 16] ^= 0xff;  /* TCP checksum */
+	cr_assert(eq(int, mry_engine_packet(eng, b, len, 0, now), MRY_PKT_DROP));
+	mry_engine_get_stats(eng, &st);
+	cr_assert(eq(u64, st.drop_invalid, 1));
+}
+
+Test(engine, midstream_smtp_data_is_reset_not_passed)
+{
+	struct mry_engine_stats st;
+
+	cr_assert(eq(int, client("Subject: no handshake seen\r\n"), MRY_PKT_DROP));
+	mry_engine_get_stats(eng, &st);
+	cr_assert(eq(u64, st.midstream_resets, 1));
+	cr_assert(eq(u32, nb_emits, 2));
+	cr_assert(ne(u8, (uint8_t)(tcp_flags_of(&emits[0]) & MRY_TCP_RST), 0));
+	cr_assert(ne(u8, (uint8_t)(tcp_flags_of(&emits[1]) & MRY_TCP_RST), 0));
+}
+
+Test(engine, message_started_on_a_generation_finishes_on_it)
+{
+	char path[] = "/tmp/moray-test-bad-XXXXXX";
+	int fd = mkstemp(path);
+
+	cr_assert(ge(int, fd, 0));
+	cr_assert(eq(int, (int)write(fd, "garbage", 7), 7));
+	close(fd);
+	envelope();
+	cr_assert(eq(int, client("Subject: hi\r\n\r\nfirst half\r\n"), MRY_PKT_FORWARD));
+	offer(path);   /* a bad candidate: the state turns invalid */
+	cr_assert(eq(int, mry_sigdb_ctl_state(ctl), MRY_DB_INVALID));
+	cr_assert(eq(int, client("second half\r\n.\r\n"), MRY_PKT_FORWARD));
+	cr_assert_not_null(find_event("\"verdict\":\"clean\""));
+	cr_assert_not_null(find_event("\"generation\":1"));
+	unlink(path);
+}
+
+Test(engine, held_message_released_byte_identical_when_valid_db_arrives, .init = setup_nodb)
+{
+	uint8_t eom[4096];
+	uint32_t eom_len, dot_seq;
+
+	envelope();
+	cr_assert(eq(int, client("Subject: hi\r\n\r\nhello\r\n"), MRY_PKT_FORWARD));
+	dot_seq = tc.cseq;
+	cr_assert(eq(int, client(".\r\nQUIT\r\n"), MRY_PKT_DROP));
+	memcpy(eom, last_frame, last_len);
+	eom_len = last_len;
+	cr_assert_not_null(find_event("\"action\":\"held\""));
+	/* retransmissions of withheld bytes, segmented otherwise, are absorbed */
+	cr_assert(eq(int, client_at(dot_seq, ".", 1), MRY_PKT_DROP));
+	cr_assert(eq(int, client_at(dot_seq - 2, "\r\n.\r\n", 5), MRY_PKT_DROP));
+	mry_engine_tick(eng, now);
+	cr_assert(eq(u32, nb_emits, 0));
+	offer(DB_GEN1);
+	mry_engine_tick(eng, now);
+	cr_assert(eq(u32, nb_emits, 1));
+	cr_assert(eq(int, emits[0].dir, MRY_EMIT_TO_SERVER));
+	cr_assert(eq(u32, emits[0].len, eom_len));
+	cr_assert(eq(int, memcmp(emits[0].frame, eom, eom_len), 0));
+	const char *ev = find_event("\"action\":\"released\"");
+	cr_assert_not_null(ev);
+	cr_assert_not_null(strstr(ev, "\"verdict\":\"clean\""));
+	/* afterwards retransmissions pass */
+	cr_assert(eq(int, client_at(dot_seq, ".\r\nQUIT\r\n", 9), MRY_PKT_FORWARD));
+}
+
+Test(engine, held_infected_message_is_rejected_on_release, .init = setup_nodb)
+{
+	char body[256];
+
+	envelope();
+	snprintf(body, sizeof(body), "Subject: x\r\n\r\n%s\r\n", eicar);
+	cr_assert(eq(int, client(body), MRY_PKT_FORWARD));
+	cr_assert(eq(int, client(".\r\n"), MRY_PKT_DROP));
+	offer(DB_GEN1);
+	mry_engine_tick(eng, now);
+	cr_assert(eq(u32, nb_emits, 3));
+	cr_assert(eq(int, strncmp(payload_of(&emits[0]), "554 5.7.1 ", 10), 0));
+	cr_assert(ne(u8, (uint8_t)(tcp_flags_of(&emits[2]) & MRY_TCP_RST), 0));
+	const char *ev = find_event("\"verdict\":\"infected\"");
+	cr_assert_not_null(ev);
+	cr_assert_not_null(strstr(ev, "\"action\":\"rejected\""));
+}
+
+Test(engine, hold_timeout_tempfails_the_client, .init = setup_nodb)
+{
+	struct mry_engine_stats st;
+
+	envelope();
+	cr_assert(eq(int, client("Subject: hi\r\n\r\nhello\r\n.\r\n"), MRY_PKT_DROP));
+	now += 239ULL * 1000000000ULL;
+	mry_engine_tick(eng, now);
+	cr_assert(eq(u32, nb_emits, 0));
+	now += 2ULL * 1000000000ULL;
+	mry_engine_tick(eng, now);
+	cr_assert(eq(u32, nb_emits, 3));
+	cr_assert(eq(int, strncmp(payload_of(&emits[0]), "451 4.7.1 ", 10), 0));
+	mry_engine_get_stats(eng, &st);
+	cr_assert(eq(u64, st.hold_timeouts, 1));
+	cr_assert(eq(u32, st.hold_msgs, 0));
+	cr_assert_not_null(find_event("\"action\":\"tempfailed\""));
+}
+
+static void setup_tiny_store(void)
+{
+	setup_with(NULL, 16384);
+}
+
+Test(engine, hold_store_full_tempfails_at_once, .init = setup_tiny_store)
+{
+	static char big[40000];
+	struct mry_engine_stats st;
+
+	memset(big, 'a', sizeof(big) - 3);
+	memcpy(big + sizeof(big) - 3, "\r\n", 3);
+	envelope();
+	for (int i = 0; i < 3; i++)
+		client(big);
+	cr_assert(eq(int, client(".\r\n"), MRY_PKT_DROP));
+	cr_assert(eq(u32, nb_emits, 3));
+	cr_assert(eq(int, strncmp(payload_of(&emits[0]), "451 4.7.1 ", 10), 0));
+	mry_engine_get_stats(eng, &st);
+	cr_assert(eq(u64, st.hold_store_full, 1));
+	cr_assert(eq(u64, st.hold_bytes, 0));
+}
+
+Test(engine, shutdown_answers_held_messages_451, .init = setup_nodb)
+{
+	envelope();
+	cr_assert(eq(int, client("Subject: hi\r\n\r\nhello\r\n.\r\n"), MRY_PKT_DROP));
+	mry_engine_shutdown(eng, now);
+	cr_assert(eq(u32, nb_emits, 3));
+	cr_assert(eq(int, strncmp(payload_of(&emits[0]), "451 4.7.1 ", 10), 0));
+}
+
+Test(engine, held_messages_rescanned_in_arrival_order, .init = setup_nodb)
+{
+	char body[256];
+	const char *first, *second;
+
+	envelope();
+	cr_assert(eq(int, client("Subject: one\r\n\r\nclean\r\n.\r\n"), MRY_PKT_DROP));
+	/* a second connection from another port */
+	tc.cport = 40001;
+	tc.cseq = tc.cisn + 1;
+	tc.sseq = 1000;
+	envelope();
+	snprintf(body, sizeof(body), "Subject: two\r\n\r\n%s\r\n.\r\n", eicar);
+	cr_assert(eq(int, client(body), MRY_PKT_DROP));
+	offer(DB_GEN1);
+	mry_engine_tick(eng, now);
+	first = find_event("\"verdict\":\"clean\"");
+	second = find_event("\"verdict\":\"infected\"");
+	cr_assert_not_null(first);
+	cr_assert_not_null(second);
+	/* events are stored in order: the clean one (first held) comes first */
+	unsigned i_first = 0, i_second = 0;
+	for (unsigned i = 0; i < nb_events; i++) {
+		if (events[i] == first)
+			i_first = i;
+		if (events[i] == second)
+			i_second = i;
+	}
+	cr_assert(lt(u32, i_first, i_second));
+}

@@ -40,6 +40,20 @@ enum mry_encrypted_policy {
 	MRY_ENCRYPTED_BLOCK,     /* refuse: the 220 to STARTTLS is replaced by 454 */
 };
 
+/* A connection's endpoints, client first, as inet_ntop prints them. */
+struct mry_engine_conn {
+	char src[48];
+	char dst[48];
+	uint16_t sport;
+	uint16_t dport;
+};
+
+enum mry_part_phase {
+	MRY_PART_BEGIN = 0,
+	MRY_PART_DATA,
+	MRY_PART_END,
+};
+
 struct mry_engine_io {
 	/*
 	 * Emit a frame the engine built or released (copy it; @frame is valid
@@ -50,6 +64,18 @@ struct mry_engine_io {
 		     const uint8_t *frame, uint32_t len);
 	/* One verdict-log event as a JSON object without newline (copy it). */
 	void (*event)(void *ctx, const char *json, size_t len);
+	/*
+	 * Optional forensics hooks (moray-scan), NULL in the app: each TCP
+	 * direction's in-order bytes, each message as the server receives it
+	 * (@end true once, with len 0, at its end), decoded MIME leaves.
+	 */
+	void (*stream)(void *ctx, const struct mry_engine_conn *c, bool from_client,
+		       const uint8_t *data, uint32_t len);
+	void (*message)(void *ctx, const struct mry_engine_conn *c, uint32_t msg_index,
+			const uint8_t *data, uint32_t len, bool end);
+	void (*part)(void *ctx, const struct mry_engine_conn *c, uint32_t msg_index,
+		     const struct mry_mime_part_info *pi, enum mry_part_phase phase,
+		     const uint8_t *data, uint32_t len);
 };
 
 struct mry_engine_config {
@@ -66,7 +92,7 @@ struct mry_engine_config {
 	struct mry_smtp_config smtp;
 	struct mry_mime_config mime;
 	struct mry_ipfrag_config ipfrag;
-	bool offline;                    /* moray-scan: no withholding effects on output */
+	bool track_all_tcp;              /* forensics: reassemble every TCP flow, not only SMTP ports */
 };
 
 /* Fills every field with its default. */
@@ -103,6 +129,12 @@ struct mry_engine_stats {
 	uint64_t events;
 	uint64_t last_clean_ns;          /* time the last clean message was forwarded */
 	uint64_t evasions;
+	uint64_t msgs_aborted;           /* message data ended without an end-of-message */
+	uint64_t midstream_resets;       /* SMTP flows never seen to start, reset */
+	uint64_t encrypted_blocked;
+	uint64_t session_pool_empty;
+	uint64_t msg_pool_empty;
+	uint64_t events_dropped;         /* JSON did not fit the event buffer */
 };
 
 struct mry_engine;

@@ -50,17 +50,19 @@ struct mry_flow_key {
 struct mry_flow_node;  /* table-private links: bucket chain, timer, LRU */
 
 struct mry_flow {
-	/* hot: first cache line */
+	/* hot: first cache line (lookup compares hash then key; pinned by
+	 * static_assert in flow_table.c) */
 	uint32_t hash;
 	uint8_t phase;             /* enum mry_flow_phase */
 	uint8_t flags;             /* MRY_FLOW_F_* */
 	uint8_t client_side;       /* normalised side index (0/1) of the client */
 	uint8_t app_flags;         /* free for the engine */
+	struct mry_flow_key key;
 	uint64_t last_ns;          /* last activity */
 	void *app;                 /* engine's session state (owned by the engine) */
+	/* second cache line */
 	uint16_t in_port[2];       /* port each side's packets arrive on */
 	uint32_t pkts[2];
-	struct mry_flow_key key;
 	/* per direction, indexed by sending side (normalised) */
 	struct mry_tcp_stream stream[2];
 };
@@ -82,9 +84,16 @@ struct mry_flow_stats {
 	uint64_t per_source_limit;                 /* creation refused: source over cap */
 	uint32_t active;
 	uint32_t capacity;
+	uint64_t timeout_held;                     /* deadline passed on a HELD flow: re-armed, not ended */
 };
 
-/* Called for every flow leaving the table other than by mry_flow_release(). */
+/*
+ * Called for every flow leaving the table other than by mry_flow_release().
+ * The table frees the slot when it returns: the callback releases what the
+ * flow holds outside the table (its streams' buffered segments through
+ * mry_tcp_stream_release(), its app state). It may call mry_flow_release()
+ * on @f, but must not create flows or expire the table.
+ */
 typedef void (*mry_flow_end_fn)(void *ctx, struct mry_flow *f,
 				enum mry_flow_end_reason why);
 
@@ -115,6 +124,25 @@ struct mry_flow *mry_flow_create(struct mry_flow_table *t,
 				 const struct mry_flow_key *key, uint32_t hash,
 				 uint64_t now_ns);
 
+/**
+ * As mry_flow_create(), with the client side known (0 or 1, normalised side
+ * index): sets client_side and MRY_FLOW_F_CLIENT_KNOWN, and counts the flow
+ * against the client's address for max_per_source. mry_flow_create() counts
+ * it against side 0's address (the lower one) because it cannot tell.
+ */
+struct mry_flow *mry_flow_create_client(struct mry_flow_table *t,
+					const struct mry_flow_key *key,
+					uint32_t hash, uint8_t client_side,
+					uint64_t now_ns);
+
+/**
+ * Client side learnt after creation (e.g. from the server port): sets
+ * client_side and MRY_FLOW_F_CLIENT_KNOWN and moves the flow's per-source
+ * count to the client's address. Never refuses (the flow exists already).
+ */
+void mry_flow_set_client(struct mry_flow_table *t, struct mry_flow *f,
+			 uint8_t client_side);
+
 /** Activity: refresh last_ns and the idle deadline. Fast-path safe. */
 void mry_flow_touch(struct mry_flow_table *t, struct mry_flow *f, uint64_t now_ns);
 /** Change phase (re-arms the deadline with the phase's timeout). */
@@ -123,10 +151,23 @@ void mry_flow_set_phase(struct mry_flow_table *t, struct mry_flow *f,
 /** Remove and free without calling end_fn (the engine already cleaned up). */
 void mry_flow_release(struct mry_flow_table *t, struct mry_flow *f);
 
-/** Advance the timer wheel; ends expired flows (end_fn TIMEOUT). Bounded by expire_budget. */
+/**
+ * Advance the timer wheel; ends expired flows (end_fn TIMEOUT). Bounded by
+ * expire_budget flows examined (and 16 x that many wheel slots) per call;
+ * the rest is resumed by the next call. A flow ends at the first call at or
+ * after its deadline (last_ns + its phase's timeout) rounded up to the wheel
+ * tick, which is the shortest phase timeout / 8 (1.25 s by default). A flow
+ * with MRY_FLOW_F_HELD is not ended: it is re-armed and counted in
+ * timeout_held (the hold module owns its deadline).
+ */
 void mry_flow_expire(struct mry_flow_table *t, uint64_t now_ns);
 
-/** Current connection count from one source address (the side-0-or-1 address). */
+/**
+ * Current connection count from one source address: the client's address
+ * for flows created with mry_flow_create_client() or given
+ * mry_flow_set_client(), else the side-0 (lower) address. @addr is 4 bytes
+ * for IPv4, 16 for IPv6.
+ */
 uint32_t mry_flow_source_count(const struct mry_flow_table *t,
 			       uint8_t ip_version, const uint8_t *addr);
 

@@ -88,6 +88,9 @@ struct mry_reasm_stats {
 	uint64_t after_close;
 	uint64_t bytes_delivered;
 	uint64_t bytes_buffered;     /* currently held in ooo buffers */
+	uint64_t overlap_delivered;  /* partly before the delivered edge: old part not compared, new part delivered */
+	uint64_t syn_mismatch;       /* SYN whose ISN differs from the known one: ignored */
+	uint64_t fin_mismatch;       /* FIN at another sequence than the first FIN, or before delivered data: ignored */
 };
 
 struct mry_reasm;  /* per-worker: segment pool, config, stats */
@@ -134,5 +137,11 @@ bool mry_tcp_stream_reaches(const struct mry_tcp_stream *s,
 			    const struct mry_pkt *pkt, uint64_t off);
 
 void mry_reasm_get_stats(const struct mry_reasm *r, struct mry_reasm_stats *st);
+
+/**
+ * The per-worker segment pool (read its stats, or make it fail with
+ * mry_pool_debug_fail_every() in tests). Owned by @r.
+ */
+struct mry_pool *mry_reasm_pool(struct mry_reasm *r);
 
 #endif /* MORAY_TCP_REASM_H */
