@@ -296,6 +296,8 @@ void app_control_sum(struct app *a, struct app_worker_stats *tot)
 		ADD(msgs_released); ADD(hold_timeouts); ADD(hold_store_full);
 		ADD(hold_bytes); ADD(hold_msgs); ADD(replies_injected);
 		ADD(resets_injected); ADD(events); ADD(evasions);
+		ADD(msgs_aborted); ADD(midstream_resets); ADD(encrypted_blocked);
+		ADD(session_pool_empty); ADD(msg_pool_empty); ADD(events_dropped);
 #undef ADD
 		if (w.eng.last_clean_ns > tot->eng.last_clean_ns)
 			tot->eng.last_clean_ns = w.eng.last_clean_ns;

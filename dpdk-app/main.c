@@ -171,7 +171,6 @@ static void engine_config(struct app *a)
 	c->hold_timeout_ns = a->opt.hold_timeout_s * MRY_NS_PER_SEC;
 	c->hold_store_bytes = a->opt.hold_store_bytes / a->nb_workers;
 	c->flow.max_flows = flows > 64 ? flows : 64;
-	c->offline = false;
 }
 
 static double mib(uint64_t b)

@@ -50,6 +50,12 @@ static void add_engine(struct rte_tel_data *d, const struct mry_engine_stats *e)
 	D_U64(d, "resets_injected", e->resets_injected);
 	D_U64(d, "events", e->events);
 	D_U64(d, "evasions", e->evasions);
+	D_U64(d, "msgs_aborted", e->msgs_aborted);
+	D_U64(d, "midstream_resets", e->midstream_resets);
+	D_U64(d, "encrypted_blocked", e->encrypted_blocked);
+	D_U64(d, "session_pool_empty", e->session_pool_empty);
+	D_U64(d, "msg_pool_empty", e->msg_pool_empty);
+	D_U64(d, "events_dropped", e->events_dropped);
 }
 
 static void add_app(struct rte_tel_data *d, const struct app_worker_stats *w)
