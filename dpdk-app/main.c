@@ -89,7 +89,8 @@ static void assign_lcores(struct app *a)
 	if (a->dispatch == APP_DISPATCH_AUTO || a->dispatch == APP_DISPATCH_RSS) {
 		uint32_t want = a->opt.nb_workers != 0 ? a->opt.nb_workers : nb_avail;
 
-		for (k = 0; k < a->nb_ports; k++)
+		/* One worker polls every port itself: no RSS needed. */
+		for (k = 0; k < a->nb_ports && want > 1; k++)
 			rss_ok = rss_ok && app_port_rss_capable(a->ports[k], want);
 		if (a->dispatch == APP_DISPATCH_RSS && !rss_ok)
 			die("--dispatch rss: a port has no IP RSS or fewer than %u queues "
@@ -306,7 +307,8 @@ int main(int argc, char **argv)
 	assign_lcores(a);
 	engine_config(a);
 	printf("moray %s: %u port(s), dispatch %s, %u rx lcore(s), %u worker(s)%s\n",
-	       MORAY_VERSION, a->nb_ports, a->dispatch == APP_DISPATCH_RSS ? "rss" : "sw",
+	       MORAY_VERSION, a->nb_ports,
+	       a->dispatch == APP_DISPATCH_SW ? "sw" : a->nb_workers == 1 ? "direct" : "rss",
 	       a->nb_rx, a->nb_workers,
 	       a->tx_via_rx ? ", tx through the rx lcores (ports have fewer tx queues than workers)" : "");
 

@@ -117,7 +117,7 @@ static int setup_one(struct app *a, uint16_t port, char *err, size_t errlen)
 			 a->dispatch == APP_DISPATCH_RSS ? " (try --dispatch sw)" : "");
 		return -EINVAL;
 	}
-	if (a->dispatch == APP_DISPATCH_RSS) {
+	if (a->dispatch == APP_DISPATCH_RSS && nb_rxq > 1) {
 		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
 		conf.rx_adv_conf.rss_conf.rss_key = sym_rss_key;
 		conf.rx_adv_conf.rss_conf.rss_key_len =

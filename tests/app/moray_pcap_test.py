@@ -67,15 +67,16 @@ def eal_args(tmp, lcores, in_pcap, prefix):
 
 
 def run_moray(tmp, workers, in_pcap, extra=(), idle=2, timeout=120):
-    """Runs moray with sw dispatch: main + 1 rx lcore + @workers."""
+    """Runs moray with sw dispatch: main + 1 rx lcore + @workers; workers=0:
+    two lcores and default dispatch (one worker polling both ports)."""
     prefix = "mrytest%d_%d" % (os.getpid(), int(time.time() * 1000) % 100000)
     log = os.path.join(tmp, "moray.jsonl")
     for f in ("out0.pcap", "out1.pcap", "moray.jsonl"):
         if os.path.exists(os.path.join(tmp, f)):
             os.unlink(os.path.join(tmp, f))
-    cmd = [ARGS.moray] + eal_args(tmp, workers + 2, in_pcap, prefix) + \
-        ["--", "-p", "3", "--dispatch", "sw", "--workers", str(workers),
-         "--idle-exit", str(idle), "--log", log] + list(extra)
+    disp = ["--dispatch", "sw", "--workers", str(workers)] if workers else []
+    cmd = [ARGS.moray] + eal_args(tmp, workers + 2 if workers else 2, in_pcap, prefix) + \
+        ["--", "-p", "3"] + disp + ["--idle-exit", str(idle), "--log", log] + list(extra)
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     shutil.rmtree("/var/run/dpdk/" + prefix, ignore_errors=True)
     res = {"rc": p.returncode, "out": p.stdout, "err": p.stderr, "cmd": cmd}
@@ -300,6 +301,8 @@ def forward_case(tmp, workers):
     if not check(r["rc"] == 0, "%d workers: exit %d: %s" % (workers, r["rc"], r["err"][-800:])):
         return
     check("final:" in r["out"], "%d workers: no final statistics" % workers)
+    check(("dispatch direct" if workers == 0 else "dispatch sw") in r["out"],
+          "dispatch mode not as asked: %s" % r["out"].splitlines()[0])
     truth = samples_truth()
     verdict_checks(inp, r, truth, db)
     dbev = [e for e in r["log"] if e.get("event") == "db"]
@@ -316,6 +319,10 @@ def forward_case(tmp, workers):
         check(e["size"] == m["size"], "%s: size %s, want %s" % (k, e["size"], m["size"]))
         check(e["action"] == ("rejected" if m["verdict"] == "infected" else "forwarded"),
               "%s: action %s" % (k, e["action"]))
+
+
+def case_forward_direct(tmp):
+    forward_case(tmp, 0)
 
 
 def case_forward_1w(tmp):
