@@ -50,6 +50,7 @@ struct app_options {
 	uint16_t smtp_ports[MRY_ENGINE_MAX_SMTP_PORTS];
 	uint8_t nb_smtp_ports;
 	uint32_t max_flows;             /* total, split evenly between workers */
+	uint32_t reasm_segments;        /* out-of-order segment buffers, total */
 	char log_path[1024];
 	enum mry_encrypted_policy encrypted;
 	uint64_t alarm_no_clean_s;

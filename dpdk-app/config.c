@@ -28,6 +28,7 @@ enum {
 	OPT_HOLD_STORE,
 	OPT_SMTP_PORTS,
 	OPT_MAX_FLOWS,
+	OPT_REASM_SEGS,
 	OPT_LOG,
 	OPT_ENCRYPTED,
 	OPT_ALARM,
@@ -57,6 +58,7 @@ static const struct option long_opts[] = {
 	{ "hold-store-size", required_argument, NULL, OPT_HOLD_STORE },
 	{ "smtp-ports", required_argument, NULL, OPT_SMTP_PORTS },
 	{ "max-flows", required_argument, NULL, OPT_MAX_FLOWS },
+	{ "reasm-segments", required_argument, NULL, OPT_REASM_SEGS },
 	{ "log", required_argument, NULL, OPT_LOG },
 	{ "encrypted", required_argument, NULL, OPT_ENCRYPTED },
 	{ "alarm-no-clean", required_argument, NULL, OPT_ALARM },
@@ -90,6 +92,7 @@ void app_config_defaults(struct app_options *o)
 	o->smtp_ports[2] = 2525;
 	o->nb_smtp_ports = 3;
 	o->max_flows = 65536;
+	o->reasm_segments = 65536;
 	o->encrypted = MRY_ENCRYPTED_PASS;
 	o->alarm_no_clean_s = 600;
 	o->burst = 32;
@@ -118,6 +121,8 @@ void app_config_usage(FILE *f)
 "  --hold-store-size BYTES  hold store, total over workers; k/M/G suffixes (default 256M)\n"
 "  --smtp-ports LIST        SMTP server ports (default 25,587,2525)\n"
 "  --max-flows N            flow table entries, total over workers (default 65536)\n"
+"  --reasm-segments N       out-of-order segment buffers (2 KiB), total over\n"
+"                           workers (default 65536)\n"
 "  --log FILE               verdict log, JSON lines (SIGHUP reopens it)\n"
 "  --encrypted pass|block   STARTTLS policy (default pass)\n"
 "  --alarm-no-clean SEC     alarm when no clean message passed this long while SMTP\n"
@@ -341,6 +346,11 @@ static int apply(struct app_options *o, int id, const char *name, const char *va
 		if (parse_num(name, val, 1, 1U << 26, &v, true) != 0)
 			return -EINVAL;
 		o->max_flows = (uint32_t)v;
+		return 0;
+	case OPT_REASM_SEGS:
+		if (parse_num(name, val, 64, 1U << 26, &v, true) != 0)
+			return -EINVAL;
+		o->reasm_segments = (uint32_t)v;
 		return 0;
 	case OPT_LOG:
 		return set_path(o->log_path, sizeof(o->log_path), name, val);

@@ -172,6 +172,9 @@ static void engine_config(struct app *a)
 	c->hold_timeout_ns = a->opt.hold_timeout_s * MRY_NS_PER_SEC;
 	c->hold_store_bytes = a->opt.hold_store_bytes / a->nb_workers;
 	c->flow.max_flows = flows > 64 ? flows : 64;
+	/* Pools that scale with flows follow the per-worker share. */
+	c->smtp.max_sessions = c->flow.max_flows;
+	c->reasm.seg_pool_count = MRY_MAX(a->opt.reasm_segments / a->nb_workers, 64u);
 }
 
 static double mib(uint64_t b)
@@ -208,9 +211,11 @@ static void print_memory(struct app *a, uint64_t heap_before)
 	       "dispatch rings %.1f MiB; log rings %.1f MiB\n", a->nb_mbufs, mib(pool),
 	       mib(rings), mib((uint64_t)a->nb_workers * 16384 * APP_LOG_ELEM));
 	printf("moray: memory: per worker: %u flows (%.1f MiB of flow entries), "
-	       "hold store %.1f MiB, hold timeout %" PRIu64 " s\n", a->ecfg.flow.max_flows,
+	       "%u reassembly segments, hold store %.1f MiB, hold timeout %" PRIu64 " s\n",
+	       a->ecfg.flow.max_flows,
 	       mib((uint64_t)a->ecfg.flow.max_flows * sizeof(struct mry_flow)),
-	       mib(a->ecfg.hold_store_bytes), a->opt.hold_timeout_s);
+	       a->ecfg.reasm.seg_pool_count, mib(a->ecfg.hold_store_bytes),
+	       a->opt.hold_timeout_s);
 	printf("moray: memory: engines use %.1f MiB of EAL heap; heap in use %.1f MiB\n",
 	       mib(heap_used() - heap_before), mib(heap_used()));
 }
