@@ -412,7 +412,7 @@ static uint32_t build_segment(struct mry_engine *e, const struct session *s,
 		ip[9] = 6;
 		memcpy(ip + 12, oip + (to_client ? 16 : 12), 4);
 		memcpy(ip + 16, oip + (to_client ? 12 : 16), 4);
-		csum = mry_csum_fold(mry_csum_partial(ip, 20, 0));
+		csum = htons(mry_csum_fold(mry_csum_partial(ip, 20, 0)));
 		memcpy(ip + 10, &csum, 2);
 	}
 	{
@@ -429,8 +429,8 @@ static uint32_t build_segment(struct mry_engine *e, const struct session *s,
 		memcpy(tcp + 14, &win, 2);
 		if (plen > 0)
 			memcpy(tcp + 20, payload, plen);
-		csum = mry_tcp_csum(s->ip_version, ip + (s->ip_version == 6 ? 8 : 12),
-				    ip + (s->ip_version == 6 ? 24 : 16), tcp, 20u + plen);
+		csum = htons(mry_tcp_csum(s->ip_version, ip + (s->ip_version == 6 ? 8 : 12),
+					  ip + (s->ip_version == 6 ? 24 : 16), tcp, 20u + plen));
 		memcpy(tcp + 16, &csum, 2);
 	}
 	return len;

@@ -94,7 +94,7 @@ static uint32_t mkframe(uint8_t *b, bool from_client, uint32_t seq, uint32_t ack
 	ip[9] = 6;
 	memcpy(ip + 12, from_client ? tc.cip : tc.sip, 4);
 	memcpy(ip + 16, from_client ? tc.sip : tc.cip, 4);
-	csum = mry_csum_fold(mry_csum_partial(ip, 20, 0));
+	csum = htons(mry_csum_fold(mry_csum_partial(ip, 20, 0)));
 	memcpy(ip + 10, &csum, 2);
 	memset(tcp, 0, 20);
 	v16 = htons(from_client ? tc.cport : tc.sport);
@@ -111,7 +111,7 @@ static uint32_t mkframe(uint8_t *b, bool from_client, uint32_t seq, uint32_t ack
 	memcpy(tcp + 14, &v16, 2);
 	if (plen > 0)
 		memcpy(tcp + 20, payload, plen);
-	csum = mry_tcp_csum(4, ip + 12, ip + 16, tcp, 20 + plen);
+	csum = htons(mry_tcp_csum(4, ip + 12, ip + 16, tcp, 20 + plen));
 	memcpy(tcp + 16, &csum, 2);
 	return 54 + plen;
 }

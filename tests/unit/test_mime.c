@@ -1,3 +1,976 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* placeholder */
+/*
+ * Streaming MIME parser: structure (headers, multipart, message/rfc822,
+ * caps), decoders (base64, quoted-printable, uuencode) and header values
+ * (RFC 2047, RFC 2231), each checked on the exact decoded bytes, and in
+ * every chunking where the chunking could matter.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+
+#include "mime_priv.h"
+#include "moray/mime.h"
+
+#define MAXP 16
+#define PBUF 8192
+
+struct cpart {
+	struct mry_mime_part_info pi;
+	char ct[MRY_MIME_CT_MAX];
+	char filename[MRY_MIME_NAME_MAX];
+	char charset[MRY_MIME_CHARSET_MAX];
+	bool has_filename;
+	bool ended;
+	uint8_t data[PBUF];
+	size_t len;
+};
+
+struct coll {
+	struct cpart p[MAXP];
+	size_t n;
+	uint32_t an[MRY_MIME_AN_MAX];
+	uint8_t hdr[PBUF];
+	size_t hdr_len;
+	uint32_t hdr_index_max;
+};
+
+static void c_begin(void *user, const struct mry_mime_part_info *pi)
+{
+	struct coll *c = user;
+	struct cpart *p;
+
+	cr_assert(lt(sz, c->n, (size_t)MAXP));
+	p = &c->p[c->n++];
+	memset(p, 0, sizeof(*p));
+	p->pi = *pi;
+	snprintf(p->ct, sizeof(p->ct), "%s", pi->content_type);
+	if (pi->filename != NULL) {
+		p->has_filename = true;
+		snprintf(p->filename, sizeof(p->filename), "%s", pi->filename);
+	}
+	if (pi->charset != NULL)
+		snprintf(p->charset, sizeof(p->charset), "%s", pi->charset);
+}
+
+static void c_data(void *user, const uint8_t *d, size_t n)
+{
+	struct coll *c = user;
+	struct cpart *p = &c->p[c->n - 1];
+
+	cr_assert(gt(sz, c->n, 0));
+	cr_assert_not(p->ended);
+	cr_assert(le(sz, p->len + n, (size_t)PBUF));
+	memcpy(p->data + p->len, d, n);
+	p->len += n;
+}
+
+static void c_end(void *user, const struct mry_mime_part_info *pi)
+{
+	struct coll *c = user;
+
+	cr_assert(eq(u32, pi->index, c->p[c->n - 1].pi.index));
+	c->p[c->n - 1].ended = true;
+}
+
+static void c_anomaly(void *user, enum mry_mime_anomaly an)
+{
+	struct coll *c = user;
+
+	c->an[an]++;
+}
+
+static void c_header(void *user, uint32_t idx, const uint8_t *d, size_t n)
+{
+	struct coll *c = user;
+
+	if (c->hdr_len + n <= sizeof(c->hdr)) {
+		memcpy(c->hdr + c->hdr_len, d, n);
+		c->hdr_len += n;
+	}
+	if (idx > c->hdr_index_max)
+		c->hdr_index_max = idx;
+}
+
+static const struct mry_mime_callbacks cbs = {
+	.header_data = c_header,
+	.part_begin = c_begin,
+	.part_data = c_data,
+	.part_end = c_end,
+	.anomaly = c_anomaly,
+};
+
+static struct mry_mime_ctx *mk(const struct mry_mime_config *cfg)
+{
+	struct mry_mime_config def = { .pool_count = 2 };
+	struct mry_mime_ctx *x = mry_mime_ctx_create(mry_alloc_default(),
+						     cfg != NULL ? cfg : &def, &cbs);
+
+	cr_assert_not_null(x);
+	return x;
+}
+
+/* parse @msg fed in chunks of @chunk bytes (0: one piece) */
+static void parse_cfg(struct coll *c, const struct mry_mime_config *cfg,
+		      const char *msg, size_t len, size_t chunk)
+{
+	struct mry_mime_ctx *x = mk(cfg);
+	struct mry_mime *m;
+	size_t off = 0;
+
+	memset(c, 0, sizeof(*c));
+	m = mry_mime_begin(x, c);
+	cr_assert_not_null(m);
+	if (chunk == 0)
+		chunk = len ? len : 1;
+	while (off < len) {
+		size_t n = MRY_MIN(chunk, len - off);
+
+		mry_mime_feed(m, (const uint8_t *)msg + off, n);
+		off += n;
+	}
+	mry_mime_end(m);
+	mry_mime_ctx_destroy(x);
+}
+
+static struct coll *parse(const char *msg)
+{
+	static struct coll c;
+
+	parse_cfg(&c, NULL, msg, strlen(msg), 0);
+	return &c;
+}
+
+static void expect_part(const struct coll *c, size_t i, const char *exp, size_t elen)
+{
+	cr_assert(lt(sz, i, c->n), "part %zu missing (have %zu)", i, c->n);
+	cr_assert(c->p[i].ended, "part %zu not ended", i);
+	if (c->p[i].len != elen || memcmp(c->p[i].data, exp, elen) != 0)
+		cr_fatal("part %zu: got %zu bytes \"%.*s\", want %zu bytes \"%.*s\"", i,
+			 c->p[i].len, (int)c->p[i].len, (const char *)c->p[i].data,
+			 elen, (int)elen, exp);
+}
+
+#define EXPECT(c, i, lit) expect_part((c), (i), (lit), sizeof(lit) - 1)
+
+/* ---- structure -------------------------------------------------------- */
+
+Test(mime, single_part_body_is_one_leaf_with_its_final_line_end)
+{
+	struct coll *c = parse("Subject: x\r\n\r\nhello\r\nworld\r\n");
+
+	cr_assert(eq(sz, c->n, 1));
+	EXPECT(c, 0, "hello\r\nworld\r\n");
+	cr_assert(eq(str, c->p[0].ct, "text/plain"));
+	cr_assert(eq(u32, c->p[0].pi.index, 0));
+	cr_assert(eq(u32, c->p[0].pi.depth, 0));
+	cr_assert(eq(int, (int)c->p[0].pi.encoding, (int)MRY_MIME_ENC_7BIT));
+}
+
+Test(mime, bare_lf_line_ends_work)
+{
+	struct coll *c = parse("Content-Type: multipart/mixed; boundary=b\n\n--b\n"
+			       "Content-Type: text/x-a\n\none\ntwo\n--b--\n");
+
+	cr_assert(eq(sz, c->n, 1));
+	cr_assert(eq(str, c->p[0].ct, "text/x-a"));
+	EXPECT(c, 0, "one\ntwo");
+}
+
+Test(mime, folded_header_is_unfolded_and_names_are_case_insensitive)
+{
+	struct coll *c = parse("cOnTeNt-TyPe: Multipart/Mixed;\r\n"
+			       "\tcharset=x;\r\n"
+			       "  BOUNDARY=\"folded b\"\r\n"
+			       "\r\n--folded b\r\nCONTENT-TYPE: Text/HTML\r\n\r\n<p>\r\n--folded b--\r\n");
+
+	cr_assert(eq(sz, c->n, 1));
+	cr_assert(eq(str, c->p[0].ct, "text/html"));
+	EXPECT(c, 0, "<p>");
+}
+
+Test(mime, header_block_ends_at_first_empty_line)
+{
+	struct coll *c = parse("Subject: a\r\n\r\nContent-Type: text/html\r\n\r\nx");
+
+	cr_assert(eq(sz, c->n, 1));
+	cr_assert(eq(str, c->p[0].ct, "text/plain"));
+	EXPECT(c, 0, "Content-Type: text/html\r\n\r\nx");
+}
+
+Test(mime, boundary_quoted_and_unquoted_both_split_parts)
+{
+	static const char *const msgs[] = {
+		"Content-Type: multipart/mixed; boundary=\"=_q uoted\"\r\n\r\n"
+		"--=_q uoted\r\n\r\nA\r\n--=_q uoted\r\n\r\nB\r\n--=_q uoted--\r\n",
+		"Content-Type: multipart/mixed; boundary=unq_uoted.1\r\n\r\n"
+		"--unq_uoted.1\r\n\r\nA\r\n--unq_uoted.1\r\n\r\nB\r\n--unq_uoted.1--\r\n",
+	};
+
+	for (size_t i = 0; i < 2; i++) {
+		struct coll *c = parse(msgs[i]);
+
+		cr_assert(eq(sz, c->n, 2));
+		EXPECT(c, 0, "A");
+		EXPECT(c, 1, "B");
+	}
+}
+
+Test(mime, line_end_before_boundary_belongs_to_boundary)
+{
+	struct coll *c = parse("Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+			       "--b\r\n\r\nline1\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n");
+
+	EXPECT(c, 0, "line1\r\n");
+	EXPECT(c, 1, "x");
+}
+
+Test(mime, boundary_with_trailing_whitespace_matches_other_suffix_does_not)
+{
+	struct coll *c = parse("Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+			       "--b \t\r\n\r\nA\r\n--bx\r\nB\r\n--b--  \r\n");
+
+	cr_assert(eq(sz, c->n, 1));
+	EXPECT(c, 0, "A\r\n--bx\r\nB");
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_BOUNDARY_NO_END], 0));
+}
+
+Test(mime, preamble_and_epilogue_are_not_parts)
+{
+	struct coll *c = parse("Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+			       "This is the preamble.\r\n--b\r\n\r\nbody\r\n--b--\r\n"
+			       "This is the epilogue.\r\n--b\r\nstill epilogue\r\n");
+
+	cr_assert(eq(sz, c->n, 1));
+	EXPECT(c, 0, "body");
+}
+
+Test(mime, nested_multipart_three_deep_gives_indices_and_depths)
+{
+	struct coll *c = parse(
+		"Content-Type: multipart/mixed; boundary=L1\r\n\r\n"
+		"--L1\r\nContent-Type: multipart/alternative; boundary=L2\r\n\r\n"
+		"--L2\r\nContent-Type: multipart/related; boundary=L3\r\n\r\n"
+		"--L3\r\nContent-Type: text/plain\r\n\r\ndeep\r\n"
+		"--L3--\r\n"
+		"--L2\r\nContent-Type: text/html\r\n\r\nmid\r\n"
+		"--L2--\r\n"
+		"--L1\r\nContent-Type: application/x-top\r\n\r\ntop\r\n"
+		"--L1--\r\n");
+
+	cr_assert(eq(sz, c->n, 3));
+	EXPECT(c, 0, "deep");
+	EXPECT(c, 1, "mid");
+	EXPECT(c, 2, "top");
+	cr_assert(eq(u32, c->p[0].pi.depth, 3));
+	cr_assert(eq(u32, c->p[1].pi.depth, 2));
+	cr_assert(eq(u32, c->p[2].pi.depth, 1));
+	/* containers take indices too: 0 L1, 1 L2, 2 L3, 3 deep */
+	cr_assert(eq(u32, c->p[0].pi.index, 3));
+	cr_assert(eq(u32, c->p[1].pi.index, 4));
+	cr_assert(eq(u32, c->p[2].pi.index, 5));
+	for (int i = 0; i < MRY_MIME_AN_MAX; i++)
+		cr_assert(eq(u32, c->an[i], 0), "anomaly %s", mry_mime_anomaly_name(i));
+}
+
+Test(mime, outer_boundary_terminates_inner_part)
+{
+	struct coll *c = parse(
+		"Content-Type: multipart/mixed; boundary=out\r\n\r\n"
+		"--out\r\nContent-Type: multipart/mixed; boundary=in\r\n\r\n"
+		"--in\r\n\r\ninner\r\n"
+		"--out\r\n\r\nnext\r\n--out--\r\n");
+
+	cr_assert(eq(sz, c->n, 2));
+	EXPECT(c, 0, "inner");
+	EXPECT(c, 1, "next");
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_BOUNDARY_NO_END], 1));
+}
+
+Test(mime, missing_final_boundary_is_reported_at_end)
+{
+	struct coll *c = parse("Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+			       "--b\r\n\r\nlast part\r\n");
+
+	cr_assert(eq(sz, c->n, 1));
+	/* no delimiter follows: the line end is content, as in GMime */
+	EXPECT(c, 0, "last part\r\n");
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_BOUNDARY_NO_END], 1));
+}
+
+Test(mime, message_rfc822_is_parsed_as_nested_message)
+{
+	struct coll *c = parse(
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+		"--b\r\nContent-Type: message/rfc822\r\n\r\n"
+		"Subject: inner\r\nContent-Type: text/plain; charset=UTF-8\r\n"
+		"Content-Transfer-Encoding: base64\r\n\r\naW5uZXIgYm9keQ==\r\n"
+		"--b--\r\n");
+
+	cr_assert(eq(sz, c->n, 1));
+	EXPECT(c, 0, "inner body");
+	cr_assert(eq(u32, c->p[0].pi.depth, 2));
+	cr_assert(eq(u32, c->p[0].pi.index, 2));
+	cr_assert(eq(str, c->p[0].charset, "utf-8"));
+	/* header blocks of the top, the part, and the nested message */
+	cr_assert(eq(u32, c->hdr_index_max, 2));
+	cr_assert_not_null(memmem(c->hdr, c->hdr_len, "Subject: inner\r\n", 16));
+}
+
+Test(mime, digest_parts_default_to_message_rfc822)
+{
+	struct coll *c = parse(
+		"Content-Type: multipart/digest; boundary=d\r\n\r\n"
+		"--d\r\n\r\nSubject: m1\r\n\r\nfirst\r\n"
+		"--d\r\nContent-Type: text/plain\r\n\r\nsecond\r\n--d--\r\n");
+
+	cr_assert(eq(sz, c->n, 2));
+	EXPECT(c, 0, "first");
+	cr_assert(eq(u32, c->p[0].pi.depth, 2));
+	EXPECT(c, 1, "second");
+	cr_assert(eq(u32, c->p[1].pi.depth, 1));
+}
+
+Test(mime, depth_cap_treats_the_rest_as_one_leaf)
+{
+	struct mry_mime_config cfg = { .max_depth = 2, .pool_count = 1 };
+	const char *msg =
+		"Content-Type: multipart/mixed; boundary=a\r\n\r\n"
+		"--a\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+		"--b\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n"
+		"--c\r\n\r\nhidden\r\n--c--\r\n--b--\r\n--a\r\n\r\nafter\r\n--a--\r\n";
+	struct coll c;
+
+	parse_cfg(&c, &cfg, msg, strlen(msg), 0);
+	cr_assert(eq(u32, c.an[MRY_MIME_AN_DEPTH_EXCEEDED], 1));
+	cr_assert(eq(sz, c.n, 2));
+	cr_assert(eq(str, c.p[0].ct, "multipart/mixed"));
+	cr_assert(eq(u32, c.p[0].pi.depth, 2));
+	EXPECT(&c, 0, "--c\r\n\r\nhidden\r\n--c--");
+	EXPECT(&c, 1, "after");
+}
+
+Test(mime, missing_subtype_and_missing_content_type_get_defaults)
+{
+	struct coll *c = parse("Content-Type: text\r\n\r\nx");
+
+	cr_assert(eq(str, c->p[0].ct, "text/plain"));
+	c = parse("Content-Type: multipart\r\n\r\nx");
+	cr_assert(eq(str, c->p[0].ct, "multipart/mixed"));
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_BOUNDARY_MISSING], 1));
+	c = parse("\r\nbody only");
+	cr_assert(eq(str, c->p[0].ct, "text/plain"));
+	EXPECT(c, 0, "body only");
+}
+
+Test(mime, mbox_from_line_is_not_a_malformed_header)
+{
+	struct coll *c = parse("From someone@example.com  Thu Jul 31 13:51:21 2008\r\n"
+			       "Content-Type: text/x-y\r\n\r\nz");
+
+	cr_assert(eq(str, c->p[0].ct, "text/x-y"));
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_HEADER_MALFORMED], 0));
+	c = parse("Subject: a\r\nnot a header\r\nContent-Type: text/x-y\r\n\r\nz");
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_HEADER_MALFORMED], 1));
+	cr_assert(eq(str, c->p[0].ct, "text/x-y"));
+	EXPECT(c, 0, "z");
+}
+
+Test(mime, header_data_gets_raw_header_bytes)
+{
+	const char *h = "Subject: a\r\n b\r\nContent-Type: text/plain\r\n\r\n";
+	struct coll *c;
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "%sbody", h);
+	c = parse(msg);
+	cr_assert(eq(sz, c->hdr_len, strlen(h)));
+	cr_assert(eq(int, memcmp(c->hdr, h, strlen(h)), 0));
+}
+
+/* ---- base64 ----------------------------------------------------------- */
+
+static size_t b64(const char *in, uint8_t *out, struct mry_b64_dec *d)
+{
+	size_t n;
+
+	mry_b64_init(d);
+	n = mry_b64_decode(d, (const uint8_t *)in, strlen(in), out);
+	return n + mry_b64_finish(d, out + n);
+}
+
+Test(mime, base64_every_padding_variant)
+{
+	static const struct {
+		const char *in;
+		const char *out;
+		size_t out_len;
+		uint32_t unpadded, bad;
+	} tab[] = {
+		{ "", "", 0, 0, 0 },
+		{ "QQ==", "A", 1, 0, 0 },
+		{ "QUI=", "AB", 2, 0, 0 },
+		{ "QUJD", "ABC", 3, 0, 0 },
+		{ "QQ", "A", 1, 1, 0 },
+		{ "QUI", "AB", 2, 1, 0 },
+		{ "QQ=", "A", 1, 0, 0 },
+		{ "Q", "", 0, 0, 1 },
+		{ "QUJDQQ==", "ABCA", 4, 0, 0 },
+		{ "QUJD=", "ABC", 3, 0, 1 },
+		{ "QQ===", "A", 1, 0, 1 },
+		{ "AAA=", "\0\0", 2, 0, 0 },
+	};
+
+	for (size_t i = 0; i < MRY_ARRAY_SIZE(tab); i++) {
+		struct mry_b64_dec d;
+		uint8_t out[32];
+		size_t n = b64(tab[i].in, out, &d);
+
+		cr_assert(eq(sz, n, tab[i].out_len), "input \"%s\"", tab[i].in);
+		cr_assert(eq(int, memcmp(out, tab[i].out, n), 0), "input \"%s\"", tab[i].in);
+		cr_assert(eq(u32, d.unpadded, tab[i].unpadded), "input \"%s\"", tab[i].in);
+		cr_assert(eq(u32, d.bad_padding, tab[i].bad), "input \"%s\"", tab[i].in);
+		cr_assert(eq(u32, d.invalid, 0));
+	}
+}
+
+Test(mime, base64_whitespace_anywhere_and_padding_split_across_lines)
+{
+	struct mry_b64_dec d;
+	uint8_t out[64];
+	size_t n = b64(" SGVs\r\nb G8\t=\r\n\r\n=", out, &d);
+
+	/* "SGVsbG8=" is "Hello"; the stray second '=' after a full quantum
+	 * is bad padding, and nothing else is odd */
+	cr_assert(eq(sz, n, 5));
+	cr_assert(eq(int, memcmp(out, "Hello", 5), 0));
+	cr_assert(eq(u32, d.invalid, 0));
+	n = b64("QQ\r\n=\r\n=", out, &d);
+	cr_assert(eq(sz, n, 1));
+	cr_assert(eq(u32, d.bad_padding, 0));
+}
+
+Test(mime, base64_invalid_characters_are_skipped_and_counted)
+{
+	struct mry_b64_dec d;
+	uint8_t out[64];
+	size_t n = b64("SG!Vs*bG8h", out, &d);
+	struct coll *c;
+
+	cr_assert(eq(sz, n, 6));
+	cr_assert(eq(int, memcmp(out, "Hello!", 6), 0));
+	cr_assert(eq(u32, d.invalid, 2));
+	c = parse("Content-Transfer-Encoding: base64\r\n\r\nSG!Vs\r\nbG8h\r\n");
+	EXPECT(c, 0, "Hello!");
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_B64_INVALID_CHAR], 1));
+}
+
+Test(mime, base64_data_after_padding_is_decoded_and_counted)
+{
+	struct coll *c = parse("Content-Transfer-Encoding: base64\r\n\r\nQQ==\r\nQUJD\r\n");
+
+	EXPECT(c, 0, "AABC");
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_B64_BAD_PADDING], 1));
+	c = parse("Content-Transfer-Encoding: base64\r\n\r\nQUI\r\n");
+	EXPECT(c, 0, "AB");
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_B64_UNPADDED], 1));
+}
+
+Test(mime, base64_decoder_gives_same_bytes_for_every_split)
+{
+	const char *in = "VGhlIHF1aWNr\r\nIGJyb3duIGZv\r\neA==";
+	size_t len = strlen(in);
+
+	for (size_t a = 0; a <= len; a++) {
+		for (size_t b = a; b <= len; b++) {
+			struct mry_b64_dec d;
+			uint8_t out[64];
+			size_t n;
+
+			mry_b64_init(&d);
+			n = mry_b64_decode(&d, (const uint8_t *)in, a, out);
+			n += mry_b64_decode(&d, (const uint8_t *)in + a, b - a, out + n);
+			n += mry_b64_decode(&d, (const uint8_t *)in + b, len - b, out + n);
+			n += mry_b64_finish(&d, out + n);
+			cr_assert(eq(sz, n, 19), "split %zu/%zu", a, b);
+			cr_assert(eq(int, memcmp(out, "The quick brown fox", 19), 0));
+		}
+	}
+}
+
+Test(mime, message_decodes_identically_at_every_chunk_split, .timeout = 60)
+{
+	const char *msg =
+		"Content-Type: multipart/mixed;\r\n boundary=\"xyz\"\r\n\r\npre\r\n"
+		"--xyz\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+		"caf=C3=A9 soft=\r\nbreak=\n\r\n"
+		"--xyz\r\nContent-Type: application/octet-stream; name=\"a.bin\"\r\n"
+		"Content-Transfer-Encoding: base64\r\n\r\nVGhlIHF1aWNr\r\nIGJyb3duIGZv\r\neA==\r\n"
+		"--xyz--\r\nepilogue\r\n";
+	size_t len = strlen(msg);
+	struct coll ref, c;
+
+	parse_cfg(&ref, NULL, msg, len, 0);
+	cr_assert(eq(sz, ref.n, 2));
+	/* "=\n" is a soft break; the CRLF after it belongs to the boundary */
+	EXPECT(&ref, 0, "caf\xc3\xa9 softbreak");
+	EXPECT(&ref, 1, "The quick brown fox");
+	/* every two-piece split, then every fixed chunk size */
+	for (size_t cut = 0; cut <= len; cut++) {
+		struct mry_mime_ctx *x = mk(NULL);
+		struct mry_mime *m;
+
+		memset(&c, 0, sizeof(c));
+		m = mry_mime_begin(x, &c);
+		mry_mime_feed(m, (const uint8_t *)msg, cut);
+		mry_mime_feed(m, (const uint8_t *)msg + cut, len - cut);
+		mry_mime_end(m);
+		mry_mime_ctx_destroy(x);
+		cr_assert(eq(sz, c.n, ref.n), "cut %zu", cut);
+		for (size_t i = 0; i < ref.n; i++) {
+			cr_assert(eq(sz, c.p[i].len, ref.p[i].len), "cut %zu part %zu", cut, i);
+			cr_assert(eq(int, memcmp(c.p[i].data, ref.p[i].data, ref.p[i].len), 0));
+		}
+		cr_assert(eq(sz, c.hdr_len, ref.hdr_len), "cut %zu", cut);
+	}
+	for (size_t chunk = 1; chunk < 40; chunk++) {
+		parse_cfg(&c, NULL, msg, len, chunk);
+		cr_assert(eq(sz, c.n, ref.n), "chunk %zu", chunk);
+		for (size_t i = 0; i < ref.n; i++)
+			cr_assert(eq(int, memcmp(c.p[i].data, ref.p[i].data, ref.p[i].len), 0),
+				  "chunk %zu part %zu", chunk, i);
+	}
+}
+
+/* ---- quoted-printable ------------------------------------------------- */
+
+Test(mime, qp_soft_line_breaks_crlf_and_lf)
+{
+	struct coll *c = parse("Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+			       "ab=\r\ncd=\nef\r\ngh=3D=\r\n");
+
+	EXPECT(c, 0, "abcdef\r\ngh=");
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_QP_INVALID_ESCAPE], 0));
+}
+
+Test(mime, qp_lower_case_hex_is_decoded_and_counted)
+{
+	struct coll *c = parse("Content-Transfer-Encoding: Quoted-Printable\r\n\r\n=e9=E9");
+
+	EXPECT(c, 0, "\xe9\xe9");
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_QP_LOWERCASE_HEX], 1));
+}
+
+Test(mime, qp_invalid_escapes_pass_through_literally)
+{
+	struct coll *c = parse("Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+			       "100=% =ZZ done =4");
+
+	EXPECT(c, 0, "100=% =ZZ done ");
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_QP_INVALID_ESCAPE], 1));
+}
+
+Test(mime, qp_trailing_whitespace_is_kept_as_gmime_does)
+{
+	struct coll *c = parse("Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+			       "a  \r\nb\t\r\n");
+
+	EXPECT(c, 0, "a  \r\nb\t\r\n");
+}
+
+Test(mime, qp_decoder_carries_state_across_calls)
+{
+	const char *in = "x=4\r\n1=\r\n=4";
+	struct mry_qp_dec d;
+	uint8_t out[32];
+	size_t n = 0;
+
+	mry_qp_init(&d);
+	for (size_t i = 0; in[i] != '\0'; i++)
+		n += mry_qp_decode(&d, (const uint8_t *)in + i, 1, out + n);
+	n += mry_qp_finish(&d, out + n);
+	/* "=4\r" is invalid: passed through; "=\r\n" soft; "=4" at end dropped */
+	cr_assert(eq(sz, n, 6));
+	cr_assert(eq(int, memcmp(out, "x=4\r\n1", 6), 0));
+	cr_assert(eq(u32, d.invalid, 2));
+}
+
+/* ---- uuencode --------------------------------------------------------- */
+
+Test(mime, uuencode_cte_is_decoded)
+{
+	struct coll *c = parse("Content-Type: application/octet-stream; name=x\r\n"
+			       "Content-Transfer-Encoding: x-uuencode\r\n\r\n"
+			       "junk before\r\nbegin 644 x.txt\r\n#86)C\r\n`\r\nend\r\ntrailer\r\n");
+
+	cr_assert(eq(sz, c->n, 1));
+	cr_assert(eq(int, (int)c->p[0].pi.encoding, (int)MRY_MIME_ENC_UUENCODE));
+	EXPECT(c, 0, "abc");
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_UU_MALFORMED], 0));
+}
+
+Test(mime, uuencode_inside_text_plain_becomes_its_own_part)
+{
+	struct coll *c = parse("Subject: uu\r\n\r\nHello,\r\nsee attached\r\n"
+			       "begin 600 doc.bin\r\n#86)C\r\n`\r\nend\r\n\r\nBye\r\n");
+
+	cr_assert(eq(sz, c->n, 3));
+	EXPECT(c, 0, "Hello,\r\nsee attached");
+	EXPECT(c, 1, "abc");
+	cr_assert(eq(int, (int)c->p[1].pi.encoding, (int)MRY_MIME_ENC_UUENCODE));
+	cr_assert(eq(str, c->p[1].filename, "doc.bin"));
+	cr_assert(eq(str, c->p[1].ct, "application/octet-stream"));
+	EXPECT(c, 2, "Bye\r\n");
+	cr_assert(eq(str, c->p[2].ct, "text/plain"));
+}
+
+Test(mime, uuencode_short_line_is_malformed)
+{
+	struct mry_uu_dec d;
+	uint8_t out[128];
+	size_t n;
+
+	mry_uu_init(&d, false);
+	n = mry_uu_decode(&d, (const uint8_t *)"M86)C\n", 6, out);
+	n += mry_uu_finish(&d, out + n);
+	cr_assert(eq(sz, n, 3));
+	cr_assert(eq(u32, d.malformed, 1));
+}
+
+/* ---- header values ---------------------------------------------------- */
+
+Test(mime, encoded_word_filenames_q_and_b)
+{
+	char out[256];
+
+	mry_mime_decode_2047("=?UTF-8?B?w6lww6l0ZS5leGU=?=", out, sizeof(out));
+	cr_assert(eq(str, out, "\xc3\xa9p\xc3\xa9te.exe"));
+	mry_mime_decode_2047("=?iso-8859-1?Q?caf=E9_menu?= =?us-ascii?q?.pdf?=", out, sizeof(out));
+	cr_assert(eq(str, out, "caf\xc3\xa9 menu.pdf"));
+	mry_mime_decode_2047("=?koi8-r?B?8A==?=x", out, sizeof(out));
+	cr_assert(eq(str, out, "\xf0x"));
+	mry_mime_decode_2047("plain =?bogus", out, sizeof(out));
+	cr_assert(eq(str, out, "plain =?bogus"));
+}
+
+Test(mime, part_info_filename_from_disposition_or_name)
+{
+	struct coll *c = parse(
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+		"--b\r\nContent-Type: application/x-exe; name=\"=?utf-8?q?ev=C3=AEl.exe?=\"\r\n"
+		"Content-Disposition: ATTACHMENT\r\n\r\nx\r\n"
+		"--b\r\nContent-Type: application/pdf; name=n.pdf\r\n"
+		"Content-Disposition: inline; filename=\"d.pdf\"\r\n\r\ny\r\n"
+		"--b\r\n\r\nz\r\n--b--\r\n");
+
+	cr_assert(eq(sz, c->n, 3));
+	cr_assert(eq(str, c->p[0].filename, "ev\xc3\xael.exe"));
+	cr_assert(c->p[0].pi.attachment);
+	cr_assert(eq(str, c->p[1].filename, "d.pdf"));
+	cr_assert_not(c->p[1].pi.attachment);
+	cr_assert_not(c->p[2].has_filename);
+}
+
+Test(mime, rfc2231_continuations_and_charset)
+{
+	struct coll *c = parse(
+		"Content-Type: application/octet-stream\r\n"
+		"Content-Disposition: attachment;\r\n"
+		" filename*1*=%20%E9t%E9.txt;\r\n"
+		" filename*0*=iso-8859-1'fr'un;\r\n"
+		" filename*2=\"!\"\r\n\r\nx");
+
+	cr_assert(eq(str, c->p[0].filename, "un \xc3\xa9t\xc3\xa9.txt!"));
+	c = parse("Content-Type: text/plain; name*=UTF-8''%E2%82%AC.txt;\r\n"
+		  " charset*=us-ascii'en'utf-8\r\n\r\nx");
+	cr_assert(eq(str, c->p[0].filename, "\xe2\x82\xac.txt"));
+	cr_assert(eq(str, c->p[0].charset, "utf-8"));
+}
+
+Test(mime, rfc2231_boundary_is_understood)
+{
+	struct coll *c = parse("Content-Type: multipart/mixed; boundary*=us-ascii''b%41\r\n\r\n"
+			       "--bA\r\n\r\nx\r\n--bA--\r\n");
+
+	cr_assert(eq(sz, c->n, 1));
+	EXPECT(c, 0, "x");
+}
+
+/* ---- encodings and anomalies ------------------------------------------ */
+
+Test(mime, seven_eight_bit_and_binary_pass_through)
+{
+	static const char *const cte[] = { "7bit", "8BIT", "binary" };
+
+	for (size_t i = 0; i < 3; i++) {
+		char msg[128];
+		struct coll *c;
+
+		snprintf(msg, sizeof(msg),
+			 "Content-Transfer-Encoding: %s\r\n\r\n=41\xff\r\nQQ==", cte[i]);
+		c = parse(msg);
+		EXPECT(c, 0, "=41\xff\r\nQQ==");
+		cr_assert(eq(u32, c->an[MRY_MIME_AN_CTE_UNKNOWN], 0));
+	}
+}
+
+Test(mime, unknown_cte_passes_through_with_anomaly)
+{
+	struct coll *c = parse("Content-Transfer-Encoding: x-rot13\r\n\r\nuryyb");
+
+	EXPECT(c, 0, "uryyb");
+	cr_assert(eq(int, (int)c->p[0].pi.encoding, (int)MRY_MIME_ENC_UNKNOWN));
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_CTE_UNKNOWN], 1));
+}
+
+Test(mime, conflicting_cte_headers_are_an_anomaly_last_wins)
+{
+	struct coll *c = parse("Content-Transfer-Encoding: 7bit\r\n"
+			       "Content-Transfer-Encoding: base64\r\n\r\nQUJD");
+
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_CTE_CONFLICT], 1));
+	EXPECT(c, 0, "ABC");
+	c = parse("Content-Transfer-Encoding: base64\r\n"
+		  "Content-Transfer-Encoding: BASE64\r\n\r\nQUJD");
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_CTE_CONFLICT], 0));
+}
+
+Test(mime, duplicate_content_type_is_an_anomaly_last_wins)
+{
+	struct coll *c = parse("Content-Type: text/html\r\n"
+			       "Content-Type: multipart/mixed; boundary=q\r\n\r\n"
+			       "--q\r\n\r\nin\r\n--q--\r\n");
+
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_CT_DUPLICATE], 1));
+	cr_assert(eq(sz, c->n, 1));
+	EXPECT(c, 0, "in");
+}
+
+Test(mime, boundary_missing_and_invalid_are_anomalies)
+{
+	struct coll *c = parse("Content-Type: multipart/mixed\r\n\r\nbody");
+	char msg[512];
+	char b[80];
+
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_BOUNDARY_MISSING], 1));
+	EXPECT(c, 0, "body");
+	memset(b, 'x', 75);
+	b[75] = '\0';
+	snprintf(msg, sizeof(msg), "Content-Type: multipart/mixed; boundary=%s\r\n\r\n"
+		 "--%s\r\n\r\nlong\r\n--%s--\r\n", b, b, b);
+	c = parse(msg);
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_BOUNDARY_INVALID], 1));
+	EXPECT(c, 0, "long");
+}
+
+Test(mime, nul_in_header_is_an_anomaly)
+{
+	const char msg[] = "Subject: a\0b\r\n\r\nx";
+	struct coll c;
+
+	parse_cfg(&c, NULL, msg, sizeof(msg) - 1, 0);
+	cr_assert(eq(u32, c.an[MRY_MIME_AN_NUL_IN_HEADER], 1));
+	EXPECT(&c, 0, "x");
+}
+
+/* ---- caps ------------------------------------------------------------- */
+
+Test(mime, max_parts_stops_parsing_with_anomaly)
+{
+	struct mry_mime_config cfg = { .max_parts = 3, .pool_count = 1 };
+	const char *msg = "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+			  "--b\r\n\r\n1\r\n--b\r\n\r\n2\r\n--b\r\n\r\n3\r\n--b--\r\n";
+	struct coll c;
+
+	parse_cfg(&c, &cfg, msg, strlen(msg), 0);
+	cr_assert(eq(sz, c.n, 2));
+	EXPECT(&c, 0, "1");
+	EXPECT(&c, 1, "2");
+	cr_assert(eq(u32, c.an[MRY_MIME_AN_TOO_MANY_PARTS], 1));
+}
+
+Test(mime, part_and_message_byte_caps_truncate_delivery)
+{
+	struct mry_mime_config cfg = { .max_part_bytes = 4, .max_msg_bytes = 6,
+				       .pool_count = 1 };
+	const char *msg = "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+			  "--b\r\n\r\n123456\r\n--b\r\n\r\nabcdef\r\n--b\r\n\r\nXY\r\n--b--\r\n";
+	struct coll c;
+
+	parse_cfg(&c, &cfg, msg, strlen(msg), 0);
+	cr_assert(eq(sz, c.n, 3));
+	EXPECT(&c, 0, "1234");
+	EXPECT(&c, 1, "ab");
+	EXPECT(&c, 2, "");
+	/* parts 0 and 1 each pass the part cap; part 1 then hits the message cap */
+	cr_assert(eq(u32, c.an[MRY_MIME_AN_PART_TOO_BIG], 2));
+	cr_assert(eq(u32, c.an[MRY_MIME_AN_MSG_TOO_BIG], 1));
+}
+
+Test(mime, long_header_block_and_long_lines_are_capped)
+{
+	struct mry_mime_config cfg = { .max_header_bytes = 64, .max_line = 300,
+				       .pool_count = 1 };
+	char msg[2048];
+	char pad[1000];
+	struct coll c;
+
+	memset(pad, 'a', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	/* the Content-Type after the cap is not parsed */
+	snprintf(msg, sizeof(msg), "X-Pad: %.80s\r\nContent-Type: text/html\r\n\r\n%s\r\nend",
+		 pad, pad);
+	parse_cfg(&c, &cfg, msg, strlen(msg), 7);
+	cr_assert(eq(u32, c.an[MRY_MIME_AN_HEADER_TOO_LONG], 1));
+	cr_assert(eq(str, c.p[0].ct, "text/plain"));
+	cr_assert(eq(u32, c.an[MRY_MIME_AN_LINE_TOO_LONG], 1));
+	/* the long line is still delivered whole */
+	cr_assert(eq(sz, c.p[0].len, strlen(pad) + 5));
+}
+
+Test(mime, pool_empty_returns_null_and_counts)
+{
+	struct mry_mime_config cfg = { .pool_count = 1 };
+	static struct coll c;
+	struct mry_mime_ctx *x = mk(&cfg);
+	struct mry_mime *a = mry_mime_begin(x, &c), *b = mry_mime_begin(x, &c);
+	struct mry_mime_stats st;
+
+	cr_assert_not_null(a);
+	cr_assert_null(b);
+	mry_mime_abort(a);
+	a = mry_mime_begin(x, &c);
+	cr_assert_not_null(a);
+	mry_mime_end(a);
+	mry_mime_get_stats(x, &st);
+	cr_assert(eq(u64, st.pool_empty, 1));
+	cr_assert(eq(u64, st.messages, 1));
+	mry_mime_ctx_destroy(x);
+}
+
+Test(mime, stats_count_parts_bytes_and_anomalies)
+{
+	static struct coll c;
+	struct mry_mime_ctx *x = mk(NULL);
+	struct mry_mime *m = mry_mime_begin(x, &c);
+	const char *msg = "Content-Transfer-Encoding: base64\r\n\r\nQU*JD\r\n";
+	struct mry_mime_stats st;
+
+	mry_mime_feed(m, (const uint8_t *)msg, strlen(msg));
+	mry_mime_end(m);
+	mry_mime_get_stats(x, &st);
+	cr_assert(eq(u64, st.parts, 1));
+	cr_assert(eq(u64, st.bytes_in, strlen(msg)));
+	cr_assert(eq(u64, st.bytes_decoded, 3));
+	cr_assert(eq(u64, st.anomalies[MRY_MIME_AN_B64_INVALID_CHAR], 1));
+	mry_mime_ctx_destroy(x);
+}
+
+Test(mime, names_cover_every_value)
+{
+	for (int i = 0; i < MRY_MIME_AN_MAX; i++)
+		cr_assert(ne(int, strcmp(mry_mime_anomaly_name(i), "unknown"), 0), "anomaly %d", i);
+	cr_assert(eq(int, strcmp(mry_mime_encoding_name(MRY_MIME_ENC_QP), "quoted-printable"), 0));
+}
+
+/* ---- ClamAV's test messages ------------------------------------------- */
+
+#define CLAM_DIR "/work/shared/data/mail/clamav-testfiles/"
+
+static bool read_all(const char *path, char *buf, size_t cap, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+
+	if (f == NULL)
+		return false;
+	*len = fread(buf, 1, cap, f);
+	fclose(f);
+	return true;
+}
+
+Test(mime, clamav_messages_all_yield_the_same_clam_exe)
+{
+	static const char *const files[] = {
+		"clam.exe.mbox.base64", "clam.exe.mbox.uu", "clam.mail",
+	};
+	static struct coll c[3];
+	static char buf[8192];
+	const struct cpart *exe[3];
+
+	for (size_t i = 0; i < 3; i++) {
+		char path[256];
+		size_t len;
+
+		snprintf(path, sizeof(path), CLAM_DIR "%s", files[i]);
+		if (!read_all(path, buf, sizeof(buf), &len))
+			cr_skip_test("%s not present", path);
+		parse_cfg(&c[i], NULL, buf, len, 13);
+		exe[i] = NULL;
+		for (size_t k = 0; k < c[i].n; k++)
+			if (c[i].p[k].len > 2 && memcmp(c[i].p[k].data, "MZ", 2) == 0)
+				exe[i] = &c[i].p[k];
+		cr_assert_not_null(exe[i], "%s: no MZ part", files[i]);
+	}
+	/* the base64 file decodes to 544 bytes; all three must agree */
+	cr_assert(eq(sz, exe[0]->len, 544));
+	cr_assert(eq(int, strcmp(exe[0]->filename, "clam.exe"), 0), "%s", exe[0]->filename);
+	cr_assert(eq(int, (int)exe[1]->pi.encoding, (int)MRY_MIME_ENC_UUENCODE));
+	for (size_t i = 1; i < 3; i++) {
+		cr_assert(eq(sz, exe[i]->len, exe[0]->len), "%s", files[i]);
+		cr_assert(eq(int, memcmp(exe[i]->data, exe[0]->data, exe[0]->len), 0),
+			  "%s", files[i]);
+	}
+	cr_assert(eq(sz, c[2].n, 2));
+	cr_assert(eq(str, c[2].p[1].ct, "application/x-ms-dos-executable"));
+	cr_assert(c[2].p[1].pi.attachment);
+}
+
+Test(mime, delimiter_right_after_delimiter_makes_no_part)
+{
+	struct coll *c = parse("Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+			       "--b\r\n--b\r\nContent-Type: text/x-a\r\n\r\nA\r\n"
+			       "--b\r\nnot a header line\r\n--b\r\n\r\nB\r\n--b--\r\n");
+
+	cr_assert(eq(sz, c->n, 2));
+	EXPECT(c, 0, "A");
+	EXPECT(c, 1, "B");
+}
+
+Test(mime, uuencode_is_only_looked_for_in_plain_text)
+{
+	struct coll *c = parse("Content-Type: text/html\r\n\r\n"
+			       "begin 644 x\r\n#86)C\r\n`\r\nend\r\n");
+
+	cr_assert(eq(sz, c->n, 1));
+	EXPECT(c, 0, "begin 644 x\r\n#86)C\r\n`\r\nend\r\n");
+}
+
+Test(mime, long_line_pieces_are_never_delimiters)
+{
+	struct mry_mime_config cfg = { .max_line = 300, .pool_count = 1 };
+	char msg[1024];
+	char pad[301];
+	struct coll c;
+
+	memset(pad, 'x', 300);
+	pad[300] = '\0';
+	/* "--b" sits right after a 300-byte piece: a continuation, not a line */
+	snprintf(msg, sizeof(msg), "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+		 "--b\r\n\r\n%s--b\r\n--b--\r\n", pad);
+	parse_cfg(&c, &cfg, msg, strlen(msg), 5);
+	cr_assert(eq(sz, c.n, 1));
+	cr_assert(eq(sz, c.p[0].len, 303));
+	cr_assert(eq(u32, c.an[MRY_MIME_AN_LINE_TOO_LONG], 1));
+}
+
+Test(mime, malformed_header_lines_reach_header_data)
+{
+	struct coll *c = parse("Subject: a\r\nno colon here\r\n\r\nx");
+
+	cr_assert(eq(sz, c->hdr_len, 12 + 15 + 2));
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_HEADER_MALFORMED], 1));
+	EXPECT(c, 0, "x");
+}

@@ -45,8 +45,15 @@ enum mry_decode_event {
 	MRY_DEV_TCP_BAD_FLAGS,        /* SYN+FIN, SYN+RST, no flags at all ... */
 	MRY_DEV_TCP_PORT_ZERO,
 	MRY_DEV_ETH_TRAILER,          /* frame longer than IP says: padding ignored (not invalid) */
+	MRY_DEV_IPV4_FRAG_BAD,        /* MF with length not a multiple of 8, empty, or past 65535 */
+	MRY_DEV_IPV6_EXTHDR_BAD,      /* hop-by-hop not first, malformed option TLVs */
 	MRY_DEV_MAX,
+	/* pkt->event when nothing was seen; never counted (not an ev[] index) */
+	MRY_DEV_NONE = MRY_DEV_MAX,
 };
+
+/* IPv6 extension headers walked before giving up (MRY_DEV_IPV6_EXTHDR_TOO_MANY) */
+#define MRY_DECODE_IPV6_MAX_EXTHDR 8
 
 struct mry_decode_stats {
 	uint64_t pkts;
@@ -141,10 +148,23 @@ enum mry_decode_result mry_decode_ip(const uint8_t *ip, uint32_t len,
 /** Stable snake_case name of an event ("tcp_bad_csum"), for logs and telemetry. */
 const char *mry_decode_event_name(enum mry_decode_event ev);
 
-/** RFC 1071 internet checksum helpers, also used to build injected replies. */
+/*
+ * RFC 1071 internet checksum helpers, also used to build injected replies.
+ * All values are in host order: store a result with a big-endian write
+ * (htons()). mry_csum_partial() adds @data, read as big-endian 16-bit words,
+ * to @sum (an odd trailing byte is padded with zero, so only the last piece
+ * of a chained sum may have an odd length). mry_csum_fold() folds the carries
+ * and returns the one's complement: the checksum to store, or 0 when the
+ * summed bytes already contain a correct checksum.
+ */
 uint32_t mry_csum_partial(const void *data, uint32_t len, uint32_t sum);
 uint16_t mry_csum_fold(uint32_t sum);
-/** TCP checksum over a pseudo-header (IPv4 or IPv6) + segment; returns the value to store. */
+/**
+ * TCP checksum over a pseudo-header (IPv4: 4-byte addresses, IPv6: 16) +
+ * segment; returns the value to store (host order, write it big-endian)
+ * when the caller zeroed the checksum field, or 0 when the segment's
+ * checksum is already correct.
+ */
 uint16_t mry_tcp_csum(uint8_t ip_version, const uint8_t *src, const uint8_t *dst,
 		      const uint8_t *tcp, uint32_t tcp_len);
 

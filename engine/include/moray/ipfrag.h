@@ -26,11 +26,21 @@ enum mry_ipfrag_result {
 	MRY_IPFRAG_DROPPED,         /* table full, too big, bad overlap ...: counted */
 };
 
+/* disjoint byte ranges held per datagram before it is dropped (holes_full) */
+#define MRY_IPFRAG_MAX_RANGES 16
+/* IP header + unfragmentable extension headers kept per datagram (too_big past it) */
+#define MRY_IPFRAG_HDR_MAX 256
+/* fragment data is stored in chunks of this many bytes from a shared pool */
+#define MRY_IPFRAG_CHUNK 1024
+
 struct mry_ipfrag_config {
 	uint32_t max_datagrams;     /* default 1024 */
-	uint32_t max_bytes;         /* per datagram, default 65535 + 40 */
+	uint32_t max_bytes;         /* per datagram, fragment data (offset + length), default 65535 + 40 */
 	uint64_t timeout_ns;        /* default 30 s (RFC 791 suggests 15 s min; Linux uses 30 s) */
 	enum mry_ipfrag_policy policy;
+	/* fragment data memory for the whole table, preallocated at create;
+	 * default max_datagrams * 8 KiB, raised to hold one max_bytes datagram */
+	uint32_t mem_bytes;
 };
 
 struct mry_ipfrag_stats {
@@ -41,8 +51,12 @@ struct mry_ipfrag_stats {
 	uint64_t too_big;
 	uint64_t overlap_same;      /* overlap with identical bytes (retransmission) */
 	uint64_t overlap_conflict;  /* overlap with different bytes: evasion */
-	uint64_t dropped;
+	uint64_t dropped;           /* fragments answered DROPPED, whatever the reason */
 	uint32_t in_use;
+	/* further drop reasons (each also counted in dropped) */
+	uint64_t no_mem;            /* data pool (mem_bytes) exhausted */
+	uint64_t holes_full;        /* more than MRY_IPFRAG_MAX_RANGES disjoint ranges */
+	uint64_t inconsistent;      /* two different ends, data past the end, bad length */
 };
 
 struct mry_ipfrag_table;

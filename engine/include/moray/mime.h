@@ -49,6 +49,21 @@ enum mry_mime_anomaly {
 	MRY_MIME_AN_MAX,
 };
 
+/*
+ * Caps (0 in a field means the default). Each is counted as an anomaly:
+ *  - max_depth: a multipart or message/rfc822 that would nest deeper is
+ *    delivered as one leaf of its own content type (DEPTH_EXCEEDED).
+ *  - max_parts: every entity (container, leaf, embedded uuencoded file)
+ *    takes an index; past the cap nothing more of the message is parsed
+ *    or delivered (TOO_MANY_PARTS); the caller still scans the raw stream.
+ *  - max_header_bytes: fields after the cap in a header block are not
+ *    parsed (still passed to header_data); a single unfolded field keeps
+ *    at most 4 KiB (HEADER_TOO_LONG).
+ *  - max_line: at least 264 bytes (a delimiter must fit); a longer line is
+ *    passed on in pieces, still decoded, and cannot be a delimiter.
+ *  - max_part_bytes / max_msg_bytes: decoded bytes beyond the cap are not
+ *    delivered (PART_TOO_BIG / MSG_TOO_BIG); parsing continues.
+ */
 struct mry_mime_config {
 	uint32_t max_depth;          /* default 20 */
 	uint32_t max_parts;          /* per message, default 1000 */
@@ -78,6 +93,15 @@ struct mry_mime_stats {
 	uint64_t anomalies[MRY_MIME_AN_MAX];
 };
 
+/*
+ * Callbacks, all optional, called from mry_mime_feed()/mry_mime_end().
+ * Leaves are reported in order, never nested: part_begin, part_data*,
+ * part_end. A non-multipart message is one leaf. A "begin NNN name" line
+ * in a 7bit/8bit text/plain leaf ends that leaf and opens a uuencoded leaf
+ * (application/octet-stream, filename from the begin line); text after
+ * its "end" line continues as a new text/plain leaf (ClamAV does the same).
+ * The part_info and its strings live until part_end returns.
+ */
 struct mry_mime_callbacks {
 	/* raw bytes of each header block (top level and every part), in pieces */
 	void (*header_data)(void *user, uint32_t part_index, const uint8_t *data, size_t len);
@@ -111,12 +135,79 @@ const char *mry_mime_encoding_name(enum mry_mime_encoding e);
 void mry_mime_get_stats(const struct mry_mime_ctx *c, struct mry_mime_stats *st);
 
 /*
- * Stateless-by-carry decoders, exposed for tests, fuzzing and bench.
- * Each returns bytes written to @out (capacity >= decoded size bound:
- * base64 3/4 of input + 3, QP input length, uu 3/4 of input + 3).
+ * Decoders with carried state, exposed for tests, fuzzing and bench. Feed
+ * any chunking; the output is the same as for one call. Each *_decode()
+ * returns the bytes written to @out; capacity must be at least the bound
+ * given by the matching MRY_*_DEC_BOUND(len). *_finish() flushes the tail
+ * (at most 3 bytes for base64/QP, MRY_UU_LINE_MAX for uu).
+ * Event counters in the structs are cumulative and only grow.
  */
-struct mry_b64_dec { uint32_t acc; uint8_t nbits; uint8_t pad_seen; uint32_t invalid; bool after_pad_data; };
+
+/*
+ * base64 (RFC 2045 §6.8). Whitespace anywhere is skipped silently; other
+ * bytes outside the alphabet are skipped and counted in @invalid. '=' ends
+ * the current quantum (its 1 or 2 bytes are emitted); alphabet data after
+ * padding starts a new quantum and is decoded (counted in @bad_padding),
+ * because real clients (Thunderbird, GMime) keep decoding and a scanner
+ * that stopped would be blind to what the user sees. finish() decodes an
+ * unpadded tail of 2 or 3 characters (@unpadded) and drops a lone
+ * character (@bad_padding).
+ */
+struct mry_b64_dec {
+	uint32_t acc;           /* pending sextets, most recent in the low bits */
+	uint8_t nchars;         /* sextets in @acc: 0..3 */
+	uint8_t pad_state;      /* 0 none, 1 '=' after 2 chars (one more expected), 2 quantum closed by '=' */
+	uint32_t invalid;       /* bytes outside alphabet and whitespace */
+	uint32_t bad_padding;   /* '=' where it cannot be, data after '=', lone tail char */
+	uint32_t unpadded;      /* tails decoded without '=' */
+};
+#define MRY_B64_DEC_BOUND(len) ((len) / 4 * 3 + 3)
+void mry_b64_init(struct mry_b64_dec *d);
 size_t mry_b64_decode(struct mry_b64_dec *d, const uint8_t *in, size_t len, uint8_t *out);
 size_t mry_b64_finish(struct mry_b64_dec *d, uint8_t *out);
+
+/*
+ * quoted-printable (RFC 2045 §6.7), decoding as GMime does: "=\r\n" and
+ * "=\n" are soft line breaks; hex digits of either case (lower case counted
+ * in @lowercase); an invalid escape is passed through literally ("=" and
+ * the two bytes after it) and counted in @invalid; trailing whitespace on a
+ * line is kept (GMime and Thunderbird keep it; RFC 2045 says strip it, but
+ * a scanner must see what the client shows). At the end of the input a
+ * trailing "=" (soft break before a boundary) is dropped, and so is "=X"
+ * (counted in @invalid), as GMime does.
+ */
+struct mry_qp_dec {
+	uint8_t state;          /* 0 text, 1 after '=', 2 after '=' and one byte */
+	uint8_t save;
+	uint32_t invalid;
+	uint32_t lowercase;
+};
+#define MRY_QP_DEC_BOUND(len) ((len) + 3)
+void mry_qp_init(struct mry_qp_dec *d);
+size_t mry_qp_decode(struct mry_qp_dec *d, const uint8_t *in, size_t len, uint8_t *out);
+size_t mry_qp_finish(struct mry_qp_dec *d, uint8_t *out);
+
+/*
+ * uuencode (POSIX uuencode historical format). Line based: lines before a
+ * "begin NNN name" line are skipped when @seek_begin is set at init, data
+ * lines are decoded by their length character, "end" stops decoding
+ * (@done), the rest is ignored. Lines longer than MRY_UU_LINE_MAX, bytes
+ * outside ' '..'`' and lines shorter than their length character are
+ * counted in @malformed (short lines yield only their complete groups).
+ */
+#define MRY_UU_LINE_MAX 128
+struct mry_uu_dec {
+	uint8_t state;          /* 0 seeking "begin", 1 data, 2 done */
+	uint8_t overflow;       /* current line exceeded the buffer */
+	uint16_t len;
+	uint32_t malformed;
+	uint8_t line[MRY_UU_LINE_MAX];
+};
+#define MRY_UU_DEC_BOUND(len) ((len) / 4 * 3 + 100)  /* a buffered line may complete */
+void mry_uu_init(struct mry_uu_dec *d, bool seek_begin);
+size_t mry_uu_decode(struct mry_uu_dec *d, const uint8_t *in, size_t len, uint8_t *out);
+size_t mry_uu_finish(struct mry_uu_dec *d, uint8_t *out);
+/** True when @line (without EOL) is "begin NNN name" (3 or 4 octal digits); copies the name. */
+bool mry_uu_is_begin(const uint8_t *line, size_t len, char *name, size_t name_cap);
 
 #endif /* MORAY_MIME_H */
