@@ -132,6 +132,29 @@ def tcp_end(raw):
     return (t.seq + n) & 0xffffffff
 
 
+def eom_end_seq(frames):
+    """Sequence number just past the first message's end: the CRLF.CRLF of
+    DATA, or the last byte of the BDAT ... LAST chunk (RFC 5321, RFC 3030)."""
+    import re
+    segs = sorted({Ether(x)[TCP].seq: payload(x) for x in frames if payload(x)}.items())
+    if not segs:
+        return None
+    base = segs[0][0]
+    stream = b""
+    for seq, data in segs:
+        off = (seq - base) & 0xffffffff
+        stream = stream[:off] + data if off <= len(stream) else stream
+    i = stream.find(b"DATA\r\n")
+    m = re.search(rb"BDAT (\d+) LAST\r\n", stream)
+    if m is not None and (i < 0 or m.start() < i):
+        end = m.end() + int(m.group(1))
+    elif i >= 0:
+        end = stream.find(b"\r\n.\r\n", i) + 5
+    else:
+        return None
+    return (base + end) & 0xffffffff
+
+
 def samples_truth():
     with open(os.path.join(ARGS.samples, "samples.json")) as f:
         j = json.load(f)
@@ -225,15 +248,38 @@ def case_bad_options(tmp):
 
 
 def case_config_file(tmp):
-    """--config holds the options; the command line overrides the file."""
+    """--config holds the options; the command line overrides the file.
+
+    The file makes 587 and 2525 the only SMTP ports, so the port-25 sample is
+    plain TCP to moray and every frame passes even with no database; the
+    file's idle-exit of 600 s is overridden to 2 s on the command line."""
     inp = os.path.join(ARGS.samples, "01_swaks_plain.pcap")
     conf = os.path.join(tmp, "moray.conf")
     with open(conf, "w") as f:
-        f.write("# test config\nportmask = 3\nsmtp-ports = 25, 587\nburst = 16\n"
-                "idle-exit = 30\nstats-interval = 0\n")
-    r = run_moray(tmp, 1, inp, extra=["--config", conf, "--idle-exit", "2"])
+        f.write("# test config\nportmask = 3\nsmtp-ports = 587, 2525\nburst = 16\n"
+                "idle-exit = 600\nstats-interval = 0\nno-promisc\n")
+    r = run_moray(tmp, 1, inp, extra=["--config", conf, "--idle-exit", "2"], timeout=60)
     check(r["rc"] == 0, "config run exit %d: %s" % (r["rc"], r["err"][-500:]))
-    check(len(r["out1"]) == len(rdpcap(inp)), "config run forwarded %d frames" % len(r["out1"]))
+    check(r["out1"] == [bytes(x) for x in rdpcap(inp)],
+          "config run: %d frames forwarded; port 25 is not SMTP here" % len(r["out1"]))
+    # Without the file's smtp-ports, port 25 is SMTP: the message is withheld.
+    r = run_moray(tmp, 1, inp, extra=["--idle-exit", "2"])
+    if not ARGS.shim:
+        check(len(r["out1"]) < len(rdpcap(inp)), "default smtp-ports: end of message not held")
+    # The bundled example configuration parses (paths replaced).
+    ex = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "dpdk-app",
+                      "moray.conf.example")
+    if os.path.exists(ex):
+        with open(ex) as f:
+            text = f.read()
+        text = text.replace("/var/lib/moray/moray.mdb", os.path.join(tmp, "none.mdb"))
+        text = text.replace("/var/log/moray/verdicts.jsonl", os.path.join(tmp, "ex.jsonl"))
+        exc = os.path.join(tmp, "example.conf")
+        with open(exc, "w") as f:
+            f.write(text)
+        r = run_moray(tmp, 1, inp, extra=["--config", exc, "--idle-exit", "2",
+                                          "--hold-store-size", "16M", "--reasm-segments", "4096"])
+        check(r["rc"] == 0, "moray.conf.example: exit %d: %s" % (r["rc"], r["err"][-300:]))
 
 
 def verdict_checks(inp, r, truth, db):
@@ -279,9 +325,8 @@ def verdict_checks(inp, r, truth, db):
                  % (flow, len(replies))):
             rep = Ether(replies[0])
             check(checksums_ok(replies[0]), "554 reply checksums")
-            client_end = max((tcp_end(x) for x in frames if payload(x)), key=lambda s: s)
-            check(rep[TCP].ack == client_end, "554 ack %d != end of client data %d"
-                  % (rep[TCP].ack, client_end))
+            eom = eom_end_seq(frames)
+            check(rep[TCP].ack == eom, "554 ack %d != end of the message %s" % (rep[TCP].ack, eom))
             srv = [x for x in fin.get(rev, []) if payload(x)]
             check(any(rep[TCP].seq == tcp_end(x) for x in srv),
                   "554 seq %d is not the server's next seq" % rep[TCP].seq)
@@ -375,7 +420,7 @@ def case_no_db_holds(tmp):
     msgs = [e for e in r["log"] if e.get("event") == "message"]
     check(any(e.get("action") in ("held", "tempfailed") for e in msgs),
           "message not held without a database: %r" % msgs)
-    sent = b"".join(payload(x) for x in rdpcap(inp) if flow_of(bytes(x)) and flow_of(bytes(x))[3] == 25)
+    sent = b"".join(payload(x) for x in map(bytes, rdpcap(inp)) if flow_of(x) and flow_of(x)[3] == 25)
     fwd = b"".join(payload(x) for x in r["out1"] if flow_of(x) and flow_of(x)[3] == 25)
     check(b"\r\n.\r\n" in sent and b"\r\n.\r\n" not in fwd, "end of message forwarded without a database")
     check(any(payload(x).startswith(b"451 4.7.1") for x in r["out0"]), "no 451 at shutdown")
