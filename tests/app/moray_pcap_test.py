@@ -498,6 +498,9 @@ def main():
     if os.geteuid() != 0:
         print("SKIP: DPDK virtual devices need root here")
         return 77
+    if not os.path.exists(os.path.join(ARGS.samples, "samples.json")):
+        print("SKIP: sample captures not found in " + ARGS.samples)
+        return 77
     names = ARGS.cases or sorted(CASES)
     tmp = tempfile.mkdtemp(prefix="moray-app-test-")
     try:
