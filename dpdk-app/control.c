@@ -1,0 +1,512 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The main lcore's control loop: it never touches a packet. Every
+ * millisecond it drains the verdict-log rings; every 100 ms it polls the
+ * --db file (inode, size, mtime, ctime), offers a changed file to the
+ * generation state once it has been stable for one poll (a file still being
+ * written is also rejected by full validation, and re-offered when it
+ * changes again), frees retired generations once every worker has passed a
+ * quiescent point (rte_rcu_qsbr), writes a "db" event on every state change,
+ * computes the alarm, and runs the shutdown sequence: stop rx, let workers
+ * drain their rings, have them answer unfinished messages with 451, flush
+ * the transmit paths and the log.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_rcu_qsbr.h>
+
+#include "app.h"
+
+#define WATCH_MS 100
+#define MAX_PENDING 64
+#define STOP_DRAIN_MAX_MS 5000
+
+struct pending_gen {
+	struct mry_sigdb_gen *gen;
+	uint64_t token;
+};
+
+struct db_watch {
+	bool exists;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+};
+
+static struct pending_gen pending[MAX_PENDING];
+static unsigned nb_pending;
+static struct db_watch seen, offered;
+static bool offered_valid;
+static uint64_t db_version_logged = UINT64_MAX;
+
+static void format_ts(char *buf, size_t len, uint64_t ns)
+{
+	time_t s = (time_t)(ns / MRY_NS_PER_SEC);
+	struct tm tm;
+	size_t n;
+
+	gmtime_r(&s, &tm);
+	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, len - n, ".%03uZ", (unsigned)(ns % MRY_NS_PER_SEC / MRY_NS_PER_MS));
+}
+
+static uint64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * MRY_NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+static void json_escape(char *dst, size_t len, const char *src)
+{
+	size_t o = 0;
+
+	for (; *src != '\0' && o + 7 < len; src++) {
+		unsigned char c = (unsigned char)*src;
+
+		if (c == '"' || c == '\\') {
+			dst[o++] = '\\';
+			dst[o++] = (char)c;
+		} else if (c < 0x20) {
+			o += (size_t)snprintf(dst + o, len - o, "\\u%04x", c);
+		} else {
+			dst[o++] = (char)c;
+		}
+	}
+	dst[o] = '\0';
+}
+
+void app_control_snapshot_read(const struct app *a, struct app_ctl_snapshot *out)
+{
+	uint32_t s1;
+
+	do {
+		s1 = __atomic_load_n(&a->ctl_snap.seq, __ATOMIC_ACQUIRE);
+		if (s1 & 1)
+			continue;
+		memcpy(out, &a->ctl_snap, sizeof(*out));
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	} while (s1 != __atomic_load_n(&a->ctl_snap.seq, __ATOMIC_RELAXED));
+}
+
+static void snap_begin(struct app *a)
+{
+	__atomic_store_n(&a->ctl_snap.seq, a->ctl_snap.seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static void snap_end(struct app *a)
+{
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	__atomic_store_n(&a->ctl_snap.seq, a->ctl_snap.seq + 1, __ATOMIC_RELAXED);
+}
+
+/* Publish the generation state; write a "db" event when it changed. */
+static void db_publish(struct app *a)
+{
+	uint64_t ver = mry_sigdb_ctl_version(a->ctl);
+	struct mry_sigdb_gen *act;
+	bool valid;
+	char line[512], reason[200], ts[40];
+
+	if (ver == db_version_logged)
+		return;
+	db_version_logged = ver;
+	act = mry_sigdb_ctl_active(a->ctl);
+	valid = mry_sigdb_ctl_state(a->ctl) == MRY_DB_VALID;
+	snap_begin(a);
+	a->ctl_snap.db_generation = act != NULL ? mry_sigdb_gen_number(act) : 0;
+	a->ctl_snap.db_created = act != NULL ? mry_sigdb_gen_created(act) : 0;
+	a->ctl_snap.db_nb_sigs = act != NULL ? mry_sigdb_gen_nb_sigs(act) : 0;
+	a->ctl_snap.db_valid = valid;
+	a->ctl_snap.db_usable = mry_sigdb_ctl_usable(a->ctl) != NULL;
+	snprintf(a->ctl_snap.db_reason, sizeof(a->ctl_snap.db_reason), "%s",
+		 mry_sigdb_ctl_reason(a->ctl));
+	a->ctl_snap.db_changes++;
+	snap_end(a);
+
+	json_escape(reason, sizeof(reason), a->ctl_snap.db_reason);
+	format_ts(ts, sizeof(ts), wall_ns());
+	snprintf(line, sizeof(line),
+		 "{\"event\":\"db\",\"ts\":\"%s\",\"generation\":%" PRIu64
+		 ",\"state\":\"%s\",\"reason\":\"%s\"}",
+		 ts, a->ctl_snap.db_generation, valid ? "valid" : "invalid", reason);
+	app_log_write_line(a, line, strlen(line));
+	if (a->log != NULL)
+		fflush(a->log);
+	printf("moray: database generation %" PRIu64 " state %s (%s)%s\n",
+	       a->ctl_snap.db_generation, valid ? "valid" : "invalid",
+	       a->ctl_snap.db_reason,
+	       valid || a->ctl_snap.db_usable ? "" : ": new messages are held");
+	fflush(stdout);
+}
+
+static void retire(struct app *a, struct mry_sigdb_gen *g)
+{
+	if (g == NULL)
+		return;
+	if (nb_pending == MAX_PENDING) {
+		/* Too many swaps in flight: wait for one grace period here. */
+		rte_rcu_qsbr_synchronize(a->qsv, RTE_QSBR_THRID_INVALID);
+		while (nb_pending > 0)
+			mry_sigdb_gen_unref(pending[--nb_pending].gen);
+		a->ctl_snap.db_reclaimed += MAX_PENDING;
+	}
+	pending[nb_pending].gen = g;
+	pending[nb_pending].token = rte_rcu_qsbr_start(a->qsv);
+	nb_pending++;
+}
+
+static void reclaim(struct app *a, bool force)
+{
+	unsigned i = 0;
+
+	while (i < nb_pending) {
+		if (force || rte_rcu_qsbr_check(a->qsv, pending[i].token, false) == 1) {
+			mry_sigdb_gen_unref(pending[i].gen);
+			pending[i] = pending[--nb_pending];
+			snap_begin(a);
+			a->ctl_snap.db_reclaimed++;
+			snap_end(a);
+		} else {
+			i++;
+		}
+	}
+}
+
+static void offer(struct app *a, const char *path)
+{
+	struct mry_sigdb_gen *retired = NULL;
+	enum mry_sigdb_status st;
+
+	st = mry_sigdb_ctl_offer(a->ctl, path, (uint64_t)time(NULL), &retired);
+	snap_begin(a);
+	a->ctl_snap.db_offers++;
+	if (st != MRY_SIGDB_OK && path != NULL)
+		a->ctl_snap.db_rejected++;
+	snap_end(a);
+	if (st != MRY_SIGDB_OK && path != NULL)
+		printf("moray: database %s not used: %s\n", path, mry_sigdb_status_name(st));
+	retire(a, retired);
+	db_publish(a);
+}
+
+static bool watch_stat(const char *path, struct db_watch *w)
+{
+	struct stat sb;
+
+	memset(w, 0, sizeof(*w));
+	if (stat(path, &sb) != 0)
+		return false;
+	w->exists = true;
+	w->dev = sb.st_dev;
+	w->ino = sb.st_ino;
+	w->size = sb.st_size;
+	w->mtime = sb.st_mtim;
+	w->ctime = sb.st_ctim;
+	return true;
+}
+
+static bool watch_eq(const struct db_watch *x, const struct db_watch *y)
+{
+	return x->exists == y->exists && x->dev == y->dev && x->ino == y->ino &&
+		x->size == y->size && x->mtime.tv_sec == y->mtime.tv_sec &&
+		x->mtime.tv_nsec == y->mtime.tv_nsec && x->ctime.tv_sec == y->ctime.tv_sec &&
+		x->ctime.tv_nsec == y->ctime.tv_nsec;
+}
+
+/* First offer at start: no debounce; a missing or bad file means "hold". */
+int app_control_db_start(struct app *a)
+{
+	struct mry_sigdb_ctl_config cc = {
+		.policy = a->opt.db_policy,
+		.max_age_s = a->opt.db_max_age_s,
+		.pubkey = a->opt.have_pubkey ? a->opt.db_pubkey : NULL,
+	};
+
+	a->ctl = mry_sigdb_ctl_create(&cc);
+	if (a->ctl == NULL)
+		return -ENOMEM;
+	if (a->opt.db_path[0] != '\0') {
+		watch_stat(a->opt.db_path, &seen);
+		offered = seen;
+		offered_valid = true;
+		offer(a, seen.exists ? a->opt.db_path : NULL);
+	} else {
+		offer(a, NULL);
+	}
+	return 0;
+}
+
+static void db_watch(struct app *a)
+{
+	struct db_watch now;
+
+	mry_sigdb_ctl_tick(a->ctl, (uint64_t)time(NULL));
+	if (a->opt.db_path[0] != '\0') {
+		watch_stat(a->opt.db_path, &now);
+		if (!watch_eq(&now, &seen)) {
+			seen = now;          /* changed: wait until it is stable */
+		} else if (!offered_valid || !watch_eq(&now, &offered)) {
+			offered = now;
+			offered_valid = true;
+			offer(a, now.exists ? a->opt.db_path : NULL);
+		}
+	}
+	db_publish(a);
+}
+
+void app_control_sum(struct app *a, struct app_worker_stats *tot)
+{
+	struct app_worker_stats w;
+	unsigned i, j, k;
+
+	memset(tot, 0, sizeof(*tot));
+	for (i = 0; i < a->nb_workers; i++) {
+		app_worker_snapshot_read(a->workers[i], &w);
+		tot->rx_pkts += w.rx_pkts;
+		tot->tx_pkts += w.tx_pkts;
+		tot->tx_dropped += w.tx_dropped;
+		tot->multiseg_copied += w.multiseg_copied;
+		tot->oversize_dropped += w.oversize_dropped;
+		tot->emit_nombuf += w.emit_nombuf;
+		tot->emit_too_big += w.emit_too_big;
+		tot->emitted += w.emitted;
+		tot->log_events += w.log_events;
+		tot->log_ring_full += w.log_ring_full;
+		tot->log_too_long += w.log_too_long;
+		tot->polls += w.polls;
+		tot->busy_polls += w.busy_polls;
+#define ADD(f) tot->eng.f += w.eng.f
+		ADD(pkts); ADD(bytes); ADD(pkts_non_smtp); ADD(pkts_forwarded);
+		ADD(pkts_dropped); ADD(drop_invalid); ADD(drop_withheld);
+		ADD(drop_conflict); ADD(drop_ooo); ADD(drop_after_verdict);
+		ADD(drop_no_flow); ADD(drop_midstream_data); ADD(msgs);
+		ADD(msgs_clean); ADD(msgs_infected); ADD(msgs_tempfail);
+		ADD(msgs_encrypted); ADD(msgs_unscanned); ADD(msgs_held);
+		ADD(msgs_released); ADD(hold_timeouts); ADD(hold_store_full);
+		ADD(hold_bytes); ADD(hold_msgs); ADD(replies_injected);
+		ADD(resets_injected); ADD(events); ADD(evasions);
+		ADD(msgs_aborted); ADD(midstream_resets); ADD(encrypted_blocked);
+		ADD(session_pool_empty); ADD(msg_pool_empty); ADD(events_dropped);
+#undef ADD
+		if (w.eng.last_clean_ns > tot->eng.last_clean_ns)
+			tot->eng.last_clean_ns = w.eng.last_clean_ns;
+		if (w.eng.hold_oldest_ns != 0 &&
+		    (tot->eng.hold_oldest_ns == 0 || w.eng.hold_oldest_ns < tot->eng.hold_oldest_ns))
+			tot->eng.hold_oldest_ns = w.eng.hold_oldest_ns;
+		for (j = 0; j < w.nb_counters; j++) {
+			for (k = 0; k < tot->nb_counters; k++)
+				if (strcmp(tot->counters[k].name, w.counters[j].name) == 0 &&
+				    strcmp(tot->counters[k].module, w.counters[j].module) == 0)
+					break;
+			if (k == tot->nb_counters) {
+				if (k == APP_MAX_COUNTERS)
+					continue;
+				tot->nb_counters++;
+				tot->counters[k] = w.counters[j];
+				tot->counters[k].value = 0;
+			}
+			tot->counters[k].value += w.counters[j].value;
+		}
+	}
+}
+
+static uint64_t rx_total(struct app *a)
+{
+	uint64_t n = 0;
+	unsigned i;
+
+	for (i = 0; i < a->nb_rx; i++)
+		n += a->rx[i]->st.rx_pkts;
+	if (a->dispatch == APP_DISPATCH_RSS) {
+		struct app_worker_stats t;
+
+		app_control_sum(a, &t);
+		n += t.rx_pkts;
+	}
+	return n;
+}
+
+static void update_alarm(struct app *a, uint64_t now)
+{
+	static struct app_worker_stats t;
+	uint64_t smtp, window = a->opt.alarm_no_clean_s * MRY_NS_PER_SEC, since;
+	char reason[160] = "";
+	bool alarm = false;
+
+	app_control_sum(a, &t);
+	smtp = t.eng.pkts - t.eng.pkts_non_smtp;
+	if (smtp != a->last_smtp_pkts) {
+		a->last_smtp_pkts = smtp;
+		a->smtp_seen_ns = now;
+	}
+	since = MRY_MAX(t.eng.last_clean_ns, a->start_ns);
+	if (window != 0 && a->smtp_seen_ns != 0 && now - a->smtp_seen_ns < window &&
+	    now > since && now - since >= window) {
+		alarm = true;
+		strcat(reason, "no_clean_message");
+	}
+	if (t.eng.hold_msgs != 0) {
+		alarm = true;
+		strcat(reason, reason[0] != '\0' ? ",messages_held" : "messages_held");
+	}
+	if (!a->ctl_snap.db_valid) {
+		alarm = true;
+		strcat(reason, reason[0] != '\0' ? ",db_invalid" : "db_invalid");
+	}
+	if (alarm != a->ctl_snap.alarm || strcmp(reason, a->ctl_snap.alarm_reason) != 0) {
+		snap_begin(a);
+		a->ctl_snap.alarm = alarm;
+		snprintf(a->ctl_snap.alarm_reason, sizeof(a->ctl_snap.alarm_reason), "%s",
+			 reason);
+		snap_end(a);
+	}
+}
+
+void app_control_print_stats(struct app *a, FILE *f, bool final)
+{
+	static struct app_worker_stats t;
+	uint64_t ring_full = 0, rx = 0, rx_tx = 0;
+	unsigned i;
+
+	app_control_sum(a, &t);
+	for (i = 0; i < a->nb_rx; i++) {
+		ring_full += a->rx[i]->st.ring_full;
+		rx += a->rx[i]->st.rx_pkts;
+		rx_tx += a->rx[i]->st.tx_pkts;
+	}
+	fprintf(f, "moray: %s: pkts %" PRIu64 " fwd %" PRIu64 " drop %" PRIu64
+		" non_smtp %" PRIu64 " | msgs %" PRIu64 " clean %" PRIu64 " infected %" PRIu64
+		" tempfail %" PRIu64 " encrypted %" PRIu64 " unscanned %" PRIu64
+		" held %" PRIu64 " released %" PRIu64 " hold_timeouts %" PRIu64
+		" | injected replies %" PRIu64 " resets %" PRIu64 " | ring_full %" PRIu64
+		" tx_dropped %" PRIu64 " emit_nombuf %" PRIu64 " multiseg %" PRIu64
+		" | log events %" PRIu64 " written %" PRIu64 " ring_full %" PRIu64 "\n",
+		final ? "final" : "stats", t.eng.pkts, t.eng.pkts_forwarded,
+		t.eng.pkts_dropped, t.eng.pkts_non_smtp, t.eng.msgs, t.eng.msgs_clean,
+		t.eng.msgs_infected, t.eng.msgs_tempfail, t.eng.msgs_encrypted,
+		t.eng.msgs_unscanned, t.eng.msgs_held, t.eng.msgs_released,
+		t.eng.hold_timeouts, t.eng.replies_injected, t.eng.resets_injected,
+		ring_full, t.tx_dropped, t.emit_nombuf, t.multiseg_copied,
+		t.log_events, a->log_written, t.log_ring_full);
+	for (i = 0; i < a->nb_ports; i++) {
+		struct rte_eth_stats es;
+		uint16_t p = a->ports[i];
+
+		if (rte_eth_stats_get(p, &es) == 0)
+			fprintf(f, "moray: port %u: rx %" PRIu64 " tx %" PRIu64 " rx_missed %"
+				PRIu64 " rx_nombuf %" PRIu64 " tx_errors %" PRIu64 "\n", p,
+				es.ipackets, es.opackets, es.imissed, es.rx_nombuf, es.oerrors);
+	}
+	if (final && a->nb_rx != 0)
+		fprintf(f, "moray: rx lcores: rx %" PRIu64 " tx %" PRIu64 "\n", rx, rx_tx);
+	fflush(f);
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)ms * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static bool all_workers(struct app *a, size_t off)
+{
+	unsigned i;
+
+	for (i = 0; i < a->nb_workers; i++)
+		if (!__atomic_load_n((volatile bool *)((char *)a->workers[i] + off),
+				     __ATOMIC_ACQUIRE))
+			return false;
+	return true;
+}
+
+static void set_phase(struct app *a, enum app_phase p)
+{
+	__atomic_store_n(&a->phase, (int)p, __ATOMIC_RELEASE);
+}
+
+static void shutdown_sequence(struct app *a)
+{
+	unsigned waited = 0, i;
+
+	set_phase(a, APP_PHASE_STOP_RX);
+	while (!all_workers(a, offsetof(struct app_worker, drained)) &&
+	       waited < STOP_DRAIN_MAX_MS) {
+		app_log_drain(a);
+		sleep_ms(1);
+		waited++;
+	}
+	set_phase(a, APP_PHASE_SHUTDOWN);
+	while (!all_workers(a, offsetof(struct app_worker, done))) {
+		app_log_drain(a);
+		sleep_ms(1);
+	}
+	set_phase(a, APP_PHASE_EXIT);
+	for (i = 0; i < a->nb_rx; i++)
+		while (!__atomic_load_n(&a->rx[i]->done, __ATOMIC_ACQUIRE))
+			sleep_ms(1);
+	while (app_log_drain(a) != 0)
+		;
+}
+
+void app_control_loop(struct app *a)
+{
+	uint64_t last_watch = 0, last_stats, last_rx = UINT64_MAX, last_rx_change;
+	uint64_t now = app_now_ns();
+	const char *why = "signal";
+
+	last_stats = last_rx_change = now;
+	while (1) {
+		uint64_t rx;
+
+		app_log_drain(a);
+		if (app_hup_signal) {
+			app_hup_signal = 0;
+			app_log_reopen(a);
+			printf("moray: SIGHUP: log %s reopened\n", a->opt.log_path);
+		}
+		if (app_stop_signal)
+			break;
+		now = app_now_ns();
+		if (now - last_watch >= WATCH_MS * MRY_NS_PER_MS) {
+			last_watch = now;
+			db_watch(a);
+			reclaim(a, false);
+			update_alarm(a, now);
+			rx = rx_total(a);
+			if (rx != last_rx) {
+				last_rx = rx;
+				last_rx_change = now;
+			}
+			snap_begin(a);
+			a->ctl_snap.idle_ns = now - last_rx_change;
+			snap_end(a);
+			if (a->opt.idle_exit_s != 0 &&
+			    now - last_rx_change >= a->opt.idle_exit_s * MRY_NS_PER_SEC) {
+				why = "idle";
+				break;
+			}
+		}
+		if (a->opt.stats_interval_s != 0 &&
+		    now - last_stats >= a->opt.stats_interval_s * MRY_NS_PER_SEC) {
+			last_stats = now;
+			app_control_print_stats(a, stdout, false);
+		}
+		sleep_ms(1);
+	}
+	printf("moray: stopping (%s): draining, answering unfinished messages\n", why);
+	fflush(stdout);
+	shutdown_sequence(a);
+	reclaim(a, true);
+}

@@ -1,0 +1,366 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * A worker lcore: run to completion. Frames come from its rings (software
+ * dispatch) or its own rx queue on every port (RSS); each goes through
+ * mry_engine_packet() and is then forwarded out the paired port or freed.
+ * Frames the engine emits (injected replies, resets, released
+ * end-of-message segments) are copied into fresh mbufs from the worker's
+ * pool. Output goes through rte_eth_tx_buffer, flushed on a TSC timer, or
+ * back to the rx lcore that owns the output port. No locks, no allocation
+ * beyond mbufs, no logging: everything is a counter in the worker's stats,
+ * published to the control thread through a seqlock snapshot.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_prefetch.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+
+#include "app.h"
+
+#define TX_DRAIN_US 100
+#define TICK_US 1000
+#define SNAPSHOT_US 50000
+#define IDLE_YIELD_POLLS 1024
+
+static void *eal_alloc(void *ctx, size_t size, size_t align)
+{
+	int socket = (int)(intptr_t)ctx;
+
+	return rte_zmalloc_socket("moray_engine", size, (unsigned)align, socket);
+}
+
+static void eal_free(void *ctx, void *p)
+{
+	(void)ctx;
+	rte_free(p);
+}
+
+static inline void flush_ret(struct app_worker *w, unsigned r)
+{
+	uint32_t n = w->nb_ret_pending[r], sent;
+
+	if (n == 0)
+		return;
+	sent = rte_ring_enqueue_burst(w->ret[r], (void **)w->ret_pending[r], n, NULL);
+	if (sent < n) {
+		w->st.tx_dropped += n - sent;
+		rte_pktmbuf_free_bulk(&w->ret_pending[r][sent], n - sent);
+	}
+	w->nb_ret_pending[r] = 0;
+}
+
+static inline void send_pkt(struct app_worker *w, struct rte_mbuf *m, uint16_t port)
+{
+	struct app *a = &g_app;
+
+	w->st.tx_pkts++;
+	if (a->tx_via_rx) {
+		unsigned r = (unsigned)a->port_owner[port];
+
+		m->port = port;
+		w->ret_pending[r][w->nb_ret_pending[r]++] = m;
+		if (w->nb_ret_pending[r] >= a->opt.burst)
+			flush_ret(w, r);
+		return;
+	}
+	rte_eth_tx_buffer(port, w->txq[port].queue, w->txq[port].buf, m);
+}
+
+static void flush_all(struct app_worker *w)
+{
+	struct app *a = &g_app;
+	unsigned i;
+
+	if (a->tx_via_rx) {
+		for (i = 0; i < a->nb_rx; i++)
+			flush_ret(w, i);
+		return;
+	}
+	for (i = 0; i < a->nb_ports; i++) {
+		uint16_t p = a->ports[i];
+
+		rte_eth_tx_buffer_flush(p, w->txq[p].queue, w->txq[p].buf);
+	}
+}
+
+/* mry_engine_io.emit: copy into a new mbuf, out the port @dir names. */
+static void on_emit(void *ctx, enum mry_emit_dir dir, uint16_t client_port,
+		    const uint8_t *frame, uint32_t len)
+{
+	struct app_worker *w = ctx;
+	struct app *a = &g_app;
+	struct rte_mbuf *m;
+	uint16_t port;
+	char *dst;
+
+	if (client_port >= RTE_MAX_ETHPORTS || a->port_owner[client_port] < 0) {
+		w->st.emit_too_big++;
+		return;
+	}
+	port = dir == MRY_EMIT_TO_CLIENT ? client_port : a->pair[client_port];
+	m = rte_pktmbuf_alloc(w->pool);
+	if (m == NULL) {
+		w->st.emit_nombuf++;
+		return;
+	}
+	dst = len <= rte_pktmbuf_tailroom(m) ? rte_pktmbuf_append(m, (uint16_t)len) : NULL;
+	if (dst == NULL) {
+		w->st.emit_too_big++;
+		rte_pktmbuf_free(m);
+		return;
+	}
+	memcpy(dst, frame, len);
+	w->st.emitted++;
+	send_pkt(w, m, port);
+}
+
+static void on_event(void *ctx, const char *json, size_t len)
+{
+	app_log_push(ctx, json, len);
+}
+
+static const struct mry_engine_io worker_io = {
+	.emit = on_emit,
+	.event = on_event,
+};
+
+static inline void process_burst(struct app_worker *w, struct rte_mbuf **pkts,
+				 unsigned n, uint64_t now)
+{
+	struct app *a = &g_app;
+	struct rte_mbuf *drop[APP_MAX_BURST];
+	unsigned i, nd = 0;
+
+	w->st.rx_pkts += n;
+	for (i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+		const uint8_t *data;
+		uint32_t len;
+
+		if (i + 1 < n)
+			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
+		if (mry_likely(m->nb_segs == 1)) {
+			data = rte_pktmbuf_mtod(m, const uint8_t *);
+			len = m->data_len;
+		} else if (m->pkt_len <= APP_LINEAR_BUF) {
+			len = m->pkt_len;
+			data = rte_pktmbuf_read(m, 0, len, w->linear);
+			w->st.multiseg_copied++;
+		} else {
+			w->st.oversize_dropped++;
+			drop[nd++] = m;
+			continue;
+		}
+		if (mry_engine_packet(w->engine, data, len, m->port, now) == MRY_PKT_FORWARD)
+			send_pkt(w, m, a->pair[m->port]);
+		else
+			drop[nd++] = m;
+	}
+	if (nd != 0)
+		rte_pktmbuf_free_bulk(drop, nd);
+}
+
+static void collect_counter(void *ctx, const char *module, const char *name,
+			    uint64_t value)
+{
+	struct app_worker_stats *st = ctx;
+	struct app_counter *c;
+
+	if (st->nb_counters >= APP_MAX_COUNTERS)
+		return;
+	c = &st->counters[st->nb_counters++];
+	snprintf(c->module, sizeof(c->module), "%s", module);
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	c->value = value;
+}
+
+static void publish(struct app_worker *w)
+{
+	struct app *a = &g_app;
+	unsigned i;
+
+	w->st.tx_dropped = 0;
+	if (!a->tx_via_rx)
+		for (i = 0; i < a->nb_ports; i++)
+			w->st.tx_dropped += w->txq[a->ports[i]].dropped;
+	__atomic_store_n(&w->snap.seq, w->snap.seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	memcpy(&w->snap.st, &w->st, offsetof(struct app_worker_stats, eng));
+	mry_engine_get_stats(w->engine, &w->snap.st.eng);
+	w->snap.st.nb_counters = 0;
+	mry_engine_foreach_counter(w->engine, collect_counter, &w->snap.st);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	__atomic_store_n(&w->snap.seq, w->snap.seq + 1, __ATOMIC_RELAXED);
+}
+
+void app_worker_snapshot_read(const struct app_worker *w, struct app_worker_stats *out)
+{
+	uint32_t s1, s2;
+
+	do {
+		s1 = __atomic_load_n(&w->snap.seq, __ATOMIC_ACQUIRE);
+		if (s1 & 1) {
+			rte_pause();
+			continue;
+		}
+		memcpy(out, &w->snap.st, sizeof(*out));
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		s2 = __atomic_load_n(&w->snap.seq, __ATOMIC_RELAXED);
+		if (s1 == s2)
+			return;
+	} while (1);
+}
+
+/*
+ * Allocates the worker contexts, their tx buffers and log rings; the
+ * engines are created on the worker lcores themselves (per-thread state).
+ */
+int app_worker_setup(struct app *a, char *err, size_t errlen)
+{
+	unsigned i, p;
+
+	for (i = 0; i < a->nb_workers; i++) {
+		struct app_worker *w = a->workers[i];
+
+		w->log = app_log_ring_create(i, w->socket);
+		if (w->log == NULL) {
+			snprintf(err, errlen, "worker %u: cannot create its log ring: %s", i,
+				 rte_strerror(rte_errno));
+			return -ENOMEM;
+		}
+		if (a->tx_via_rx)
+			continue;
+		for (p = 0; p < a->nb_ports; p++) {
+			uint16_t port = a->ports[p];
+
+			if (app_txq_init(&w->txq[port], (uint16_t)i, a->opt.burst,
+					 w->socket) != 0) {
+				snprintf(err, errlen, "worker %u: no memory for tx buffers", i);
+				return -ENOMEM;
+			}
+		}
+	}
+	return 0;
+}
+
+static bool rings_empty(const struct app *a, const struct app_worker *w)
+{
+	unsigned r;
+
+	for (r = 0; r < a->nb_rx; r++)
+		if (!rte_ring_empty(w->in[r]))
+			return false;
+	return true;
+}
+
+static bool all_rx_stopped(const struct app *a)
+{
+	unsigned r;
+
+	for (r = 0; r < a->nb_rx; r++)
+		if (!__atomic_load_n(&a->rx[r]->stopped, __ATOMIC_ACQUIRE))
+			return false;
+	return true;
+}
+
+int app_worker_main(void *arg)
+{
+	struct app_worker *w = arg;
+	struct app *a = &g_app;
+	const uint64_t us = (rte_get_tsc_hz() + 999999) / 1000000;
+	const uint32_t burst = a->opt.burst;
+	struct rte_mbuf *pkts[APP_MAX_BURST];
+	uint64_t last_drain, last_tick, last_snap, now;
+	struct mry_alloc alloc = {
+		.alloc = eal_alloc, .free = eal_free,
+		.ctx = (void *)(intptr_t)w->socket, .socket = w->socket,
+	};
+	unsigned idle = 0, r, p;
+
+	w->engine = mry_engine_create(&alloc, &a->ecfg, a->ctl, &worker_io, w);
+	if (w->engine == NULL) {
+		__atomic_store_n(&w->ready, -1, __ATOMIC_RELEASE);
+		return -ENOMEM;
+	}
+	rte_rcu_qsbr_thread_register(a->qsv, w->id);
+	rte_rcu_qsbr_thread_online(a->qsv, w->id);
+	publish(w);
+	__atomic_store_n(&w->ready, 1, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&a->phase, __ATOMIC_ACQUIRE) == APP_PHASE_INIT)
+		rte_pause();
+
+	last_drain = last_tick = last_snap = rte_rdtsc();
+	while (__atomic_load_n(&a->phase, __ATOMIC_ACQUIRE) < APP_PHASE_SHUTDOWN) {
+		unsigned got = 0;
+		uint64_t tsc;
+
+		now = app_now_ns();
+		if (a->dispatch == APP_DISPATCH_SW) {
+			for (r = 0; r < a->nb_rx; r++) {
+				unsigned n = rte_ring_dequeue_burst(w->in[r], (void **)pkts,
+								    burst, NULL);
+
+				if (n != 0) {
+					process_burst(w, pkts, n, now);
+					got += n;
+				}
+			}
+		} else if (a->phase == APP_PHASE_RUN) {
+			for (p = 0; p < a->nb_ports; p++) {
+				uint16_t n = rte_eth_rx_burst(a->ports[p], (uint16_t)w->id,
+							      pkts, (uint16_t)burst);
+
+				if (n != 0) {
+					process_burst(w, pkts, n, now);
+					got += n;
+				}
+			}
+		}
+		w->st.polls++;
+		if (got != 0) {
+			w->st.busy_polls++;
+			idle = 0;
+		} else if (a->phase == APP_PHASE_STOP_RX && !w->drained &&
+			   (a->dispatch != APP_DISPATCH_SW ||
+			    (all_rx_stopped(a) && rings_empty(a, w)))) {
+			__atomic_store_n(&w->drained, true, __ATOMIC_RELEASE);
+		} else if (++idle >= IDLE_YIELD_POLLS) {
+			/* Idle: let oversubscribed lcores run (returns at once on a
+			 * dedicated core). */
+			idle = 0;
+			sched_yield();
+		}
+		tsc = rte_rdtsc();
+		if (tsc - last_drain > TX_DRAIN_US * us) {
+			flush_all(w);
+			last_drain = tsc;
+		}
+		if (tsc - last_tick > TICK_US * us) {
+			mry_engine_tick(w->engine, app_now_ns());
+			flush_all(w);
+			last_tick = tsc;
+		}
+		if (tsc - last_snap > SNAPSHOT_US * us) {
+			publish(w);
+			last_snap = tsc;
+		}
+		rte_rcu_qsbr_quiescent(a->qsv, w->id);
+	}
+	/* Shutdown: answer every unfinished message (451), flush, report. */
+	mry_engine_shutdown(w->engine, app_now_ns());
+	flush_all(w);
+	publish(w);
+	rte_rcu_qsbr_thread_offline(a->qsv, w->id);
+	rte_rcu_qsbr_thread_unregister(a->qsv, w->id);
+	__atomic_store_n(&w->done, true, __ATOMIC_RELEASE);
+	return 0;
+}
