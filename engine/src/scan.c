@@ -316,9 +316,8 @@ static bool is_prepared(const struct mry_scanner *s, uint64_t uid)
 
 int mry_scanner_prepare(struct mry_scanner *s, struct mry_sigdb_gen *g)
 {
-	size_t need = 0;
-
 	struct mry_scanner *prev;
+	size_t need = 0;
 	int rc = 0;
 
 	if (is_prepared(s, mry_sigdb_gen_uid(g)))
