@@ -1153,7 +1153,7 @@ static void deliver(void *ctx, struct mry_tcp_stream *st, const uint8_t *d,
 		conn_of(s->flow, &c);
 		e->io.stream(e->io_ctx, &c, dc->from_client, d, len);
 	}
-	if (s->smtp == NULL || (s->flags & SESS_ENCRYPTED))
+	if (s->smtp == NULL || (s->flags & (SESS_ENCRYPTED | SESS_MIDSTREAM)))
 		return;
 	if (dc->from_client) {
 		s->chunk = d;
@@ -1295,6 +1295,13 @@ static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pk
 
 	/* a connection moray never saw start may not carry message content */
 	if ((s->flags & SESS_MIDSTREAM) && (s->flags & SESS_SMTP)) {
+		/* reassembled for forensics dumps only: no SMTP state is guessed */
+		if (e->io.stream != NULL) {
+			dc.e = e;
+			dc.s = s;
+			dc.from_client = from_client;
+			(void)mry_reasm_segment(e->reasm, &f->stream[side], p, deliver, &dc, &info);
+		}
 		if (p->payload_len > 0 && from_client) {
 			midstream_reset(e, s, p);
 			return drop(e, &e->st.drop_midstream_data);
@@ -1409,6 +1416,11 @@ enum mry_pkt_verdict mry_engine_packet(struct mry_engine *e, const uint8_t *fram
 		/* malformed: a receiver would discard it too; never let it carry mail */
 		return drop(e, &e->st.drop_invalid);
 	}
+}
+
+void mry_engine_set_decode_flags(struct mry_engine *e, unsigned flags)
+{
+	e->cfg.decode_flags = flags;
 }
 
 void mry_engine_tick(struct mry_engine *e, uint64_t now_ns)

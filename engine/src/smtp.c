@@ -558,6 +558,8 @@ static void reply_dispatch(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 			}
 			break;
 		}
+		if (code != 354 && s->env != NULL)
+			s->env->data_refused = true;
 		if (code == 354) {
 			msg_begin(c, s, false);
 			s->cstate = SMTP_CS_DATA;
@@ -803,6 +805,15 @@ static void cmd_mail(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 	const char *a;
 	size_t alen;
 
+	if (s->env != NULL && s->env->has_mail && s->env->data_refused) {
+		/*
+		 * DATA was refused: a client starting over with MAIL begins a new
+		 * transaction as far as it knows; if the server disagrees (Postfix:
+		 * 503 nested MAIL) its refusal ends this one, so the replies keep
+		 * the envelope right either way.
+		 */
+		txn_end(c, s);
+	}
 	if (s->env != NULL && s->env->has_mail) {
 		/* Postfix: 503 nested MAIL command; the first one stands */
 		anomaly(c, s, MRY_SMTP_AN_MAIL_NESTED);

@@ -21,6 +21,7 @@
 #include <pcap/pcap.h>
 
 #include "moray/common.h"
+#include "moray/decode.h"
 #include "moray/engine.h"
 #include "moray/event.h"
 #include "moray/sigdb.h"
@@ -77,7 +78,9 @@ static void usage(FILE *f)
 	      "  --dump-messages DIR     each message as the server receives it\n"
 	      "  --dump-parts DIR        each decoded MIME leaf part\n"
 	      "  --out-pcap FILE         the frames moray would forward or inject\n"
-	      "  --no-tcp-csum           do not verify TCP checksums (offloaded captures)\n"
+	      "  --tcp-csum on|off|auto  verify TCP checksums (default auto: off for a file\n"
+	      "                          whose first packets show checksum offload)\n"
+	      "  --no-tcp-csum           same as --tcp-csum off\n"
 	      "  --max-flows N           flow table capacity (default 65536)\n"
 	      "  --quiet                 no counter summary on stderr\n"
 	      "  --version, --help\n", f);
@@ -346,6 +349,107 @@ static void on_part(void *ctx, const struct mry_engine_conn *c, uint32_t idx,
 	}
 }
 
+/* ---- link types -------------------------------------------------------- */
+
+/*
+ * The engine takes Ethernet frames (what a NIC port delivers). Captures
+ * from loopback or tunnels have other link layers: their IP packet gets a
+ * synthetic Ethernet header (ethertype from the IP version). Returns the
+ * bytes of link header to strip, or -1 for an unsupported link type.
+ */
+static int link_strip(int dlt, const u_char *d, uint32_t caplen)
+{
+	switch (dlt) {
+	case DLT_EN10MB:
+		return 0;
+	case DLT_NULL:
+	case DLT_LOOP:
+		return caplen >= 4 ? 4 : -2;
+	case DLT_RAW:
+#ifdef DLT_IPV4
+	case DLT_IPV4:
+	case DLT_IPV6:
+#endif
+		return 0;
+	case DLT_LINUX_SLL:
+		return caplen >= 16 ? 16 : -2;
+#ifdef DLT_LINUX_SLL2
+	case DLT_LINUX_SLL2:
+		return caplen >= 20 ? 20 : -2;
+#endif
+	default:
+		(void)d;
+		return -1;
+	}
+}
+
+static bool link_supported(int dlt)
+{
+	return link_strip(dlt, NULL, 64) != -1;
+}
+
+/* Build an Ethernet frame for a non-Ethernet capture; NULL to skip the packet. */
+static const u_char *to_ether(int dlt, const u_char *d, uint32_t *len, u_char *buf,
+			      size_t cap)
+{
+	int strip = link_strip(dlt, d, *len);
+	uint32_t n;
+
+	if (dlt == DLT_EN10MB)
+		return d;
+	if (strip < 0 || (uint32_t)strip >= *len)
+		return NULL;
+	n = *len - (uint32_t)strip;
+	if (n + 14 > cap)
+		return NULL;
+	memset(buf, 0, 12);
+	buf[0] = 0x02;   /* locally administered, so replies have plausible MACs */
+	buf[6] = 0x02;
+	buf[11] = 1;
+	if ((d[strip] >> 4) == 6) {
+		buf[12] = 0x86;
+		buf[13] = 0xdd;
+	} else {
+		buf[12] = 0x08;
+		buf[13] = 0x00;
+	}
+	memcpy(buf + 14, d + strip, n);
+	*len = n + 14;
+	return buf;
+}
+
+/*
+ * Captures taken on a sending host often carry TCP checksums the NIC was
+ * going to fill in (checksum offload). Like Suricata's checksum-validation
+ * "auto", look at the first TCP packets of a file: when a tenth or more
+ * fail, verification is off for that file (said on stderr), since the
+ * server behind a real NIC would have seen correct ones.
+ */
+static bool csum_offloaded(const char *path)
+{
+	char errbuf[PCAP_ERRBUF_SIZE];
+	pcap_t *p = pcap_open_offline(path, errbuf);
+	struct mry_decode_stats st = { 0 };
+	struct pcap_pkthdr *h;
+	const u_char *d;
+	u_char buf[65536 + 14];
+	unsigned seen = 0;
+
+	if (p == NULL)
+		return false;
+	while (seen < 1000 && pcap_next_ex(p, &h, &d) == 1) {
+		struct mry_pkt pkt;
+		uint32_t len = h->caplen;
+		const u_char *f = to_ether(pcap_datalink(p), d, &len, buf, sizeof(buf));
+
+		if (f != NULL && mry_decode_frame(f, len, MRY_DECODE_F_VERIFY_TCP_CSUM, &pkt,
+						  &st) != MRY_DECODE_OTHER)
+			seen++;
+	}
+	pcap_close(p);
+	return seen > 0 && st.ev[MRY_DEV_TCP_BAD_CSUM] * 10 >= seen;
+}
+
 /* ---- database timeline -------------------------------------------------- */
 
 static void db_event(struct scan *sc, uint64_t now_ns, const char *path,
@@ -422,7 +526,7 @@ enum {
 	OPT_DB = 256, OPT_DB_AT, OPT_DB_PUBKEY, OPT_DB_POLICY, OPT_DB_MAX_AGE,
 	OPT_HOLD_TIMEOUT, OPT_HOLD_STORE, OPT_SMTP_PORTS, OPT_LOG, OPT_DUMP_STREAMS,
 	OPT_DUMP_MESSAGES, OPT_DUMP_PARTS, OPT_OUT_PCAP, OPT_NO_CSUM, OPT_MAX_FLOWS,
-	OPT_QUIET, OPT_VERSION, OPT_HELP,
+	OPT_QUIET, OPT_VERSION, OPT_HELP, OPT_TCP_CSUM,
 };
 
 static const struct option longopts[] = {
@@ -440,6 +544,7 @@ static const struct option longopts[] = {
 	{ "dump-parts", required_argument, NULL, OPT_DUMP_PARTS },
 	{ "out-pcap", required_argument, NULL, OPT_OUT_PCAP },
 	{ "no-tcp-csum", no_argument, NULL, OPT_NO_CSUM },
+	{ "tcp-csum", required_argument, NULL, OPT_TCP_CSUM },
 	{ "max-flows", required_argument, NULL, OPT_MAX_FLOWS },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -469,7 +574,7 @@ int main(int argc, char **argv)
 	uint8_t pubkey[32];
 	bool have_key = false, quiet = false, first = true;
 	uint64_t t0 = 0, now = 0, v;
-	int opt, rc = 0, i;
+	int opt, rc = 0, i, csum_mode = 2;
 	char errbuf[PCAP_ERRBUF_SIZE];
 
 	mry_engine_config_defaults(&cfg);
@@ -559,7 +664,19 @@ int main(int argc, char **argv)
 			out_pcap = optarg;
 			break;
 		case OPT_NO_CSUM:
-			cfg.decode_flags &= ~MRY_DECODE_F_VERIFY_TCP_CSUM;
+			csum_mode = 0;
+			break;
+		case OPT_TCP_CSUM:
+			if (strcmp(optarg, "on") == 0)
+				csum_mode = 1;
+			else if (strcmp(optarg, "off") == 0)
+				csum_mode = 0;
+			else if (strcmp(optarg, "auto") == 0)
+				csum_mode = 2;
+			else {
+				fprintf(stderr, "moray-scan: --tcp-csum must be on, off or auto\n");
+				return 2;
+			}
 			break;
 		case OPT_MAX_FLOWS:
 			if (parse_u64(optarg, &v, false) != 0 || v == 0 || v > (1u << 26)) {
@@ -662,8 +779,17 @@ int main(int argc, char **argv)
 			rc = 1;
 			continue;
 		}
-		if (pcap_datalink(p) != DLT_EN10MB) {
-			fprintf(stderr, "moray-scan: %s: link type %s not supported (Ethernet only)\n",
+		if (csum_mode == 1 || (csum_mode == 2 && !csum_offloaded(argv[i]))) {
+			cfg.decode_flags |= MRY_DECODE_F_VERIFY_TCP_CSUM;
+		} else {
+			if (csum_mode == 2)
+				fprintf(stderr, "moray-scan: %s: TCP checksums look offloaded: not verified\n",
+					argv[i]);
+			cfg.decode_flags &= ~MRY_DECODE_F_VERIFY_TCP_CSUM;
+		}
+		mry_engine_set_decode_flags(e, cfg.decode_flags);
+		if (!link_supported(pcap_datalink(p))) {
+			fprintf(stderr, "moray-scan: %s: link type %s not supported (Ethernet, NULL/LOOP, RAW, Linux SLL)\n",
 				argv[i], pcap_datalink_val_to_name(pcap_datalink(p)));
 			pcap_close(p);
 			rc = 1;
@@ -682,6 +808,10 @@ int main(int argc, char **argv)
 		}
 		while ((r = pcap_next_ex(p, &h, &data)) == 1) {
 			enum mry_pkt_verdict vd;
+			static u_char ebuf[262144 + 14];
+			uint32_t flen = h->caplen;
+			const u_char *frame = to_ether(pcap_datalink(p), data, &flen, ebuf,
+						       sizeof(ebuf));
 
 			now = (uint64_t)h->ts.tv_sec * MRY_NS_PER_SEC + (uint64_t)h->ts.tv_usec;
 			if (first) {
@@ -700,9 +830,15 @@ int main(int argc, char **argv)
 				fprintf(stderr, "moray-scan: %s: truncated frame (caplen %u < len %u) decoded as captured\n",
 					argv[i], h->caplen, h->len);
 			}
-			vd = mry_engine_packet(e, data, h->caplen, 0, now);
-			if (vd == MRY_PKT_FORWARD && sc.out != NULL)
-				pcap_dump((u_char *)sc.out, h, data);
+			if (frame == NULL)
+				continue;   /* shorter than its link header */
+			vd = mry_engine_packet(e, frame, flen, 0, now);
+			if (vd == MRY_PKT_FORWARD && sc.out != NULL) {
+				struct pcap_pkthdr oh = *h;
+
+				oh.caplen = oh.len = flen;
+				pcap_dump((u_char *)sc.out, &oh, frame);
+			}
 			/* a valid generation may have arrived: held messages go now */
 			mry_engine_tick(e, now);
 		}

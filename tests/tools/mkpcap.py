@@ -358,7 +358,10 @@ class Session:
         self.cut_at = [c.encode() if isinstance(c, str) else c
                        for c in cut_at]
         self.cmac, self.smac = client_mac, server_mac
-        self.evasion_expected = (overlap == "conflict")
+        # a body smuggled after a refused DATA is a string of unknown
+        # commands: an anomaly the next message on the connection carries
+        self.evasion_expected = (overlap == "conflict" or
+                                 any(m.smuggle for m in self.messages))
         # start: seconds after the capture's first packet (timelines);
         # step: seconds between this session's packet groups
         self.start, self.step = start, step

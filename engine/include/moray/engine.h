@@ -151,6 +151,9 @@ struct mry_engine *mry_engine_create(const struct mry_alloc *a,
 /** Answers every unfinished message (451, nothing lost), then frees. */
 void mry_engine_destroy(struct mry_engine *e, uint64_t now_ns);
 
+/** Change the decode flags (e.g. checksum verification) between captures. */
+void mry_engine_set_decode_flags(struct mry_engine *e, unsigned flags);
+
 /** One frame. Fast-path safe. */
 enum mry_pkt_verdict mry_engine_packet(struct mry_engine *e, const uint8_t *frame,
 				       uint32_t len, uint16_t in_port, uint64_t now_ns);
