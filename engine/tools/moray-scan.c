@@ -78,8 +78,8 @@ static void usage(FILE *f)
 	      "  --dump-messages DIR     each message as the server receives it\n"
 	      "  --dump-parts DIR        each decoded MIME leaf part\n"
 	      "  --out-pcap FILE         the frames moray would forward or inject\n"
-	      "  --tcp-csum on|off|auto  verify TCP checksums (default auto: off for a file\n"
-	      "                          whose first packets show checksum offload)\n"
+	      "  --tcp-csum on|off|auto  verify IP/TCP checksums (default auto: a kind that\n"
+	      "                          fails in a file's first 1000 packets is not verified)\n"
 	      "  --no-tcp-csum           same as --tcp-csum off\n"
 	      "  --max-flows N           flow table capacity (default 65536)\n"
 	      "  --quiet                 no counter summary on stderr\n"
@@ -419,35 +419,50 @@ static const u_char *to_ether(int dlt, const u_char *d, uint32_t *len, u_char *b
 }
 
 /*
- * Captures taken on a sending host often carry TCP checksums the NIC was
- * going to fill in (checksum offload). Like Suricata's checksum-validation
- * "auto", look at the first TCP packets of a file: when a tenth or more
- * fail, verification is off for that file (said on stderr), since the
- * server behind a real NIC would have seen correct ones.
+ * Captures taken on a sending host often carry IP and TCP checksums the NIC
+ * was going to fill in (checksum offload), and hand-made test captures carry
+ * stray wrong ones. Like Suricata's checksum-validation "auto", look at the
+ * first packets of a file: a checksum kind that fails there is not verified
+ * for that file (said on stderr), as the server behind a real NIC would have
+ * seen correct ones. A file whose checksums are all right is verified.
+ * Returns the decode flags to use.
  */
-static bool csum_offloaded(const char *path)
+static unsigned csum_auto(const char *path, unsigned flags)
 {
 	char errbuf[PCAP_ERRBUF_SIZE];
 	pcap_t *p = pcap_open_offline(path, errbuf);
-	struct mry_decode_stats st = { 0 };
+	struct mry_decode_stats ip_st = { 0 }, tcp_st = { 0 };
 	struct pcap_pkthdr *h;
 	const u_char *d;
-	u_char buf[65536 + 14];
+	static u_char buf[262144 + 14];
 	unsigned seen = 0;
 
+	flags |= MRY_DECODE_F_VERIFY_IP_CSUM | MRY_DECODE_F_VERIFY_TCP_CSUM;
 	if (p == NULL)
-		return false;
+		return flags;
 	while (seen < 1000 && pcap_next_ex(p, &h, &d) == 1) {
 		struct mry_pkt pkt;
 		uint32_t len = h->caplen;
 		const u_char *f = to_ether(pcap_datalink(p), d, &len, buf, sizeof(buf));
 
-		if (f != NULL && mry_decode_frame(f, len, MRY_DECODE_F_VERIFY_TCP_CSUM, &pkt,
-						  &st) != MRY_DECODE_OTHER)
-			seen++;
+		if (f == NULL)
+			continue;
+		(void)mry_decode_frame(f, len, MRY_DECODE_F_VERIFY_IP_CSUM, &pkt, &ip_st);
+		(void)mry_decode_frame(f, len, MRY_DECODE_F_VERIFY_TCP_CSUM, &pkt, &tcp_st);
+		seen++;
 	}
 	pcap_close(p);
-	return seen > 0 && st.ev[MRY_DEV_TCP_BAD_CSUM] * 10 >= seen;
+	if (ip_st.ev[MRY_DEV_IPV4_BAD_CSUM] > 0) {
+		fprintf(stderr, "moray-scan: %s: %" PRIu64 " bad IPv4 header checksums in the first %u packets (offload?): not verified\n",
+			path, ip_st.ev[MRY_DEV_IPV4_BAD_CSUM], seen);
+		flags &= ~MRY_DECODE_F_VERIFY_IP_CSUM;
+	}
+	if (tcp_st.ev[MRY_DEV_TCP_BAD_CSUM] > 0) {
+		fprintf(stderr, "moray-scan: %s: %" PRIu64 " bad TCP checksums in the first %u packets (offload?): not verified\n",
+			path, tcp_st.ev[MRY_DEV_TCP_BAD_CSUM], seen);
+		flags &= ~MRY_DECODE_F_VERIFY_TCP_CSUM;
+	}
+	return flags;
 }
 
 /* ---- database timeline -------------------------------------------------- */
@@ -779,12 +794,11 @@ int main(int argc, char **argv)
 			rc = 1;
 			continue;
 		}
-		if (csum_mode == 1 || (csum_mode == 2 && !csum_offloaded(argv[i]))) {
-			cfg.decode_flags |= MRY_DECODE_F_VERIFY_TCP_CSUM;
+		if (csum_mode == 2) {
+			cfg.decode_flags = csum_auto(argv[i], cfg.decode_flags);
+		} else if (csum_mode == 1) {
+			cfg.decode_flags |= MRY_DECODE_F_VERIFY_TCP_CSUM | MRY_DECODE_F_VERIFY_IP_CSUM;
 		} else {
-			if (csum_mode == 2)
-				fprintf(stderr, "moray-scan: %s: TCP checksums look offloaded: not verified\n",
-					argv[i]);
 			cfg.decode_flags &= ~MRY_DECODE_F_VERIFY_TCP_CSUM;
 		}
 		mry_engine_set_decode_flags(e, cfg.decode_flags);

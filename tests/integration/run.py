@@ -501,7 +501,10 @@ class Runner:
                           (len(ordered[0].get("rcpt_to") or []),
                            e["rcpt_count"]))
             if self.db:
-                infected = any(x.get("verdict") == "infected" for x in msgs)
+                # EICAR itself, not moray's own policy signatures (e.g. an
+                # executable attachment name) that may also reject a message
+                infected = any("eicar" in (sg.get("name") or "").lower()
+                               for x in msgs for sg in (x.get("signatures") or []))
                 efx.check(infected == e["eicar"],
                           "EICAR %s, README says %s" % (infected, e["eicar"]))
             for em in e.get("eml", []):
