@@ -500,6 +500,8 @@ static void go_encrypted(struct mry_smtp_ctx *c, struct mry_smtp_session *s)
 
 /* ---- server replies --------------------------------------------------- */
 
+static void txn_reset(struct mry_smtp_ctx *c, struct mry_smtp_session *s);
+
 static void reply_dispatch(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 			   unsigned code, const char *text, size_t tlen)
 {
@@ -535,6 +537,18 @@ static void reply_dispatch(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 		break;
 	case SMTP_Q_OTHER:
 		q_pop(s);
+		break;
+	case SMTP_Q_HELO:
+		q_pop(s);
+		/* refused, and no MAIL since: the transaction it cleared stands */
+		if (refused && s->nb_mail == (uint16_t)arg && s->env == NULL &&
+		    s->env_saved != NULL) {
+			s->env = s->env_saved;
+			s->txn = s->txn_saved;
+		} else {
+			mry_pool_put(c->env_pool, s->env_saved);
+		}
+		s->env_saved = NULL;
 		break;
 	case SMTP_Q_MAIL:
 		q_pop(s);
@@ -805,6 +819,7 @@ static void cmd_mail(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 	const char *a;
 	size_t alen;
 
+	s->nb_mail++;
 	if (s->env != NULL && s->env->has_mail && s->env->data_refused) {
 		/*
 		 * DATA was refused: a client starting over with MAIL begins a new
@@ -964,10 +979,25 @@ static void cmd_line(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 		cmd_data(c, s, lf_off + 1);
 	} else if (ci_equal(l, v, "bdat")) {
 		cmd_bdat(c, s, l, n, v, lf_off);
-	} else if (ci_equal(l, v, "rset") || ci_equal(l, v, "ehlo") ||
-		   ci_equal(l, v, "helo")) {
+	} else if (ci_equal(l, v, "rset")) {
 		txn_reset(c, s);
 		q_push(c, s, SMTP_Q_OTHER, 0, 0);
+	} else if (ci_equal(l, v, "ehlo") || ci_equal(l, v, "helo")) {
+		/*
+		 * RFC 5321 §4.1.4: a successful EHLO/HELO clears the transaction;
+		 * a refused one (501 "ehlo" without a name) leaves it (Postfix).
+		 * Cleared now, so commands after it start afresh, and kept aside
+		 * until the reply says which it was.
+		 */
+		if (s->in_msg && s->msg_bdat)
+			msg_abort(c, s, MRY_SMTP_ABORT_RSET);
+		s->bdat_discard = false;
+		mry_pool_put(c->env_pool, s->env_saved);
+		s->env_saved = s->env;
+		s->txn_saved = s->txn;
+		s->env = NULL;
+		s->txn++;
+		q_push(c, s, SMTP_Q_HELO, 0, s->nb_mail);
 	} else if (ci_equal(l, v, "auth")) {
 		q_push(c, s, SMTP_Q_AUTH, 0, 0);
 		gate_set(s, SMTP_GATE_AUTH, lf_off + 1);
@@ -1385,6 +1415,7 @@ void mry_smtp_session_free(struct mry_smtp_ctx *c, struct mry_smtp_session *s)
 	pend_release(c, s);
 	mry_pool_put(c->line_pool, s->lbig);
 	mry_pool_put(c->env_pool, s->env);
+	mry_pool_put(c->env_pool, s->env_saved);
 	mry_pool_put(c->sess_pool, s);
 }
 

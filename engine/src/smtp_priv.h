@@ -47,6 +47,7 @@ enum smtp_qtype {
 	SMTP_Q_BDAT,      /* arg: msg index */
 	SMTP_Q_AUTH,
 	SMTP_Q_STARTTLS,
+	SMTP_Q_HELO,      /* EHLO/HELO; arg: nb_mail when sent */
 };
 
 #define SMTP_QF_LAST 0x01     /* BDAT ... LAST */
@@ -101,6 +102,8 @@ struct smtp_env {
 struct mry_smtp_session {
 	void *user;
 	struct smtp_env *env;
+	struct smtp_env *env_saved; /* transaction an EHLO/HELO awaiting its reply cleared */
+	uint16_t txn_saved;
 	uint8_t *pend;            /* bytes awaiting the gate's reply */
 	char *lbig;               /* pooled command line buffer */
 	uint64_t pend_off;        /* client offset of pend[0] */
@@ -117,7 +120,8 @@ struct mry_smtp_session {
 	uint32_t dline_len;
 	uint32_t cline_len;       /* octets of the current command line so far */
 	uint16_t lbuf_len;        /* bytes kept of it */
-	uint16_t txn;             /* transaction generation */
+	uint16_t txn;
+	uint16_t nb_mail;          /* MAIL commands seen (EHLO replies check it) */             /* transaction generation */
 	uint8_t cstate;
 	uint8_t dstate;
 	uint8_t gate;
