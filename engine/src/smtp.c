@@ -547,9 +547,6 @@ static void reply_dispatch(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 	flags = h->flags;
 	switch ((enum smtp_qtype)h->type) {
 	case SMTP_Q_GREETING:
-		s->greeted = true;
-		q_pop(s);
-		break;
 	case SMTP_Q_OTHER:
 		q_pop(s);
 		break;
