@@ -37,8 +37,25 @@
  *
  * Replies are expected after the commands they answer (a capture point or
  * an inline box always sees it that way); a reply with nothing waiting is
- * UNEXPECTED_REPLY and changes nothing, except the greeting, which is
- * queued at session start. A 421 reply closes the session.
+ * UNEXPECTED_REPLY and changes nothing. The greeting is queued at session
+ * start; a first reply other than 220/421/554 means it was never seen and
+ * goes to the first command. A 354 always answers the waiting DATA, even
+ * when replies before it were lost or merged (REPLY_OUT_OF_STEP). A 421
+ * reply closes the session. mry_smtp_close() first reads bytes still held
+ * behind a gate the likelier way, so a capture that lost the server side
+ * still shows what the client sent.
+ *
+ * Memory: the session is a few hundred bytes (mry_smtp_session_bytes()).
+ * A command line split across segments keeps 32 bytes in the session and
+ * moves to a 512-byte pooled buffer when longer (line_pool_empty: only the
+ * 32-byte prefix is parsed); longer lines are parsed from their first 512
+ * bytes whether they came whole or split. An envelope (max_rcpt addresses
+ * of max_addr_len bytes) comes from the envelope pool for the life of one
+ * transaction (envelope_pool_empty: the message is still reported, with an
+ * empty envelope). Replies wait in a 16-run queue; runs of RCPT, OTHER and
+ * BDAT chunks coalesce, and beyond 16 distinct runs the newest two fold
+ * into one whose replies change nothing (PIPELINE_OVERFLOW), which keeps
+ * replies in step at the cost of what those replies would have confirmed.
  */
 #include <string.h>
 
@@ -532,9 +549,6 @@ static void reply_dispatch(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 	flags = h->flags;
 	switch ((enum smtp_qtype)h->type) {
 	case SMTP_Q_GREETING:
-		s->greeted = true;
-		q_pop(s);
-		break;
 	case SMTP_Q_OTHER:
 		q_pop(s);
 		break;

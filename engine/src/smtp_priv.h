@@ -111,7 +111,6 @@ struct mry_smtp_session {
 	uint64_t bdat_left;       /* chunk octets still to come */
 	uint64_t dot_off;         /* offset of the '.' that may end the message */
 	uint64_t msg_size;
-	uint64_t bdat_eom_off;
 	uint32_t pend_len;
 	uint32_t msg_count;       /* messages begun */
 	uint32_t cur_msg;         /* index of the open (or last) message */
@@ -135,7 +134,6 @@ struct mry_smtp_session {
 	bool bdat_discard;        /* chunks of a rejected BDAT message */
 	bool bdat_aborted;        /* bdat_abort_idx valid */
 	bool sasl_skip;           /* drop client bytes up to LF (SASL response) */
-	bool greeted;
 	bool encrypted;
 	bool closed;
 	bool c_prev_cr;           /* last client byte seen was CR */

@@ -1309,6 +1309,55 @@ Test(smtp, envelope_pool_empty_still_delivers_the_message)
 	mry_smtp_session_free(C, s2);
 }
 
+Test(smtp, cleartext_after_starttls_220_is_an_anomaly)
+{
+	srv("220 hi\r\n");
+	cli("STARTTLS\r\n");
+	srv("220 go ahead\r\n");
+	cli("MAIL FROM:<a@x>\r\n");
+	cr_assert(eq(u32, R.an[MRY_SMTP_AN_DATA_AFTER_TLS], 1));
+	cr_assert(eq(int, R.nmsg, 0));
+	cr_assert(eq(u64, stats().commands, 1));
+}
+
+Test(smtp, bdat_bad_sizes_consume_no_data)
+{
+	static const char *bad[] = {
+		"BDAT\r\n", "BDAT x\r\n", "BDAT -5\r\n", "BDAT 5 LAST X\r\n",
+		"BDAT 99999999999999999999999\r\n", "BDAT 5x\r\n", "BDAT 5 FIRST\r\n",
+	};
+
+	bdat_envelope();
+	for (size_t i = 0; i < MRY_ARRAY_SIZE(bad); i++) {
+		cli(bad[i]);
+		cli("NOOP\r\n");
+	}
+	cr_assert(eq(u32, R.an[MRY_SMTP_AN_BDAT_BAD_SIZE], MRY_ARRAY_SIZE(bad)));
+	cr_assert(eq(int, R.nmsg, 0));
+	cr_assert(eq(u32, R.an[MRY_SMTP_AN_UNKNOWN_COMMAND], 0));
+	for (size_t i = 0; i < MRY_ARRAY_SIZE(bad); i++)
+		srv("501 5.5.4 Syntax\r\n250 ok\r\n");
+	cr_assert(eq(u32, R.an[MRY_SMTP_AN_UNEXPECTED_REPLY], 0));
+}
+
+Test(smtp, pending_cap_behind_auth_reads_commands)
+{
+	struct mry_smtp_config cfg = { .max_sessions = 2, .max_pending_data = 16,
+				       .pending_pool_count = 1 };
+
+	teardown();
+	open_cfg(&cfg);
+	srv("220 hi\r\n");
+	/* a client that does not wait for the AUTH reply: never skip bytes */
+	cli("AUTH PLAIN AGEAYg==\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n");
+	cr_assert(eq(u32, R.an[MRY_SMTP_AN_PENDING_DATA_FULL], 1));
+	srv("235 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+	cli("m\r\n.\r\n");
+	cr_assert(eq(int, R.nmsg, 1));
+	cr_assert(eq(str, R.m[0].from, "a@x"));
+	assert_msg_bytes(0, "m\r\n");
+}
+
 /* ---- real captures: /work/shared/samples ------------------------------ */
 
 static uint8_t *slurp(const char *path, size_t *len)
