@@ -263,7 +263,8 @@ static const char *verdict_name(enum msg_verdict v)
 }
 
 static void message_event(struct mry_engine *e, struct msg *m, const char *verdict,
-			  const char *action, const struct mry_scan_result *res)
+			  const char *action, const struct mry_scan_result *res,
+			  const char *reason)
 {
 	struct mry_json j;
 	const char *r = m->rcpt;
@@ -311,8 +312,12 @@ static void message_event(struct mry_engine *e, struct msg *m, const char *verdi
 	mry_json_array_end(&j);
 	if (m->hold)
 		mry_json_u64(&j, "held_ms", (e->now_ns - m->held_ns) / MRY_NS_PER_MS);
+	if (reason != NULL)
+		mry_json_str(&j, "reason", reason);
 	emit_event(e, &j);
 }
+
+static void message_abort_event(struct mry_engine *e, struct msg *m, const char *why);
 
 static void hold_event(struct mry_engine *e, struct msg *m, const char *what,
 		       const char *reason)
@@ -331,6 +336,16 @@ static void hold_event(struct mry_engine *e, struct msg *m, const char *what,
 	if (reason != NULL)
 		mry_json_str(&j, "reason", reason);
 	emit_event(e, &j);
+}
+
+/*
+ * A message whose data ended without an end-of-message (connection closed,
+ * chunk refused, RSET, shutdown): verdict "unscanned", action "aborted".
+ */
+static void message_abort_event(struct mry_engine *e, struct msg *m, const char *why)
+{
+	m->hold = false;
+	message_event(e, m, "unscanned", "aborted", NULL, why);
 }
 
 static void flow_event(struct mry_engine *e, struct mry_flow *f, const char *reason)
@@ -793,7 +808,7 @@ static void tempfail_msg(struct mry_engine *e, struct msg *m, const char *reason
 			 m->eom_off, m->eom_end);
 	if (m->hold)
 		hold_event(e, m, "release", reason);
-	message_event(e, m, "tempfail", "tempfailed", NULL);
+	message_event(e, m, "tempfail", "tempfailed", NULL, NULL);
 }
 
 static void smtp_msg_begin(void *user, const struct mry_smtp_msg_info *mi)
@@ -903,7 +918,7 @@ static void smtp_msg_end(void *user, const struct mry_smtp_msg_info *mi, uint64_
 		if (e->st.hold_oldest_ns == 0)
 			e->st.hold_oldest_ns = m->held_ns;
 		hold_event(e, m, "hold", mry_sigdb_ctl_reason(e->ctl));
-		message_event(e, m, "unscanned", "held", NULL);
+		message_event(e, m, "unscanned", "held", NULL, NULL);
 		return;
 	}
 	scan_close(m, &res);
@@ -912,7 +927,7 @@ static void smtp_msg_end(void *user, const struct mry_smtp_msg_info *mi, uint64_
 		e->st.msgs_clean++;
 		e->st.last_clean_ns = e->now_ns;
 	}
-	message_event(e, m, verdict_name(v), action, &res);
+	message_event(e, m, verdict_name(v), action, &res, NULL);
 	msg_free(e, m);
 }
 
@@ -933,11 +948,14 @@ static void smtp_msg_abort(void *user, const struct mry_smtp_msg_info *mi,
 	struct mry_engine *e = s->e;
 	struct msg *m = s->msg;
 
-	(void)mi;
-	(void)why;
+	static const char *const why_names[] = { "closed", "rejected", "rset", "tls" };
+
 	if (m == NULL)
 		return;
+	copy_envelope(m, mi);
 	e->st.msgs_aborted++;
+	/* the server never got an end: nothing passed, but the operator sees it */
+	message_abort_event(e, m, why_names[why <= MRY_SMTP_ABORT_TLS ? why : 0]);
 	if (e->io.message != NULL)
 		e->io.message(e->io_ctx, &m->conn, m->index, NULL, 0, true);
 	mry_flow_set_phase(e->flows, s->flow, MRY_FLOW_PHASE_CMD, e->now_ns);
@@ -1058,7 +1076,7 @@ static void release_held(struct mry_engine *e, struct msg *m, struct mry_sigdb_g
 		action = "released";
 	}
 	hold_event(e, m, "release", verdict_name(v));
-	message_event(e, m, verdict_name(v), action, &res);
+	message_event(e, m, verdict_name(v), action, &res, NULL);
 	if (s->pending == m)
 		s->pending = NULL;
 	msg_free(e, m);
@@ -1097,8 +1115,11 @@ static void session_end(struct mry_engine *e, struct session *s, const char *why
 		mry_smtp_session_free(e->smtp, s->smtp);
 		s->smtp = NULL;
 	}
-	if (s->msg != NULL)
+	if (s->msg != NULL) {
+		e->st.msgs_aborted++;
+		message_abort_event(e, s->msg, why);
 		msg_free(e, s->msg);
+	}
 	if (s->pending != NULL) {
 		struct msg *m = s->pending;
 
@@ -1440,7 +1461,9 @@ static bool shutdown_one(void *ctx, struct mry_flow *f)
 	if (s == NULL)
 		return true;
 	if (s->msg != NULL) {
-		/* in DATA: the client will be told at its end; nothing was delivered */
+		/* in DATA: its end never reaches the server; nothing was delivered */
+		e->st.msgs_aborted++;
+		message_abort_event(e, s->msg, "shutdown");
 		msg_free(e, s->msg);
 	}
 	if (s->pending != NULL) {

@@ -119,8 +119,8 @@ struct mry_smtp_session {
 	uint32_t dline_len;
 	uint32_t cline_len;       /* octets of the current command line so far */
 	uint16_t lbuf_len;        /* bytes kept of it */
-	uint16_t txn;
-	uint16_t nb_mail;          /* MAIL commands seen (EHLO replies check it) */             /* transaction generation */
+	uint16_t txn;             /* transaction generation */
+	uint16_t nb_mail;         /* MAIL commands seen (EHLO replies check it) */
 	uint8_t cstate;
 	uint8_t dstate;
 	uint8_t gate;
