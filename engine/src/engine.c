@@ -117,6 +117,7 @@ struct msg {
 #define SESS_CLOSED_BY_US 0x02u     /* reply injected, server reset */
 #define SESS_MIDSTREAM 0x04u
 #define SESS_SMTP 0x08u
+#define SESS_BLOCK_TLS 0x10u        /* STARTTLS accepted under policy block */
 
 struct session {
 	struct mry_engine *e;
@@ -971,6 +972,8 @@ static void smtp_starttls(void *user)
 
 	s->flags |= SESS_ENCRYPTED;
 	e->st.msgs_encrypted++;
+	if (e->cfg.encrypted == MRY_ENCRYPTED_BLOCK)
+		s->flags |= SESS_BLOCK_TLS;
 	conn_of(s->flow, &c);
 	mry_json_begin(&j, e->evbuf, sizeof(e->evbuf));
 	mry_json_str(&j, "event", "message");
@@ -1340,6 +1343,31 @@ static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pk
 	rr = mry_reasm_segment(e->reasm, &f->stream[side], p, deliver, &dc, &info);
 
 	/* the session may have ended inside callbacks? no: sessions end only here */
+	if ((s->flags & SESS_BLOCK_TLS) && !(s->flags & SESS_CLOSED_BY_US)) {
+		/*
+		 * Policy block: the server's 220 to STARTTLS never reaches the
+		 * client and both sides are reset; the sender keeps the mail and
+		 * retries (in plaintext, or not at all if it insists on TLS).
+		 */
+		const struct mry_tcp_stream *cst = &f->stream[f->client_side & 1u];
+		uint32_t n;
+
+		s->flags |= SESS_CLOSED_BY_US;
+		e->st.encrypted_blocked++;
+		if (!from_client) {
+			n = build_segment(e, s, true, p->seq, cst->next_seq,
+					  MRY_TCP_RST | MRY_TCP_ACK, NULL, 0);
+			emit(e, s, MRY_EMIT_TO_CLIENT, e->txbuf, n);
+		}
+		n = build_segment(e, s, false, cst->base_seq + (uint32_t)s->fwd_end,
+				  s->tmpl_ack, MRY_TCP_RST | MRY_TCP_ACK, NULL, 0);
+		emit(e, s, MRY_EMIT_TO_SERVER, e->txbuf, n);
+		e->st.resets_injected += 2;
+		return drop(e, NULL);
+	}
+	if ((s->flags & SESS_BLOCK_TLS) && p->payload_len > 0)
+		return drop(e, &e->st.drop_after_verdict);
+
 	if (rr == MRY_REASM_CONFLICT) {
 		note_evasion(e, s, EV_TCP_CONFLICT);
 		if (from_client)

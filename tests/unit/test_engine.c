@@ -194,6 +194,8 @@ static void make_eicar(void)
 	eicar[i] = '\0';
 }
 
+static enum mry_encrypted_policy tls_policy = MRY_ENCRYPTED_PASS;
+
 static void setup_with(const char *db, uint64_t store)
 {
 	struct mry_engine_config cfg;
@@ -205,6 +207,7 @@ static void setup_with(const char *db, uint64_t store)
 	cfg.flow.max_flows = 64;
 	cfg.max_msgs = 16;
 	cfg.hold_store_bytes = store;
+	cfg.encrypted = tls_policy;
 	cfg.decode_flags |= MRY_DECODE_F_VERIFY_TCP_CSUM;
 	now = 1700000000ULL * 1000000000ULL;
 	ctl = mry_sigdb_ctl_create(&cc);
@@ -548,4 +551,44 @@ Test(engine, held_messages_rescanned_in_arrival_order, .init = setup_nodb)
 			i_second = i;
 	}
 	cr_assert(lt(u32, i_first, i_second));
+}
+
+Test(engine, starttls_passes_and_is_logged_encrypted)
+{
+	handshake();
+	server("220 srv.example ESMTP\r\n");
+	client("EHLO cli.example\r\n");
+	server("250-srv.example\r\n250 STARTTLS\r\n");
+	client("STARTTLS\r\n");
+	cr_assert(eq(int, server("220 2.0.0 Ready to start TLS\r\n"), MRY_PKT_FORWARD));
+	cr_assert(eq(int, client("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), MRY_PKT_FORWARD));
+	const char *ev = find_event("\"verdict\":\"encrypted\"");
+	cr_assert_not_null(ev);
+	cr_assert_not_null(strstr(ev, "\"action\":\"forwarded\""));
+}
+
+static void setup_block_tls(void)
+{
+	tls_policy = MRY_ENCRYPTED_BLOCK;
+	setup_with(DB_GEN1, 1 << 20);
+}
+
+Test(engine, starttls_blocked_resets_both_sides, .init = setup_block_tls)
+{
+	struct mry_engine_stats st;
+
+	handshake();
+	server("220 srv.example ESMTP\r\n");
+	client("EHLO cli.example\r\n");
+	server("250-srv.example\r\n250 STARTTLS\r\n");
+	client("STARTTLS\r\n");
+	cr_assert(eq(int, server("220 2.0.0 Ready to start TLS\r\n"), MRY_PKT_DROP));
+	cr_assert(eq(u32, nb_emits, 2));
+	cr_assert(eq(int, emits[0].dir, MRY_EMIT_TO_CLIENT));
+	cr_assert(ne(u8, (uint8_t)(tcp_flags_of(&emits[0]) & MRY_TCP_RST), 0));
+	cr_assert(eq(int, emits[1].dir, MRY_EMIT_TO_SERVER));
+	cr_assert(ne(u8, (uint8_t)(tcp_flags_of(&emits[1]) & MRY_TCP_RST), 0));
+	cr_assert(eq(int, client("\x16\x03\x01"), MRY_PKT_DROP));
+	mry_engine_get_stats(eng, &st);
+	cr_assert(eq(u64, st.encrypted_blocked, 1));
 }
