@@ -280,9 +280,10 @@ int main(int argc, char **argv)
 		av[0] = argv[0];
 		for (i = 1; i < n; i++)
 			av[i] = argv[dd + i];
-		if (app_config_parse(&a->opt, n, av) != 0)
-			return 1;
+		rc = app_config_parse(&a->opt, n, av);
 		free(av);
+		if (rc != 0)
+			return 1;
 	}
 
 	rc = rte_eal_init(dd, argv);

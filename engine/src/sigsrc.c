@@ -823,7 +823,8 @@ int mry_sigsrc_compile(struct mry_sigsrc *s, const struct mry_sigc_opts *o,
 	if (s->nb_errors != 0)
 		return -EINVAL;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	qsort(s->sigs, s->nb, sizeof(*s->sigs), cmp_sig_id);
+	if (s->nb > 0)
+		qsort(s->sigs, s->nb, sizeof(*s->sigs), cmp_sig_id);
 	do {
 		rc = compile_slots(s, db, &retry);
 		if (rc != 0)
