@@ -178,13 +178,13 @@ def load_mail(d):
     return out
 
 
-def smtp_turns(rng, mails, nmsg):
+def smtp_turns(rng, mails, nmsg, pick=None):
     t = [("s", b"220 mx.server.example ESMTP\r\n"),
          ("c", b"EHLO client.example\r\n"),
          ("s", b"250-mx.server.example\r\n250-PIPELINING\r\n250-CHUNKING\r\n"
                b"250 8BITMIME\r\n")]
     for _ in range(nmsg):
-        m = rng.choice(mails)
+        m = pick() if pick else rng.choice(mails)
         frm = b"user%d@client.example" % rng.randrange(10000)
         rc = b"rcpt%d@server.example" % rng.randrange(10000)
         if rng.random() < 0.3:
@@ -242,11 +242,19 @@ def main():
     ap.add_argument("--mail", default=MAIL_DIR)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--expect", help="write SMTP client streams here")
+    ap.add_argument("--each", action="store_true",
+                    help="carry every message of the corpus exactly once (one "
+                         "per SMTP session, SMTP only), for same-bytes benchmarks")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     mails = load_mail(a.mail)
     if not mails:
         sys.exit("moray-gen: no mail found under %s" % a.mail)
+    pick = None
+    if a.each:
+        order = iter(list(mails))
+        pick = lambda: next(order)
+        a.sessions, a.msgs_per_session, a.smtp_share = len(mails), 1, 1.0
     w = Writer(a.out)
     limit = a.size * 1e6
     live, nsmtp, nother, port = [], 0, 0, 20000
@@ -272,7 +280,7 @@ def main():
             if want_smtp or a.smtp_share >= 1.0:
                 s = TcpSession(rng, cl, "198.51.100.25", port, 25,
                                smtp_turns(rng, mails, rng.randint(
-                                   1, a.msgs_per_session)), a.mss)
+                                   1, a.msgs_per_session), pick), a.mss)
                 s.smtp = True
                 nsmtp += 1
             else:

@@ -1636,6 +1636,12 @@ void mry_engine_destroy(struct mry_engine *e, uint64_t now_ns)
 	mry_free(e->a, e);
 }
 
+size_t mry_engine_conn_bytes(const struct mry_engine *e)
+{
+	return mry_flow_table_bytes_per_flow(e->flows) + sizeof(struct session) +
+	       mry_smtp_session_bytes();
+}
+
 void mry_engine_get_stats(const struct mry_engine *e, struct mry_engine_stats *st)
 {
 	*st = e->st;

@@ -602,3 +602,13 @@ Test(engine, starttls_blocked_resets_both_sides, .init = setup_block_tls)
 	mry_engine_get_stats(eng, &st);
 	cr_assert(eq(u64, st.encrypted_blocked, 1));
 }
+
+Test(engine, connection_state_is_bounded)
+{
+	size_t n = mry_engine_conn_bytes(eng);
+
+	cr_log_info("bytes per SMTP connection before DATA: %zu", n);
+	/* flow slot + session + SMTP state: a flood of idle connections costs
+	 * about a kilobyte each, so a million fit in a gigabyte */
+	cr_assert(le(sz, n, 1024));
+}

@@ -168,6 +168,13 @@ void mry_engine_tick(struct mry_engine *e, uint64_t now_ns);
 void mry_engine_shutdown(struct mry_engine *e, uint64_t now_ns);
 
 void mry_engine_get_stats(const struct mry_engine *e, struct mry_engine_stats *st);
+
+/**
+ * Memory per SMTP connection that has not reached DATA: the flow slot with
+ * its table overhead, the engine's session and the SMTP session (messages
+ * in progress add a message context, MIME parser and scan streams).
+ */
+size_t mry_engine_conn_bytes(const struct mry_engine *e);
 /** Anomaly/evasion counters by name: calls @fn for each non-zero one. */
 void mry_engine_foreach_counter(const struct mry_engine *e,
 				void (*fn)(void *ctx, const char *module,
