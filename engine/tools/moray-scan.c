@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -27,7 +28,6 @@
 #include "moray/sigdb.h"
 
 #define MAX_TIMELINE 64
-#define MAX_OPEN 128
 
 struct db_offer {
 	uint64_t at_ns;                /* offset from the first packet */
@@ -52,8 +52,11 @@ struct scan {
 	struct outfile *files;
 	size_t nb_files;
 	size_t cap_files;
+	uint32_t *index;               /* open addressing: file index + 1, 0 empty */
+	size_t index_cap;
 	uint64_t use_tick;
 	unsigned open_count;
+	unsigned max_open;             /* descriptors we allow ourselves */
 	uint64_t part_index;           /* per message */
 	char part_name[PATH_MAX];
 	struct mry_sigdb_ctl *ctl;
@@ -145,18 +148,69 @@ static int read_key(const char *path, uint8_t key[32])
 
 /* ---- output files ------------------------------------------------------- */
 
+static uint64_t name_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
+
+	while (*s != '\0')
+		h = (h ^ (uint8_t)*s++) * 1099511628211ULL;
+	return h;
+}
+
+/* index of @name in sc->files, or -1; *slot receives its hash slot */
+static long outfile_find(const struct scan *sc, const char *name, size_t *slot)
+{
+	size_t mask = sc->index_cap - 1, i;
+
+	if (sc->index_cap == 0)
+		return -1;
+	for (i = name_hash(name) & mask;; i = (i + 1) & mask) {
+		uint32_t v = sc->index[i];
+
+		*slot = i;
+		if (v == 0)
+			return -1;
+		if (strcmp(sc->files[v - 1].name, name) == 0)
+			return (long)v - 1;
+	}
+}
+
+static int outfile_index_grow(struct scan *sc)
+{
+	size_t ncap = sc->index_cap ? sc->index_cap * 2 : 1024, i, slot;
+	uint32_t *old = sc->index;
+	size_t ocap = sc->index_cap;
+
+	sc->index = calloc(ncap, sizeof(*sc->index));
+	if (sc->index == NULL) {
+		sc->index = old;
+		return -ENOMEM;
+	}
+	sc->index_cap = ncap;
+	for (i = 0; i < ocap; i++) {
+		if (old[i] == 0)
+			continue;
+		(void)outfile_find(sc, sc->files[old[i] - 1].name, &slot);
+		sc->index[slot] = old[i];
+	}
+	free(old);
+	return 0;
+}
+
 static FILE *outfile_get(struct scan *sc, const char *name)
 {
 	struct outfile *of = NULL, *lru = NULL;
-	size_t i;
+	size_t i, slot = 0;
+	long idx = outfile_find(sc, name, &slot);
 
-	for (i = 0; i < sc->nb_files; i++) {
-		if (strcmp(sc->files[i].name, name) == 0) {
-			of = &sc->files[i];
-			break;
-		}
-	}
+	if (idx >= 0)
+		of = &sc->files[idx];
 	if (of == NULL) {
+		if ((sc->nb_files + 1) * 2 > sc->index_cap) {
+			if (outfile_index_grow(sc) != 0)
+				return NULL;
+			(void)outfile_find(sc, name, &slot);
+		}
 		if (sc->nb_files == sc->cap_files) {
 			size_t nc = sc->cap_files ? sc->cap_files * 2 : 64;
 			struct outfile *nf = realloc(sc->files, nc * sizeof(*nf));
@@ -166,11 +220,12 @@ static FILE *outfile_get(struct scan *sc, const char *name)
 			sc->files = nf;
 			sc->cap_files = nc;
 		}
-		of = &sc->files[sc->nb_files++];
+		of = &sc->files[sc->nb_files];
 		of->name = strdup(name);
 		of->fp = NULL;
 		if (of->name == NULL)
 			return NULL;
+		sc->index[slot] = (uint32_t)++sc->nb_files;
 		/* first use: create (truncate) */
 		of->fp = fopen(name, "wb");
 		if (of->fp == NULL) {
@@ -188,33 +243,30 @@ static FILE *outfile_get(struct scan *sc, const char *name)
 		sc->open_count++;
 	}
 	of->last_use = ++sc->use_tick;
-	/* bound open descriptors: close the least recently used */
-	while (sc->open_count > MAX_OPEN) {
-		lru = NULL;
+	/* bound open descriptors: close the least recently used (rare: scan) */
+	if (sc->open_count > sc->max_open) {
 		for (i = 0; i < sc->nb_files; i++)
 			if (sc->files[i].fp != NULL && &sc->files[i] != of &&
 			    (lru == NULL || sc->files[i].last_use < lru->last_use))
 				lru = &sc->files[i];
-		if (lru == NULL)
-			break;
-		fclose(lru->fp);
-		lru->fp = NULL;
-		sc->open_count--;
+		if (lru != NULL) {
+			fclose(lru->fp);
+			lru->fp = NULL;
+			sc->open_count--;
+		}
 	}
 	return of->fp;
 }
 
 static void outfile_close(struct scan *sc, const char *name)
 {
-	size_t i;
+	size_t slot;
+	long idx = outfile_find(sc, name, &slot);
 
-	for (i = 0; i < sc->nb_files; i++) {
-		if (sc->files[i].fp != NULL && strcmp(sc->files[i].name, name) == 0) {
-			fclose(sc->files[i].fp);
-			sc->files[i].fp = NULL;
-			sc->open_count--;
-			return;
-		}
+	if (idx >= 0 && sc->files[idx].fp != NULL) {
+		fclose(sc->files[idx].fp);
+		sc->files[idx].fp = NULL;
+		sc->open_count--;
 	}
 }
 
@@ -228,7 +280,9 @@ static void outfile_close_all(struct scan *sc)
 		free(sc->files[i].name);
 	}
 	free(sc->files);
+	free(sc->index);
 	sc->files = NULL;
+	sc->index = NULL;
 	sc->nb_files = 0;
 }
 
@@ -594,6 +648,19 @@ int main(int argc, char **argv)
 
 	mry_engine_config_defaults(&cfg);
 	cfg.decode_flags |= MRY_DECODE_F_VERIFY_TCP_CSUM;
+	{
+		/* dumps keep files open: as many as the hard limit allows */
+		struct rlimit rl;
+
+		sc.max_open = 128;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+			rlim_t want = rl.rlim_max == RLIM_INFINITY ? 65536 : rl.rlim_max;
+
+			rl.rlim_cur = MRY_MIN(want, (rlim_t)65536);
+			if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 64)
+				sc.max_open = (unsigned)MRY_MIN(rl.rlim_cur - 32, (rlim_t)16384);
+		}
+	}
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_DB:
