@@ -245,6 +245,8 @@ def main():
     ap.add_argument("--each", action="store_true",
                     help="carry every message of the corpus exactly once (one "
                          "per SMTP session, SMTP only), for same-bytes benchmarks")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="with --each: the corpus K times over")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     mails = load_mail(a.mail)
@@ -252,9 +254,10 @@ def main():
         sys.exit("moray-gen: no mail found under %s" % a.mail)
     pick = None
     if a.each:
-        order = iter(list(mails))
+        order = iter(list(mails) * max(1, a.repeat))
         pick = lambda: next(order)
-        a.sessions, a.msgs_per_session, a.smtp_share = len(mails), 1, 1.0
+        a.sessions = len(mails) * max(1, a.repeat)
+        a.msgs_per_session, a.smtp_share = 1, 1.0
     w = Writer(a.out)
     limit = a.size * 1e6
     live, nsmtp, nother, port = [], 0, 0, 20000

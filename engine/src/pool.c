@@ -22,6 +22,7 @@ struct mry_pool {
 	char name[32];
 	uint8_t *mem;
 	struct pool_free *free_list;
+	uint32_t fresh;                 /* objects never handed out start here */
 	size_t obj_size;
 	uint32_t count;
 	uint32_t fail_every;
@@ -33,7 +34,6 @@ struct mry_pool *mry_pool_create(const struct mry_alloc *a, const char *name,
 				 size_t obj_size, uint32_t count)
 {
 	struct mry_pool *p;
-	uint32_t i;
 
 	if (obj_size == 0 || count == 0) {
 		mry_log(MRY_LOG_ERR, "pool", "pool %s: size %zu count %u invalid",
@@ -54,12 +54,13 @@ struct mry_pool *mry_pool_create(const struct mry_alloc *a, const char *name,
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	p->obj_size = obj_size;
 	p->count = count;
-	for (i = count; i > 0; i--) {
-		struct pool_free *f = (struct pool_free *)(p->mem +
-							 (size_t)(i - 1) * obj_size);
-		f->next = p->free_list;
-		p->free_list = f;
-	}
+	/*
+	 * Objects are handed out from the untouched tail first and only then
+	 * recycled through the free list: creating a large pool (hold store,
+	 * segment buffers) touches none of its pages, so start-up is cheap and
+	 * memory is committed as the load actually needs it.
+	 */
+	p->fresh = 0;
 	p->st.capacity = count;
 	p->st.obj_size = (uint32_t)obj_size;
 	return p;
@@ -83,13 +84,19 @@ void *mry_pool_get(struct mry_pool *p)
 {
 	struct pool_free *f = p->free_list;
 
-	if (mry_unlikely(p->fail_every != 0) && ++p->fail_tick % p->fail_every == 0)
-		f = NULL;
-	if (mry_unlikely(f == NULL)) {
+	if (mry_unlikely(p->fail_every != 0) && ++p->fail_tick % p->fail_every == 0) {
 		p->st.empty++;
 		return NULL;
 	}
-	p->free_list = f->next;
+	if (f != NULL) {
+		p->free_list = f->next;
+	} else if (p->fresh < p->count) {
+		f = (struct pool_free *)(p->mem + (size_t)p->fresh * p->obj_size);
+		p->fresh++;
+	} else {
+		p->st.empty++;
+		return NULL;
+	}
 	p->st.gets++;
 	p->st.in_use++;
 	memset(f, 0, p->obj_size);
