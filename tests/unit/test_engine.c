@@ -14,6 +14,7 @@
 
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <criterion/parameterized.h>
 
 #include "moray/decode.h"
 #include "moray/engine.h"
@@ -611,4 +612,157 @@ Test(engine, connection_state_is_bounded)
 	/* flow slot + session + SMTP state: a flood of idle connections costs
 	 * about a kilobyte each, so a million fit in a gigabyte */
 	cr_assert(le(sz, n, 1024));
+}
+
+/* ---- EICAR inside every encoding MIME decodes ------------------------- */
+
+static void b64(const char *in, size_t n, char *out)
+{
+	static const char tbl[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t i, o = 0;
+
+	for (i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)(uint8_t)in[i] << 16;
+
+		if (i + 1 < n)
+			v |= (uint32_t)(uint8_t)in[i + 1] << 8;
+		if (i + 2 < n)
+			v |= (uint8_t)in[i + 2];
+		out[o++] = tbl[(v >> 18) & 63];
+		out[o++] = tbl[(v >> 12) & 63];
+		out[o++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < n ? tbl[v & 63] : '=';
+		if (o % 77 == 76) {
+			out[o++] = '\r';
+			out[o++] = '\n';
+		}
+	}
+	out[o] = '\0';
+}
+
+/* quoted-printable: every byte as =XX, soft line breaks every 60 columns */
+static void qp(const char *in, size_t n, char *out)
+{
+	size_t i, o = 0, col = 0;
+
+	for (i = 0; i < n; i++) {
+		o += (size_t)sprintf(out + o, "=%02X", (uint8_t)in[i]);
+		col += 3;
+		if (col >= 60) {
+			o += (size_t)sprintf(out + o, "=\r\n");
+			col = 0;
+		}
+	}
+	out[o] = '\0';
+}
+
+/* uuencode (one "begin" block) */
+static void uu(const char *in, size_t n, char *out)
+{
+	size_t i, o = 0;
+
+	o += (size_t)sprintf(out + o, "begin 644 test.com\r\n");
+	for (i = 0; i < n; i += 45) {
+		size_t k, len = MRY_MIN(45, n - i);
+
+		out[o++] = (char)(32 + len);
+		for (k = 0; k < len; k += 3) {
+			uint32_t v = (uint32_t)(uint8_t)in[i + k] << 16;
+
+			if (k + 1 < len)
+				v |= (uint32_t)(uint8_t)in[i + k + 1] << 8;
+			if (k + 2 < len)
+				v |= (uint8_t)in[i + k + 2];
+			for (int sh = 18; sh >= 0; sh -= 6) {
+				uint32_t c = (v >> sh) & 63;
+
+				out[o++] = (char)(c == 0 ? '`' : 32 + c);
+			}
+		}
+		out[o++] = '\r';
+		out[o++] = '\n';
+	}
+	o += (size_t)sprintf(out + o, "`\r\nend\r\n");
+	out[o] = '\0';
+}
+
+enum enc_case { ENC_B64, ENC_QP, ENC_UU_CTE, ENC_UU_TEXT, ENC_NESTED, ENC_RFC822, ENC_MAX };
+
+static void send_encoded(enum enc_case c)
+{
+	static char enc[4096], body[8192];
+	size_t n = strlen(eicar);
+
+	switch (c) {
+	case ENC_B64:
+		b64(eicar, n, enc);
+		snprintf(body, sizeof(body),
+			 "Subject: b64\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
+			 "--b1\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+			 "--b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+			 "%s\r\n--b1--\r\n", enc);
+		break;
+	case ENC_QP:
+		qp(eicar, n, enc);
+		snprintf(body, sizeof(body),
+			 "Subject: qp\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n"
+			 "Content-Transfer-Encoding: quoted-printable\r\n\r\n%s\r\n", enc);
+		break;
+	case ENC_UU_CTE:
+		uu(eicar, n, enc);
+		snprintf(body, sizeof(body),
+			 "Subject: uu\r\nMIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\n"
+			 "Content-Transfer-Encoding: x-uuencode\r\n\r\n%s", enc);
+		break;
+	case ENC_UU_TEXT:
+		uu(eicar, n, enc);
+		snprintf(body, sizeof(body), "Subject: uu in text\r\n\r\nSee below.\r\n\r\n%s", enc);
+		break;
+	case ENC_NESTED:
+		b64(eicar, n, enc);
+		snprintf(body, sizeof(body),
+			 "Subject: nested\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n"
+			 "--o\r\nContent-Type: multipart/alternative; boundary=\"i\"\r\n\r\n"
+			 "--i\r\nContent-Type: text/plain\r\n\r\nx\r\n"
+			 "--i\r\nContent-Type: application/zip; name=\"a.com\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+			 "%s\r\n--i--\r\n--o--\r\n", enc);
+		break;
+	case ENC_RFC822:
+		b64(eicar, n, enc);
+		snprintf(body, sizeof(body),
+			 "Subject: fwd\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=z\r\n\r\n"
+			 "--z\r\nContent-Type: message/rfc822\r\n\r\n"
+			 "Subject: inner\r\nMIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\n"
+			 "Content-Transfer-Encoding: base64\r\n\r\n%s\r\n--z--\r\n", enc);
+		break;
+	default:
+		break;
+	}
+	envelope();
+	/* in 1000-byte segments, as a client would */
+	for (size_t off = 0, len = strlen(body); off < len; off += 1000) {
+		char seg[1001];
+		size_t k = MRY_MIN((size_t)1000, len - off);
+
+		memcpy(seg, body + off, k);
+		seg[k] = '\0';
+		client(seg);
+	}
+	cr_assert(eq(int, client(".\r\n"), MRY_PKT_DROP));
+}
+
+ParameterizedTestParameters(engine, eicar_in_every_encoding_is_rejected)
+{
+	static int cases[] = { ENC_B64, ENC_QP, ENC_UU_CTE, ENC_UU_TEXT, ENC_NESTED, ENC_RFC822 };
+
+	return cr_make_param_array(int, cases, MRY_ARRAY_SIZE(cases));
+}
+
+ParameterizedTest(int *c, engine, eicar_in_every_encoding_is_rejected)
+{
+	send_encoded((enum enc_case)*c);
+	const char *ev = find_event("\"verdict\":\"infected\"");
+	cr_assert_not_null(ev, "encoding case %d not detected", *c);
+	cr_assert_not_null(strstr(ev, "Moray.Test.EICAR"));
 }
