@@ -32,6 +32,7 @@ SIGS=$3
 SHIM=${4:-}
 
 skip() { echo "SKIP: $*"; exit 77; }
+. "$(dirname "$0")/netns_lib.sh"
 [ "$(id -u)" = 0 ] || skip "needs root (network namespaces, af_packet)"
 for t in ip ethtool swaks postfix postconf ss; do
 	command -v "$t" >/dev/null 2>&1 || skip "$t not installed"
@@ -62,10 +63,7 @@ cleanup() {
 		[ -f "$PF/spool/pid/master.pid" ] &&
 			kill "$(tr -d ' ' < "$PF/spool/pid/master.pid")" 2>/dev/null
 	fi
-	ip netns del "$NSC" 2>/dev/null
-	ip netns del "$NSS" 2>/dev/null
-	ip link del "$VC" 2>/dev/null
-	ip link del "$VS" 2>/dev/null
+	netns_down
 	rm -rf "/var/run/dpdk/$PREFIX"
 	[ -n "${MORAY_E2E_KEEP:-}" ] || rm -rf "$TMP"
 }
@@ -75,36 +73,7 @@ trap 'exit 1' INT TERM
 fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
 ok() { echo "ok   $*"; }
 
-# Addresses the host does not use (LAB.md: the host answers ARP for its own).
-NET=
-for n in 198.51.100 203.0.113; do
-	if ! ip -4 addr | grep -q " $n\."; then NET=$n; break; fi
-done
-[ -n "$NET" ] || skip "198.51.100.0/24 and 203.0.113.0/24 both in use on this host"
-CLI=$NET.1
-SRV=$NET.2
-
-ip link add "$VC" type veth peer name "${VC}n" 2>/dev/null || skip "cannot create veth pairs"
-ip link add "$VS" type veth peer name "${VS}n"
-ip netns add "$NSC"
-ip netns add "$NSS"
-ip link set "${VC}n" netns "$NSC"
-ip link set "${VS}n" netns "$NSS"
-for i in "$VC" "$VS"; do
-	sysctl -qw "net.ipv6.conf.$i.disable_ipv6=1"
-	ip link set "$i" arp off
-	ip link set "$i" up
-done
-ip -n "$NSC" addr add "$CLI/24" dev "${VC}n"
-ip -n "$NSS" addr add "$SRV/24" dev "${VS}n"
-for ns in "$NSC" "$NSS"; do
-	ip -n "$ns" link set lo up
-done
-ip -n "$NSC" link set "${VC}n" up
-ip -n "$NSS" link set "${VS}n" up
-# veth leaves partial checksums for offload; af_packet hands them on as is.
-ip netns exec "$NSC" ethtool -K "${VC}n" tx off >/dev/null
-ip netns exec "$NSS" ethtool -K "${VS}n" tx off >/dev/null
+netns_up
 
 # ---- a private Postfix in the server namespace, delivering to a Maildir
 mkdir -p "$PF/etc" "$PF/spool" "$PF/data" "$PF/vmail"
