@@ -279,7 +279,8 @@ def main():
             port = 20000 + nses % 40000
             cl = "192.0.2.%d" % (1 + (nses // 40000) % 250)
             total = smtp_bytes + other_bytes
-            want_smtp = (total == 0 or smtp_bytes / total < a.smtp_share)
+            want_smtp = a.smtp_share > 0 and (
+                total == 0 or smtp_bytes / total < a.smtp_share)
             if want_smtp or a.smtp_share >= 1.0:
                 s = TcpSession(rng, cl, "198.51.100.25", port, 25,
                                smtp_turns(rng, mails, rng.randint(
