@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <hs.h>
 #include <pcap/pcap.h>
@@ -928,6 +929,13 @@ int main(int argc, char **argv)
 			rc = 1;
 		}
 		pcap_close(p);
+	}
+	/* an empty capture has no clock: events take the wall clock */
+	if (first) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		now = t0 = (uint64_t)ts.tv_sec * MRY_NS_PER_SEC + (uint64_t)ts.tv_nsec;
 	}
 	/* offers scheduled after the last packet still happen, in order */
 	while (next_offer < nb_offers) {
