@@ -766,3 +766,70 @@ ParameterizedTest(int *c, engine, eicar_in_every_encoding_is_rejected)
 	cr_assert_not_null(ev, "encoding case %d not detected", *c);
 	cr_assert_not_null(strstr(ev, "Moray.Test.EICAR"));
 }
+
+/* ---- IP fragments of TCP: withheld until the datagram is judged -------- */
+
+/* IPv4 fragment of a client segment: bytes [off, off+n) of the IP payload */
+static uint32_t mkfrag(uint8_t *b, const uint8_t *whole, uint32_t whole_len,
+		       uint32_t off, uint32_t n, bool more)
+{
+	uint8_t *ip = b + 14;
+	uint16_t v16, csum;
+
+	memcpy(b, whole, 14 + 20);
+	v16 = htons((uint16_t)(20 + n));
+	memcpy(ip + 2, &v16, 2);
+	ip[4] = 0x12;
+	ip[5] = 0x34;
+	v16 = htons((uint16_t)((more ? 0x2000 : 0) | (off / 8)));
+	memcpy(ip + 6, &v16, 2);
+	ip[10] = ip[11] = 0;
+	csum = htons(mry_csum_fold(mry_csum_partial(ip, 20, 0)));
+	memcpy(ip + 10, &csum, 2);
+	(void)whole_len;
+	memcpy(ip + 20, whole + 34 + off, n);
+	return 34 + n;
+}
+
+Test(engine, tcp_fragments_are_withheld_and_go_out_reassembled)
+{
+	uint8_t whole[256], f1[128], f2[256];
+	uint32_t wl, l1, l2;
+	struct mry_engine_stats st;
+	const char *line = "Subject: fragmented\r\n\r\nhello\r\n.\r\n";
+
+	envelope();
+	wl = mkframe(whole, true, tc.cseq, tc.sseq, MRY_TCP_ACK | MRY_TCP_PSH, line,
+		     (uint32_t)strlen(line));
+	/* TCP header split: 16 bytes, then the rest */
+	l1 = mkfrag(f1, whole, wl, 0, 16, true);
+	l2 = mkfrag(f2, whole, wl, 16, wl - 34 - 16, false);
+	cr_assert(eq(int, mry_engine_packet(eng, f1, l1, 0, now), MRY_PKT_DROP));
+	cr_assert(eq(u32, nb_emits, 0));
+	cr_assert(eq(int, mry_engine_packet(eng, f2, l2, 0, now), MRY_PKT_DROP));
+	/* the whole datagram went out as one frame, and the message was judged */
+	cr_assert(eq(u32, nb_emits, 1));
+	cr_assert(eq(int, emits[0].dir, MRY_EMIT_TO_SERVER));
+	cr_assert(eq(u32, emits[0].len, wl));
+	cr_assert(eq(int, memcmp(emits[0].frame + 34, whole + 34, wl - 34), 0));
+	cr_assert_not_null(find_event("\"verdict\":\"clean\""));
+	mry_engine_get_stats(eng, &st);
+	cr_assert(eq(u64, st.frag_withheld, 1));
+	cr_assert(eq(u64, st.frag_reassembled_sent, 1));
+}
+
+Test(engine, a_lone_late_fragment_never_passes)
+{
+	uint8_t whole[256], f2[256];
+	uint32_t wl, l2;
+	const char *line = "Subject: x\r\n\r\nhello\r\n.\r\n";
+
+	envelope();
+	wl = mkframe(whole, true, tc.cseq, tc.sseq, MRY_TCP_ACK | MRY_TCP_PSH, line,
+		     (uint32_t)strlen(line));
+	/* the first fragment went to a server long ago; moray only sees the tail */
+	l2 = mkfrag(f2, whole, wl, 16, wl - 34 - 16, false);
+	cr_assert(eq(int, mry_engine_packet(eng, f2, l2, 0, now), MRY_PKT_DROP));
+	cr_assert(eq(u32, nb_emits, 0));
+	cr_assert_null(find_event("\"event\":\"message\""));
+}

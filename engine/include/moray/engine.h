@@ -92,6 +92,7 @@ struct mry_engine_config {
 	struct mry_smtp_config smtp;
 	struct mry_mime_config mime;
 	struct mry_ipfrag_config ipfrag;
+	uint32_t max_frame;              /* largest frame a reassembled TCP datagram may go out as */
 	bool track_all_tcp;              /* forensics: reassemble every TCP flow, not only SMTP ports */
 };
 
@@ -135,6 +136,9 @@ struct mry_engine_stats {
 	uint64_t session_pool_empty;
 	uint64_t msg_pool_empty;
 	uint64_t events_dropped;         /* JSON did not fit the event buffer */
+	uint64_t frag_withheld;          /* TCP fragments held until their datagram completes */
+	uint64_t frag_too_big;           /* reassembled TCP datagram larger than max_frame: dropped */
+	uint64_t frag_reassembled_sent;  /* reassembled TCP datagrams forwarded as one frame */
 };
 
 struct mry_engine;
