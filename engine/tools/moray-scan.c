@@ -901,7 +901,8 @@ int main(int argc, char **argv)
 				first = false;
 			}
 			while (next_offer < nb_offers && now - t0 >= timeline[next_offer].at_ns) {
-				offer(&sc, timeline[next_offer].path, now);
+				/* stamped with the scheduled time, applied before this packet */
+				offer(&sc, timeline[next_offer].path, t0 + timeline[next_offer].at_ns);
 				next_offer++;
 			}
 			if (mry_sigdb_ctl_tick(sc.ctl, now / MRY_NS_PER_SEC))

@@ -270,11 +270,21 @@ class Runner:
             out = os.path.join(wd, name + ".mdb")
             if s.get("none"):
                 paths[name] = "-"
+            elif s.get("keypair"):
+                # Ed25519 pair: {key:name} / {pub:name} in args
+                p = subprocess.run([self.sigc, "keygen", out + ".key", out + ".pub"],
+                                   capture_output=True, timeout=60)
+                if not fx.check(p.returncode == 0, "moray-sigc keygen failed: %s" %
+                                p.stderr.decode(errors="replace")[:300]):
+                    return None
+                paths[name] = out
             elif "generation" in s:
                 cmd = [self.sigc, "compile", "-o", out, "--generation",
                        str(s["generation"])]
                 if s.get("key"):
                     cmd += ["--sign-key", s["key"]]
+                if s.get("signed_by"):
+                    cmd += ["--sign-key", paths[s["signed_by"]] + ".key"]
                 cmd.append(src)
                 p = subprocess.run(cmd, capture_output=True, timeout=120)
                 if not fx.check(p.returncode == 0 and os.path.exists(out),
@@ -337,7 +347,8 @@ class Runner:
             paths = self.make_dbs(fx, spec["dbs"], wd)
             if paths is None:
                 return 1
-            args = [re.sub(r"\{db:(\w+)\}", lambda m: paths[m.group(1)], a)
+            args = [re.sub(r"\{pub:(\w+)\}", lambda m: paths[m.group(1)] + ".pub",
+                           re.sub(r"\{db:(\w+)\}", lambda m: paths[m.group(1)], a))
                     for a in args]
             with_db = True
         out = os.path.join(wd, "out")
