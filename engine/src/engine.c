@@ -106,6 +106,7 @@ struct msg {
 	bool hold;                      /* no usable generation when data began */
 	bool store_full;                /* hold store ran out: tempfail */
 	bool part_open;
+	bool replayed_reply;            /* the server answered the withheld end: a replay */
 	uint8_t kind;                   /* enum mry_smtp_msg_kind */
 	struct mry_engine_conn conn;
 	char mail_from[256];
@@ -937,11 +938,18 @@ static void smtp_msg_end(void *user, const struct mry_smtp_msg_info *mi, uint64_
 static void smtp_msg_reply(void *user, uint32_t msg_index, unsigned code,
 			   const char *text, size_t text_len)
 {
-	(void)user;
-	(void)msg_index;
+	struct session *s = user;
+
 	(void)code;
 	(void)text;
 	(void)text_len;
+	/*
+	 * Inline, a server never answers an end that moray withholds; in a
+	 * replayed capture (moray-scan) it does, and its close afterwards is
+	 * the recorded session ending, not a server giving up on the hold.
+	 */
+	if (s->pending != NULL && s->pending->index == msg_index)
+		s->pending->replayed_reply = true;
 }
 
 static void smtp_msg_abort(void *user, const struct mry_smtp_msg_info *mi,
@@ -1414,6 +1422,24 @@ static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pk
 		}
 	}
 
+	if (!from_client && (p->tcp_flags & (MRY_TCP_FIN | MRY_TCP_RST)) &&
+	    s->pending != NULL && s->pending->state == MSG_HELD &&
+	    !s->pending->replayed_reply) {
+		/*
+		 * The server gave up waiting for the withheld end (its idle
+		 * timeout) or went away: it can no longer take the message, so
+		 * the client is told to retry now rather than at the hold timeout.
+		 */
+		struct msg *m = s->pending;
+
+		hold_ring_del(e, m);
+		m->state = MSG_DONE;
+		tempfail_msg(e, m, "server_closed");
+		msg_free(e, m);
+		mry_flow_set_phase(e->flows, f, MRY_FLOW_PHASE_CLOSING, e->now_ns);
+		/* the client already has moray's answer and FIN in its place */
+		return drop(e, &e->st.drop_after_verdict);
+	}
 	if (p->tcp_flags & (MRY_TCP_FIN | MRY_TCP_RST)) {
 		mry_flow_set_phase(e->flows, f, MRY_FLOW_PHASE_CLOSING, e->now_ns);
 		if (s->smtp != NULL && ((p->tcp_flags & MRY_TCP_RST) ||

@@ -833,3 +833,19 @@ Test(engine, a_lone_late_fragment_never_passes)
 	cr_assert(eq(u32, nb_emits, 0));
 	cr_assert_null(find_event("\"event\":\"message\""));
 }
+
+Test(engine, server_closing_during_a_hold_tempfails_the_client, .init = setup_nodb)
+{
+	uint8_t b[128];
+	uint32_t len;
+
+	envelope();
+	cr_assert(eq(int, client("Subject: hi\r\n\r\nhello\r\n.\r\n"), MRY_PKT_DROP));
+	/* the server gives up waiting (its idle timeout) and closes */
+	len = mkframe(b, false, tc.sseq, tc.cseq, MRY_TCP_FIN | MRY_TCP_ACK, NULL, 0);
+	cr_assert(eq(int, mry_engine_packet(eng, b, len, 1, now), MRY_PKT_DROP));
+	/* the client is told to retry at once, not at the hold timeout */
+	cr_assert(ge(u32, nb_emits, 1));
+	cr_assert(eq(int, strncmp(payload_of(&emits[0]), "451 4.7.1 ", 10), 0));
+	cr_assert_not_null(find_event("\"action\":\"tempfailed\""));
+}
