@@ -1291,6 +1291,17 @@ static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pk
 	mry_flow_key_from_pkt(p, &key, &side);
 	hash = mry_flow_key_hash(&key);
 	f = mry_flow_lookup(e->flows, &key, hash);
+	if (f != NULL && f->phase == MRY_FLOW_PHASE_CLOSING &&
+	    (p->tcp_flags & (MRY_TCP_SYN | MRY_TCP_ACK)) == MRY_TCP_SYN) {
+		/*
+		 * A new connection on the 4-tuple of one that closed (the client
+		 * reused its port, e.g. Linux tcp_tw_reuse): the old flow ends
+		 * here instead of misreading the new stream as the old one.
+		 */
+		flow_end(e, f, MRY_FLOW_END_CLOSED);
+		mry_flow_release(e->flows, f);
+		f = NULL;
+	}
 	if (f == NULL) {
 		uint64_t sup = 0;
 

@@ -849,3 +849,31 @@ Test(engine, server_closing_during_a_hold_tempfails_the_client, .init = setup_no
 	cr_assert(eq(int, strncmp(payload_of(&emits[0]), "451 4.7.1 ", 10), 0));
 	cr_assert_not_null(find_event("\"action\":\"tempfailed\""));
 }
+
+Test(engine, port_reuse_after_close_starts_a_new_connection)
+{
+	uint8_t b[128];
+	uint32_t len;
+
+	envelope();
+	cr_assert(eq(int, client("Subject: one\r\n\r\nfirst\r\n.\r\n"), MRY_PKT_FORWARD));
+	server("250 2.0.0 Ok\r\n");
+	client("QUIT\r\n");
+	server("221 2.0.0 Bye\r\n");
+	len = mkframe(b, false, tc.sseq, tc.cseq, MRY_TCP_FIN | MRY_TCP_ACK, NULL, 0);
+	mry_engine_packet(eng, b, len, 1, now);
+	tc.sseq++;
+	len = mkframe(b, true, tc.cseq, tc.sseq, MRY_TCP_FIN | MRY_TCP_ACK, NULL, 0);
+	mry_engine_packet(eng, b, len, 0, now);
+	/* the same 4-tuple again at once, with new initial sequence numbers */
+	tc.cisn = 0x12345678u;
+	tc.cseq = tc.cisn + 1;
+	tc.sseq = 777000;
+	envelope();
+	cr_assert(eq(int, client("Subject: two\r\n\r\nsecond\r\n.\r\n"), MRY_PKT_FORWARD));
+	unsigned clean = 0;
+	for (unsigned i = 0; i < nb_events; i++)
+		if (strstr(events[i], "\"verdict\":\"clean\"") != NULL)
+			clean++;
+	cr_assert(eq(u32, clean, 2));
+}
