@@ -98,14 +98,12 @@ struct msg {
 	uint64_t size;
 	uint64_t eom_off;
 	uint64_t eom_end;               /* client offset just past the end-of-message */
-	uint64_t begin_ns;
 	uint64_t held_ns;
 	uint64_t evasions;
 	uint64_t hold_bytes;            /* charged to the hold store */
 	uint8_t state;
 	bool hold;                      /* no usable generation when data began */
 	bool store_full;                /* hold store ran out: tempfail */
-	bool part_open;
 	bool replayed_reply;            /* the server answered the withheld end: a replay */
 	uint8_t kind;                   /* enum mry_smtp_msg_kind */
 	struct mry_engine_conn conn;
@@ -137,8 +135,7 @@ struct session {
 	const uint8_t *chunk;           /* client bytes being delivered (during deliver) */
 	uint64_t chunk_off;
 	uint32_t chunk_len;
-	uint32_t tmpl_seq;              /* last client segment's seq/ack */
-	uint32_t tmpl_ack;
+	uint32_t tmpl_ack;              /* last client segment's ack */
 	uint16_t tmpl_win;
 	uint8_t hdr_tmpl[HDR_TMPL_MAX]; /* last client frame's headers, for replies */
 };
@@ -163,11 +160,6 @@ struct mry_engine {
 	struct msg *hold_tail;
 	uint64_t prepared_gen;
 	uint64_t now_ns;
-	/* current frame */
-	const uint8_t *cur_frame;
-	uint32_t cur_len;
-	bool cur_from_client;
-	struct session *cur_sess;
 	struct mry_engine_stats st;
 	uint64_t ev_count[EV_MAX];
 	struct mry_ratelimit rl_hold_full;
@@ -381,7 +373,6 @@ static void save_template(struct session *s, const struct mry_pkt *p)
 	s->hdr_len = (uint8_t)n;
 	s->l3_off = (uint8_t)p->l3_off;
 	s->ip_version = p->ip_version;
-	s->tmpl_seq = p->seq;
 	s->tmpl_ack = p->ack;
 	s->tmpl_win = p->win;
 }
@@ -641,7 +632,6 @@ static void mime_part_begin(void *user, const struct mry_mime_part_info *pi)
 
 	if (m->scan != NULL)
 		mry_scan_msg_part_begin(m->scan);
-	m->part_open = true;
 	if (e->io.part != NULL)
 		e->io.part(e->io_ctx, &m->conn, m->index, pi, MRY_PART_BEGIN, NULL, 0);
 }
@@ -665,7 +655,6 @@ static void mime_part_end(void *user, const struct mry_mime_part_info *pi)
 
 	if (m->scan != NULL)
 		mry_scan_msg_part_end(m->scan);
-	m->part_open = false;
 	if (e->io.part != NULL)
 		e->io.part(e->io_ctx, &m->conn, m->index, pi, MRY_PART_END, NULL, 0);
 }
@@ -834,7 +823,6 @@ static void smtp_msg_begin(void *user, const struct mry_smtp_msg_info *mi)
 	m->sess = s;
 	m->index = mi->msg_index;
 	m->kind = (uint8_t)mi->kind;
-	m->begin_ns = e->now_ns;
 	m->state = MSG_DATA;
 	m->eom_off = NO_OFF;
 	m->evasions = s->evasions;
