@@ -235,6 +235,19 @@ static void conn_of(const struct mry_flow *f, struct mry_engine_conn *c)
 
 /* ---- events ------------------------------------------------------------ */
 
+/* Every event starts alike: its kind, the time, the connection (client first). */
+static void event_begin(struct mry_engine *e, struct mry_json *j, const char *event,
+			const struct mry_engine_conn *c)
+{
+	mry_json_begin(j, e->evbuf, sizeof(e->evbuf));
+	mry_json_str(j, "event", event);
+	mry_json_ts(j, "ts", e->now_ns);
+	mry_json_str(j, "src", c->src);
+	mry_json_u64(j, "sport", c->sport);
+	mry_json_str(j, "dst", c->dst);
+	mry_json_u64(j, "dport", c->dport);
+}
+
 static void emit_event(struct mry_engine *e, struct mry_json *j)
 {
 	size_t n = mry_json_end(j);
@@ -267,13 +280,7 @@ static void message_event(struct mry_engine *e, struct msg *m, const char *verdi
 	uint64_t ev = m->evasions;
 	uint32_t i;
 
-	mry_json_begin(&j, e->evbuf, sizeof(e->evbuf));
-	mry_json_str(&j, "event", "message");
-	mry_json_ts(&j, "ts", e->now_ns);
-	mry_json_str(&j, "src", m->conn.src);
-	mry_json_u64(&j, "sport", m->conn.sport);
-	mry_json_str(&j, "dst", m->conn.dst);
-	mry_json_u64(&j, "dport", m->conn.dport);
+	event_begin(e, &j, "message", &m->conn);
 	mry_json_u64(&j, "msg_index", m->index);
 	mry_json_str(&j, "mail_from", m->mail_from);
 	mry_json_array_begin(&j, "rcpt_to");
@@ -313,35 +320,17 @@ static void message_event(struct mry_engine *e, struct msg *m, const char *verdi
 	emit_event(e, &j);
 }
 
-static void message_abort_event(struct mry_engine *e, struct msg *m, const char *why);
-
 static void hold_event(struct mry_engine *e, struct msg *m, const char *what,
 		       const char *reason)
 {
 	struct mry_json j;
 
-	mry_json_begin(&j, e->evbuf, sizeof(e->evbuf));
-	mry_json_str(&j, "event", what);
-	mry_json_ts(&j, "ts", e->now_ns);
-	mry_json_str(&j, "src", m->conn.src);
-	mry_json_u64(&j, "sport", m->conn.sport);
-	mry_json_str(&j, "dst", m->conn.dst);
-	mry_json_u64(&j, "dport", m->conn.dport);
+	event_begin(e, &j, what, &m->conn);
 	mry_json_u64(&j, "msg_index", m->index);
 	mry_json_u64(&j, "size", m->size);
 	if (reason != NULL)
 		mry_json_str(&j, "reason", reason);
 	emit_event(e, &j);
-}
-
-/*
- * A message whose data ended without an end-of-message (connection closed,
- * chunk refused, RSET, shutdown): verdict "unscanned", action "aborted".
- */
-static void message_abort_event(struct mry_engine *e, struct msg *m, const char *why)
-{
-	m->hold = false;
-	message_event(e, m, "unscanned", "aborted", NULL, why);
 }
 
 static void flow_event(struct mry_engine *e, struct mry_flow *f, const char *reason)
@@ -350,13 +339,7 @@ static void flow_event(struct mry_engine *e, struct mry_flow *f, const char *rea
 	struct mry_json j;
 
 	conn_of(f, &c);
-	mry_json_begin(&j, e->evbuf, sizeof(e->evbuf));
-	mry_json_str(&j, "event", "flow");
-	mry_json_ts(&j, "ts", e->now_ns);
-	mry_json_str(&j, "src", c.src);
-	mry_json_u64(&j, "sport", c.sport);
-	mry_json_str(&j, "dst", c.dst);
-	mry_json_u64(&j, "dport", c.dport);
+	event_begin(e, &j, "flow", &c);
 	mry_json_str(&j, "reason", reason);
 	emit_event(e, &j);
 }
@@ -804,6 +787,40 @@ static void tempfail_msg(struct mry_engine *e, struct msg *m, const char *reason
 	message_event(e, m, "tempfail", "tempfailed", NULL, NULL);
 }
 
+/* The client is told to retry (451) and @m is freed (off the hold ring too). */
+static void tempfail_free(struct mry_engine *e, struct msg *m, const char *why)
+{
+	tempfail_msg(e, m, why);
+	msg_free(e, m);   /* also takes it off the hold ring */
+}
+
+/*
+ * A message whose data ended without an end-of-message (connection closed,
+ * chunk refused, RSET, shutdown): the server never completed it, so nothing
+ * passed, but the operator sees it: verdict "unscanned", action "aborted".
+ * Frees @m.
+ */
+static void msg_abort(struct mry_engine *e, struct msg *m, const char *why)
+{
+	e->st.msgs_aborted++;
+	m->hold = false;
+	message_event(e, m, "unscanned", "aborted", NULL, why);
+	msg_free(e, m);
+}
+
+/* The session's messages go no further: the open one aborted, a held one 451. */
+static void session_drop_msgs(struct mry_engine *e, struct session *s, const char *why)
+{
+	if (s->msg != NULL)
+		msg_abort(e, s->msg, why);
+	if (s->pending != NULL) {
+		if (s->pending->state == MSG_HELD)
+			tempfail_free(e, s->pending, why);
+		else
+			msg_free(e, s->pending);
+	}
+}
+
 static void smtp_msg_begin(void *user, const struct mry_smtp_msg_info *mi)
 {
 	struct session *s = user;
@@ -896,8 +913,7 @@ static void smtp_msg_end(void *user, const struct mry_smtp_msg_info *mi, uint64_
 	mry_flow_set_phase(e->flows, s->flow, MRY_FLOW_PHASE_CMD, e->now_ns);
 
 	if (m->store_full) {
-		tempfail_msg(e, m, "hold_store_full");
-		msg_free(e, m);
+		tempfail_free(e, m, "hold_store_full");
 		return;
 	}
 	if (m->hold) {
@@ -952,13 +968,10 @@ static void smtp_msg_abort(void *user, const struct mry_smtp_msg_info *mi,
 	if (m == NULL)
 		return;
 	copy_envelope(m, mi);
-	e->st.msgs_aborted++;
-	/* the server never got an end: nothing passed, but the operator sees it */
-	message_abort_event(e, m, why_names[why <= MRY_SMTP_ABORT_TLS ? why : 0]);
 	if (e->io.message != NULL)
 		e->io.message(e->io_ctx, &m->conn, m->index, NULL, 0, true);
 	mry_flow_set_phase(e->flows, s->flow, MRY_FLOW_PHASE_CMD, e->now_ns);
-	msg_free(e, m);
+	msg_abort(e, m, why_names[why <= MRY_SMTP_ABORT_TLS ? why : 0]);
 }
 
 static void smtp_starttls(void *user)
@@ -973,13 +986,7 @@ static void smtp_starttls(void *user)
 	if (e->cfg.encrypted == MRY_ENCRYPTED_BLOCK)
 		s->flags |= SESS_BLOCK_TLS;
 	conn_of(s->flow, &c);
-	mry_json_begin(&j, e->evbuf, sizeof(e->evbuf));
-	mry_json_str(&j, "event", "message");
-	mry_json_ts(&j, "ts", e->now_ns);
-	mry_json_str(&j, "src", c.src);
-	mry_json_u64(&j, "sport", c.sport);
-	mry_json_str(&j, "dst", c.dst);
-	mry_json_u64(&j, "dport", c.dport);
+	event_begin(e, &j, "message", &c);
 	mry_json_u64(&j, "msg_index", s->nb_msgs);
 	mry_json_str(&j, "mail_from", NULL);
 	mry_json_array_begin(&j, "rcpt_to");
@@ -1055,9 +1062,7 @@ static void release_held(struct mry_engine *e, struct msg *m, struct mry_sigdb_g
 	hold_ring_del(e, m);
 	m->state = MSG_DONE;
 	if (!scan_open(e, m, g)) {
-		scan_abort(m);
-		tempfail_msg(e, m, "scan_resources");
-		msg_free(e, m);
+		tempfail_free(e, m, "scan_resources");
 		return;
 	}
 	e->st.msgs_released++;
@@ -1097,10 +1102,7 @@ static void hold_tick(struct mry_engine *e)
 			release_held(e, m, g);
 		} else if (e->now_ns - m->held_ns >= e->cfg.hold_timeout_ns) {
 			e->st.hold_timeouts++;
-			hold_ring_del(e, m);
-			m->state = MSG_DONE;
-			tempfail_msg(e, m, "hold_timeout");
-			msg_free(e, m);
+			tempfail_free(e, m, "hold_timeout");
 		}
 		m = next;
 	}
@@ -1116,22 +1118,8 @@ static void session_end(struct mry_engine *e, struct session *s, const char *why
 		mry_smtp_session_free(e->smtp, s->smtp);
 		s->smtp = NULL;
 	}
-	if (s->msg != NULL) {
-		e->st.msgs_aborted++;
-		message_abort_event(e, s->msg, why);
-		msg_free(e, s->msg);
-	}
-	if (s->pending != NULL) {
-		struct msg *m = s->pending;
-
-		/* a held message whose connection ends: the client is told to retry */
-		if (m->state == MSG_HELD) {
-			hold_ring_del(e, m);
-			m->state = MSG_DONE;
-			tempfail_msg(e, m, why);
-		}
-		msg_free(e, m);
-	}
+	/* a held message whose connection ends: the client is told to retry */
+	session_drop_msgs(e, s, why);
 	s->flow->app = NULL;
 	mry_pool_put(e->sess_pool, s);
 }
@@ -1236,25 +1224,31 @@ static enum mry_pkt_verdict drop(struct mry_engine *e, uint64_t *ctr)
 	return MRY_PKT_DROP;
 }
 
+/* RST to both sides: toward the client at @cli_seq/@cli_ack, the server at @srv_seq/@srv_ack. */
+static void reset_both(struct mry_engine *e, const struct session *s, uint32_t cli_seq,
+		       uint32_t cli_ack, uint32_t srv_seq, uint32_t srv_ack)
+{
+	uint32_t n;
+
+	n = build_segment(e, s, true, cli_seq, cli_ack, MRY_TCP_RST | MRY_TCP_ACK, NULL, 0);
+	emit(e, s, MRY_EMIT_TO_CLIENT, e->txbuf, n);
+	n = build_segment(e, s, false, srv_seq, srv_ack, MRY_TCP_RST | MRY_TCP_ACK, NULL, 0);
+	emit(e, s, MRY_EMIT_TO_SERVER, e->txbuf, n);
+	e->st.resets_injected += 2;
+}
+
 /* Reset both sides of a flow moray never saw start (it may not carry mail unscanned). */
 static void midstream_reset(struct mry_engine *e, struct session *s, const struct mry_pkt *p)
 {
-	struct mry_flow *f = s->flow;
-	uint32_t n;
-
 	if (s->flags & SESS_CLOSED_BY_US)
 		return;
 	s->flags |= SESS_CLOSED_BY_US;
 	e->st.midstream_resets++;
 	note_evasion(e, s, EV_MIDSTREAM);
-	flow_event(e, f, "midstream_reset");
+	flow_event(e, s->flow, "midstream_reset");
 	save_template(s, p);
-	n = build_segment(e, s, true, p->ack, p->seq + p->payload_len,
-			  MRY_TCP_RST | MRY_TCP_ACK, NULL, 0);
-	emit(e, s, MRY_EMIT_TO_CLIENT, e->txbuf, n);
-	n = build_segment(e, s, false, p->seq, p->ack, MRY_TCP_RST | MRY_TCP_ACK, NULL, 0);
-	emit(e, s, MRY_EMIT_TO_SERVER, e->txbuf, n);
-	e->st.resets_injected += 2;
+	/* @p is the client's: the client expects its ack, the server its seq */
+	reset_both(e, s, p->ack, p->seq + p->payload_len, p->seq, p->ack);
 }
 
 static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pkt *p,
@@ -1351,27 +1345,20 @@ static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pk
 	dc.from_client = from_client;
 	rr = mry_reasm_segment(e->reasm, &f->stream[side], p, deliver, &dc, &info);
 
-	/* the session may have ended inside callbacks? no: sessions end only here */
 	if ((s->flags & SESS_BLOCK_TLS) && !(s->flags & SESS_CLOSED_BY_US)) {
 		/*
-		 * Policy block: the server's 220 to STARTTLS never reaches the
+		 * Policy block: the server's 220 to STARTTLS (this packet: the
+		 * flag is set while its bytes are delivered) never reaches the
 		 * client and both sides are reset; the sender keeps the mail and
 		 * retries (in plaintext, or not at all if it insists on TLS).
 		 */
 		const struct mry_tcp_stream *cst = &f->stream[f->client_side & 1u];
-		uint32_t n;
 
+		MRY_ASSERT(!from_client);
 		s->flags |= SESS_CLOSED_BY_US;
 		e->st.encrypted_blocked++;
-		if (!from_client) {
-			n = build_segment(e, s, true, p->seq, cst->next_seq,
-					  MRY_TCP_RST | MRY_TCP_ACK, NULL, 0);
-			emit(e, s, MRY_EMIT_TO_CLIENT, e->txbuf, n);
-		}
-		n = build_segment(e, s, false, cst->base_seq + (uint32_t)s->fwd_end,
-				  s->tmpl_ack, MRY_TCP_RST | MRY_TCP_ACK, NULL, 0);
-		emit(e, s, MRY_EMIT_TO_SERVER, e->txbuf, n);
-		e->st.resets_injected += 2;
+		reset_both(e, s, p->seq, cst->next_seq, cst->base_seq + (uint32_t)s->fwd_end,
+			   s->tmpl_ack);
 		return drop(e, NULL);
 	}
 	if ((s->flags & SESS_BLOCK_TLS) && p->payload_len > 0)
@@ -1429,12 +1416,7 @@ static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pk
 		 * timeout) or went away: it can no longer take the message, so
 		 * the client is told to retry now rather than at the hold timeout.
 		 */
-		struct msg *m = s->pending;
-
-		hold_ring_del(e, m);
-		m->state = MSG_DONE;
-		tempfail_msg(e, m, "server_closed");
-		msg_free(e, m);
+		tempfail_free(e, s->pending, "server_closed");
 		mry_flow_set_phase(e->flows, f, MRY_FLOW_PHASE_CLOSING, e->now_ns);
 		/* the client already has moray's answer and FIN in its place */
 		return drop(e, &e->st.drop_after_verdict);
@@ -1613,24 +1595,9 @@ static bool shutdown_one(void *ctx, struct mry_flow *f)
 	struct mry_engine *e = ctx;
 	struct session *s = f->app;
 
-	if (s == NULL)
-		return true;
-	if (s->msg != NULL) {
-		/* in DATA: its end never reaches the server; nothing was delivered */
-		e->st.msgs_aborted++;
-		message_abort_event(e, s->msg, "shutdown");
-		msg_free(e, s->msg);
-	}
-	if (s->pending != NULL) {
-		struct msg *m = s->pending;
-
-		if (m->state == MSG_HELD) {
-			hold_ring_del(e, m);
-			m->state = MSG_DONE;
-			tempfail_msg(e, m, "shutdown");
-		}
-		msg_free(e, m);
-	}
+	/* a message in DATA never reaches the server; a held one gets 451 */
+	if (s != NULL)
+		session_drop_msgs(e, s, "shutdown");
 	return true;
 }
 
