@@ -855,6 +855,7 @@ int main(int argc, char **argv)
 				PCAP_TSTAMP_PRECISION_NANO, errbuf);
 		struct pcap_pkthdr *h;
 		const u_char *data;
+		uint64_t snapped = 0;
 		int r;
 
 		if (p == NULL) {
@@ -908,11 +909,11 @@ int main(int argc, char **argv)
 			if (mry_sigdb_ctl_tick(sc.ctl, now / MRY_NS_PER_SEC))
 				db_event(&sc, now, NULL, MRY_SIGDB_OK);
 			sc.cur_hdr = *h;
+			/* timers, and held messages go as soon as an offer made them judgeable */
 			mry_engine_tick(e, now);
-			if (h->caplen < h->len) {
-				fprintf(stderr, "moray-scan: %s: truncated frame (caplen %u < len %u) decoded as captured\n",
-					argv[i], h->caplen, h->len);
-			}
+			/* snapped frames are decoded as captured; said once per file */
+			if (h->caplen < h->len)
+				snapped++;
 			if (frame == NULL)
 				continue;   /* shorter than its link header */
 			vd = mry_engine_packet(e, frame, flen, 0, now);
@@ -922,9 +923,10 @@ int main(int argc, char **argv)
 				oh.caplen = oh.len = flen;
 				pcap_dump((u_char *)sc.out, &oh, frame);
 			}
-			/* a valid generation may have arrived: held messages go now */
-			mry_engine_tick(e, now);
 		}
+		if (snapped > 0)
+			fprintf(stderr, "moray-scan: %s: %" PRIu64 " frames shorter than on the wire (snap length), decoded as captured\n",
+				argv[i], snapped);
 		if (r == -1) {
 			fprintf(stderr, "moray-scan: %s: %s\n", argv[i], pcap_geterr(p));
 			rc = 1;
