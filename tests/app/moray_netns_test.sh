@@ -112,23 +112,6 @@ if ! "$SIGC" compile -o "$DB" --generation 1 "$SIGS" >"$TMP/sigc.out" 2>&1; then
 	fi
 fi
 
-start_moray() { # extra moray options...
-	: >"$TMP/moray.out"
-	"$MORAY" --no-huge --no-pci -m 1024 --no-shconf --file-prefix="$PREFIX" \
-		--lcores '(0-2)@(0-1)' --log-level=lib.eal:warning \
-		--vdev="net_af_packet0,iface=$VC" --vdev="net_af_packet1,iface=$VS" \
-		-- -p 3 --dispatch sw --log "$TMP/moray.jsonl" "$@" >>"$TMP/moray.out" 2>&1 &
-	MORAY_PID=$!
-	for _ in $(seq 150); do
-		grep -q 'moray: running' "$TMP/moray.out" && return 0
-		kill -0 "$MORAY_PID" 2>/dev/null || break
-		sleep 0.2
-	done
-	cat "$TMP/moray.out"
-	fail "moray did not start"
-	exit 1
-}
-
 stop_moray() {
 	kill -TERM "$MORAY_PID"
 	wait "$MORAY_PID"

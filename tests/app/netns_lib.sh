@@ -2,7 +2,8 @@
 # Shared by the end-to-end tests: two network namespaces (client $NSC and
 # server $NSS) joined to the host through veth pairs $VC/$VS, which moray
 # bridges with net_af_packet (../shared/LAB.md §2). The caller sets NSC NSS
-# VC VS and defines skip(); this sets NET CLI SRV.
+# VC VS MORAY PREFIX TMP and defines skip() and fail(); this sets NET CLI
+# SRV, and start_moray sets MORAY_PID.
 
 # Addresses the host does not use (LAB.md: the host answers ARP for its own).
 netns_pick_net() {
@@ -45,4 +46,23 @@ netns_down() {
 	ip netns del "$NSS" 2>/dev/null
 	ip link del "$VC" 2>/dev/null
 	ip link del "$VS" 2>/dev/null
+}
+
+# moray bridging the two veths (sw dispatch, 2 workers on 2 CPUs); waits
+# until it runs. Extra moray options as arguments.
+start_moray() { # extra moray options...
+	: >"$TMP/moray.out"
+	"$MORAY" --no-huge --no-pci -m 1024 --no-shconf --file-prefix="$PREFIX" \
+		--lcores '(0-2)@(0-1)' --log-level=lib.eal:warning \
+		--vdev="net_af_packet0,iface=$VC" --vdev="net_af_packet1,iface=$VS" \
+		-- -p 3 --dispatch sw --log "$TMP/moray.jsonl" "$@" >>"$TMP/moray.out" 2>&1 &
+	MORAY_PID=$!
+	for _ in $(seq 150); do
+		grep -q 'moray: running' "$TMP/moray.out" && return 0
+		kill -0 "$MORAY_PID" 2>/dev/null || break
+		sleep 0.2
+	done
+	cat "$TMP/moray.out"
+	fail "moray did not start"
+	exit 1
 }
