@@ -1643,7 +1643,8 @@ struct mry_engine *mry_engine_create(const struct mry_alloc *a,
 	e->sess_pool = mry_pool_create(a, "session", sizeof(struct session),
 				       cfg->flow.max_flows != 0 ? cfg->flow.max_flows : 65536);
 	e->msg_pool = mry_pool_create(a, "message", sizeof(struct msg), e->cfg.max_msgs);
-	e->chunk_pool = chunks > 0 ? mry_pool_create(a, "hold", HOLD_CHUNK, chunks) : NULL;
+	e->chunk_pool = chunks > 0 ? mry_pool_create_ex(a, "hold", HOLD_CHUNK, chunks,
+							       sizeof(struct hold_chunk)) : NULL;
 	if (e->frag == NULL || e->flows == NULL || e->reasm == NULL || e->smtp == NULL ||
 	    e->mime == NULL || e->scanner == NULL || e->sess_pool == NULL ||
 	    e->msg_pool == NULL || (chunks > 0 && e->chunk_pool == NULL)) {

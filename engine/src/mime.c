@@ -196,7 +196,8 @@ struct mry_mime_ctx *mry_mime_ctx_create(const struct mry_alloc *a,
 	sz += c->cfg.max_line;
 	c->off_field = sz;
 	sz += MRY_MIME_FIELD_MAX;
-	c->pool = mry_pool_create(a, "mime", sz, c->cfg.pool_count);
+	/* frames, line and field buffers are written before they are read */
+	c->pool = mry_pool_create_ex(a, "mime", sz, c->cfg.pool_count, sizeof(struct mry_mime));
 	if (c->pool == NULL) {
 		mry_free(a, c);
 		return NULL;

@@ -422,7 +422,12 @@ static void parse_params(struct mry_mime_hdr *h, struct cur *c, enum param_want 
 	struct param_acc acc[3];
 	char val[PARAM_VAL_MAX];
 
-	memset(acc, 0, sizeof(acc));
+	/* the buffers are written before read: reset the counts, not 10 KB */
+	for (size_t k = 0; k < MRY_ARRAY_SIZE(acc); k++) {
+		acc[k].have_plain = acc[k].have_ext = false;
+		acc[k].nsec = 0;
+		acc[k].secbuf_len = 0;
+	}
 	while (c->p < c->end) {
 		const char *ns, *ne;
 		size_t vl = 0;

@@ -24,6 +24,7 @@ struct mry_pool {
 	struct pool_free *free_list;
 	uint32_t fresh;                 /* objects never handed out start here */
 	size_t obj_size;
+	size_t zero_len;                /* bytes get() zeroes (and debug builds poison) */
 	uint32_t count;
 	uint32_t fail_every;
 	uint32_t fail_tick;
@@ -32,6 +33,12 @@ struct mry_pool {
 
 struct mry_pool *mry_pool_create(const struct mry_alloc *a, const char *name,
 				 size_t obj_size, uint32_t count)
+{
+	return mry_pool_create_ex(a, name, obj_size, count, SIZE_MAX);
+}
+
+struct mry_pool *mry_pool_create_ex(const struct mry_alloc *a, const char *name,
+				    size_t obj_size, uint32_t count, size_t zero_len)
 {
 	struct mry_pool *p;
 
@@ -53,6 +60,7 @@ struct mry_pool *mry_pool_create(const struct mry_alloc *a, const char *name,
 	p->alloc = a;
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	p->obj_size = obj_size;
+	p->zero_len = zero_len < obj_size ? zero_len : obj_size;
 	p->count = count;
 	/*
 	 * Objects are handed out from the untouched tail first and only then
@@ -99,7 +107,7 @@ void *mry_pool_get(struct mry_pool *p)
 	}
 	p->st.gets++;
 	p->st.in_use++;
-	memset(f, 0, p->obj_size);
+	memset(f, 0, p->zero_len);
 	return f;
 }
 
@@ -113,7 +121,8 @@ void mry_pool_put(struct mry_pool *p, void *obj)
 		   (uint8_t *)obj < p->mem + p->obj_size * p->count);
 	MRY_ASSERT(p->st.in_use > 0);
 #ifdef MRY_DEBUG_ASSERTS
-	memset(obj, POOL_POISON, p->obj_size);
+	/* the part get() resets: a stale pointer reads poison, not old state */
+	memset(obj, POOL_POISON, p->zero_len);
 #endif
 	f->next = p->free_list;
 	p->free_list = f;

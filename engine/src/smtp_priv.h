@@ -95,7 +95,7 @@ struct smtp_env {
 	bool used_data;
 	bool used_bdat;
 	bool data_refused;        /* DATA answered 4xx/5xx: the client may start over */
-	/* mail_from[addr_cap], rcpt[max_rcpt][addr_cap], refused[max_rcpt] */
+	/* refused[max_rcpt], mail_from[addr_cap], rcpt[max_rcpt][addr_cap] */
 	uint8_t mem[];
 };
 

@@ -77,8 +77,8 @@ struct mry_reasm *mry_reasm_create(const struct mry_alloc *a,
 	/* nb_ooo is 16 bits wide */
 	r->max_ooo_segs = MRY_MIN(r->max_ooo_segs, UINT16_MAX);
 	r->policy = cfg != NULL ? cfg->policy : MRY_REASM_OVERLAP_FIRST;
-	r->pool = mry_pool_create(a, "reasm_seg",
-				  sizeof(struct mry_reasm_seg) + r->seg_size, count);
+	r->pool = mry_pool_create_ex(a, "reasm_seg", sizeof(struct mry_reasm_seg) + r->seg_size,
+				     count, sizeof(struct mry_reasm_seg));
 	if (r->pool == NULL) {
 		mry_free(a, r);
 		return NULL;

@@ -149,8 +149,16 @@ struct mry_pool_stats {
  */
 struct mry_pool *mry_pool_create(const struct mry_alloc *a, const char *name,
 				 size_t obj_size, uint32_t count);
+/**
+ * As mry_pool_create(), but get() zeroes only the first @zero_len bytes of
+ * an object (0: none): for objects that are a small header followed by a
+ * buffer the owner fills before reading (segments, lines, hold chunks),
+ * zeroing kilobytes per get would cost more than the work itself.
+ */
+struct mry_pool *mry_pool_create_ex(const struct mry_alloc *a, const char *name,
+				    size_t obj_size, uint32_t count, size_t zero_len);
 void mry_pool_destroy(struct mry_pool *p);
-/** Zeroed object, or NULL when empty. Fast-path safe. */
+/** Object with its zeroed prefix (all of it by default), or NULL when empty. Fast-path safe. */
 void *mry_pool_get(struct mry_pool *p);
 /** Return @obj (from this pool; NULL ignored). Fast-path safe. */
 void mry_pool_put(struct mry_pool *p, void *obj);
