@@ -58,6 +58,9 @@
  * replies in step at the cost of what those replies would have confirmed.
  */
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "moray/common.h"
 #include "moray/smtp.h"
@@ -138,18 +141,18 @@ static bool ci_equal(const char *p, size_t n, const char *w)
 
 static char *env_from(const struct mry_smtp_ctx *c, struct smtp_env *e)
 {
-	(void)c;
-	return (char *)e->mem;
+	return (char *)e->mem + c->cfg.max_rcpt;
 }
 
 static char *env_rcpt(const struct mry_smtp_ctx *c, struct smtp_env *e, uint32_t i)
 {
-	return (char *)e->mem + c->addr_cap * (1 + (size_t)i);
+	return (char *)e->mem + c->cfg.max_rcpt + c->addr_cap * (1 + (size_t)i);
 }
 
 static uint8_t *env_refused(const struct mry_smtp_ctx *c, struct smtp_env *e)
 {
-	return e->mem + c->addr_cap * (1 + (size_t)c->cfg.max_rcpt);
+	(void)c;
+	return e->mem;
 }
 
 static struct smtp_env *env_get(struct mry_smtp_ctx *c, struct mry_smtp_session *s)
@@ -1151,6 +1154,63 @@ static void data_line_len(struct mry_smtp_ctx *c, struct mry_smtp_session *s, si
 }
 
 /*
+ * Where the plain lines that follow @i end: lines that end in CRLF, hold no
+ * bare CR, are not longer than MRY_SMTP_DATA_LINE_MAX and after which no
+ * line starts with '.'. Returns the offset just past the last such line's
+ * LF, or @i when there is none (the per-line code then takes over). The
+ * line at @i already holds @line_len bytes. Needs p[i - 1] (@i >= 1).
+ * Message bodies are almost all such lines: 64 bytes per step instead of
+ * two memchr() calls and their bookkeeping per line.
+ */
+static size_t plain_lines(const uint8_t *p, size_t i, size_t len, uint32_t line_len)
+{
+#if defined(__SSE2__)
+	const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
+	const __m128i dot = _mm_set1_epi8('.');
+	/* position of the LF before the line at @i (may lie before @p) */
+	int64_t last_lf = (int64_t)i - 1 - (int64_t)line_len;
+	size_t b;
+
+	if (line_len > MRY_SMTP_DATA_LINE_MAX)
+		return i;
+	/* 64 bytes per step, one bit per byte; p[b - 1] and p[b + 64] are
+	 * the neighbours the edge bits need */
+	for (b = i; b + 65 <= len; b += 64) {
+		uint64_t m_lf = 0, m_cr = 0, m_dot = 0, ev;
+		uint8_t after = p[b + 64];
+
+		for (unsigned k = 0; k < 4; k++) {
+			__m128i v = _mm_loadu_si128((const __m128i *)(p + b + 16 * k));
+
+			m_lf |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf)) << (16 * k);
+			m_cr |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, cr)) << (16 * k);
+			m_dot |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, dot)) << (16 * k);
+		}
+		/* bare CR: followed by neither CR nor LF; bare LF: not after CR;
+		 * a line that starts with '.' (stuffing or the terminator) */
+		ev = m_cr & ~((m_cr | m_lf) >> 1 |
+			      (uint64_t)(after == '\r' || after == '\n') << 63);
+		ev |= m_lf & ~(m_cr << 1 | (uint64_t)(p[b - 1] == '\r'));
+		ev |= m_lf & (m_dot >> 1 | (uint64_t)(after == '.') << 63);
+		if (ev != 0)
+			break;          /* per line from the last plain line end */
+		if (m_lf == 0) {
+			if ((int64_t)(b + 64) - last_lf > MRY_SMTP_DATA_LINE_MAX)
+				break;
+			continue;
+		}
+		if ((int64_t)b + __builtin_ctzll(m_lf) - last_lf > MRY_SMTP_DATA_LINE_MAX)
+			break;
+		last_lf = (int64_t)b + 63 - __builtin_clzll(m_lf);
+	}
+	return last_lf >= (int64_t)i ? (size_t)last_lf + 1 : i;
+#else
+	(void)p; (void)len; (void)line_len;
+	return i;
+#endif
+}
+
+/*
  * Message bytes of one segment; returns how many were consumed (less than
  * @len only when the terminator was found: the rest are commands).
  */
@@ -1175,8 +1235,20 @@ static size_t data_feed(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 			s->dstate = SMTP_DS_MID;
 			/* FALLTHROUGH */
 		case SMTP_DS_MID: {
-			const uint8_t *lf = memchr(p + i, '\n', len - i);
+			const uint8_t *lf;
 			size_t k;
+
+			if (i > 0 && len - i >= 65) {
+				k = plain_lines(p, i, len, s->dline_len);
+				if (k > i) {
+					/* whole lines, nothing to note: the next starts at k */
+					i = k;
+					s->c_prev_cr = false;
+					s->dstate = SMTP_DS_LINE_START;
+					break;
+				}
+			}
+			lf = memchr(p + i, '\n', len - i);
 
 			if (lf == NULL) {
 				check_bare_cr(c, s, p + i, strip_cr(p + i, len - i));
@@ -1375,12 +1447,16 @@ struct mry_smtp_ctx *mry_smtp_ctx_create(const struct mry_alloc *a,
 		   c->cfg.max_rcpt;
 	c->sess_pool = mry_pool_create(&c->alloc, "smtp_sess", sizeof(struct mry_smtp_session),
 				       c->cfg.max_sessions);
-	c->pend_pool = mry_pool_create(&c->alloc, "smtp_pend", c->cfg.max_pending_data,
-				       c->cfg.pending_pool_count);
-	c->env_pool = mry_pool_create(&c->alloc, "smtp_env", env_size,
-				      c->cfg.envelope_pool_count);
-	c->line_pool = mry_pool_create(&c->alloc, "smtp_line", MRY_SMTP_LINE_KEEP,
-				       c->cfg.line_pool_count);
+	/* buffers with their length kept in the session: nothing to zero */
+	c->pend_pool = mry_pool_create_ex(&c->alloc, "smtp_pend", c->cfg.max_pending_data,
+					  c->cfg.pending_pool_count, 0);
+	/* the header, the refused flags and the reverse-path's first byte
+	 * are read before written; recipient slots only once recorded */
+	c->env_pool = mry_pool_create_ex(&c->alloc, "smtp_env", env_size,
+					 c->cfg.envelope_pool_count,
+					 sizeof(struct smtp_env) + c->cfg.max_rcpt + 1);
+	c->line_pool = mry_pool_create_ex(&c->alloc, "smtp_line", MRY_SMTP_LINE_KEEP,
+					  c->cfg.line_pool_count, 0);
 	c->rcpt_view = mry_zalloc(&c->alloc, sizeof(*c->rcpt_view) * c->cfg.max_rcpt);
 	if (c->sess_pool == NULL || c->pend_pool == NULL || c->env_pool == NULL ||
 	    c->line_pool == NULL || c->rcpt_view == NULL) {

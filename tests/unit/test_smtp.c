@@ -1763,3 +1763,86 @@ Test(smtp, zeek_bdat_captures)
 			cr_assert(eq(sz, R.m[0].len, 3460), "%s", zk[i].file);
 	}
 }
+
+/* ---- the block line scanner against the per-line code -------------------- */
+
+/*
+ * A body of plain lines with, here and there, what the block scanner must
+ * hand back to the per-line code: bare CR, bare LF, "\r\r\n", stuffed dots,
+ * lines over the 1000-byte limit. Fed whole (block scanner) and byte by
+ * byte (per-line code only), the message bytes and every anomaly count must
+ * be the same.
+ */
+static size_t random_body(uint8_t *b, size_t cap, unsigned seed)
+{
+	size_t n = 0;
+
+	srand(seed);
+	while (n + 1300 < cap) {
+		int kind = rand() % 24, len = rand() % 90;
+
+		if (kind == 0)
+			len = 990 + rand() % 30;        /* around the line limit */
+		if (kind == 1)
+			b[n++] = '.';                   /* stuffed */
+		for (int i = 0; i < len; i++)
+			b[n++] = (uint8_t)('A' + rand() % 58);
+		if (kind == 2 && len > 2)
+			b[n - 1 - rand() % 2] = '\r';   /* bare CR inside */
+		if (kind == 3) {
+			b[n++] = '\n';                  /* bare LF */
+		} else if (kind == 4) {
+			b[n++] = '\r';
+			b[n++] = '\r';
+			b[n++] = '\n';
+		} else {
+			b[n++] = '\r';
+			b[n++] = '\n';
+		}
+	}
+	memcpy(b + n, ".\r\n", 3);
+	return n + 3;
+}
+
+static void feed_body(const uint8_t *body, size_t len, size_t step)
+{
+	cli("MAIL FROM:<a@a.example>\r\nRCPT TO:<b@b.example>\r\nDATA\r\n");
+	srv("250 ok\r\n250 ok\r\n354 go\r\n");
+	for (size_t i = 0; i < len; i += step)
+		cli_n(body + i, MRY_MIN(step, len - i));
+}
+
+Test(smtp, block_line_scanner_matches_the_per_line_code)
+{
+	static uint8_t body[200000];
+	unsigned an_whole[MRY_SMTP_AN_MAX];
+
+	for (unsigned seed = 1; seed <= 20; seed++) {
+		size_t len = random_body(body, sizeof(body), seed), whole_len;
+		uint8_t *whole;
+
+		teardown();
+		setup();
+		srv("220 mx\r\n");
+		feed_body(body, len, len);
+		cr_assert(eq(int, R.nmsg, 1), "seed %u", seed);
+		cr_assert(R.m[0].ended, "seed %u", seed);
+		whole = R.m[0].bytes;
+		whole_len = R.m[0].len;
+		R.m[0].bytes = NULL;
+		memcpy(an_whole, R.an, sizeof(an_whole));
+
+		teardown();
+		setup();
+		srv("220 mx\r\n");
+		feed_body(body, len, 1);
+		cr_assert(eq(int, R.nmsg, 1), "seed %u", seed);
+		cr_assert(eq(sz, R.m[0].len, whole_len), "seed %u", seed);
+		cr_assert(eq(int, memcmp(R.m[0].bytes, whole, whole_len), 0), "seed %u", seed);
+		for (int a = 0; a < MRY_SMTP_AN_MAX; a++)
+			cr_assert(eq(u32, R.an[a], an_whole[a]), "seed %u: anomaly %s: %u whole, %u byte by byte",
+				  seed, mry_smtp_anomaly_name((enum mry_smtp_anomaly)a), an_whole[a], R.an[a]);
+		cr_assert(gt(u32, R.an[MRY_SMTP_AN_BARE_CR] + R.an[MRY_SMTP_AN_BARE_LF], 0));
+		free(whole);
+	}
+}
