@@ -222,13 +222,32 @@ void mry_engine_config_defaults(struct mry_engine_config *cfg)
 
 /* ---- connection naming ---------------------------------------------- */
 
+/* dotted quad, as inet_ntop() writes it, without its generic cost */
+static void ipv4_text(const uint8_t a[4], char *out)
+{
+	for (int i = 0; i < 4; i++) {
+		unsigned v = a[i];
+
+		if (v >= 100)
+			*out++ = (char)('0' + v / 100);
+		if (v >= 10)
+			*out++ = (char)('0' + v / 10 % 10);
+		*out++ = (char)('0' + v % 10);
+		*out++ = i < 3 ? '.' : '\0';
+	}
+}
+
 static void conn_of(const struct mry_flow *f, struct mry_engine_conn *c)
 {
 	unsigned cs = f->client_side & 1u, ss = cs ^ 1u;
-	int af = f->key.ip_version == 6 ? AF_INET6 : AF_INET;
 
-	inet_ntop(af, f->key.addr[cs], c->src, sizeof(c->src));
-	inet_ntop(af, f->key.addr[ss], c->dst, sizeof(c->dst));
+	if (f->key.ip_version == 6) {
+		inet_ntop(AF_INET6, f->key.addr[cs], c->src, sizeof(c->src));
+		inet_ntop(AF_INET6, f->key.addr[ss], c->dst, sizeof(c->dst));
+	} else {
+		ipv4_text(f->key.addr[cs], c->src);
+		ipv4_text(f->key.addr[ss], c->dst);
+	}
 	c->sport = f->key.port[cs];
 	c->dport = f->key.port[ss];
 }

@@ -59,7 +59,17 @@ static void put_escaped(struct mry_json *j, const char *v, size_t n)
 	putc_(j, '"');
 	while (i < n) {
 		unsigned char c = s[i];
-		size_t ul;
+		size_t ul, run = i;
+
+		/* printable ASCII that needs no escape goes out in one copy */
+		while (run < n && s[run] >= 0x20 && s[run] < 0x7f && s[run] != '"' &&
+		       s[run] != '\\')
+			run++;
+		if (run > i) {
+			put(j, (const char *)s + i, run - i);
+			i = run;
+			continue;
+		}
 
 		if (c == '"' || c == '\\') {
 			tmp[0] = '\\';
@@ -132,13 +142,25 @@ void mry_json_raw(struct mry_json *j, const char *s)
 	mry_json_str(j, NULL, s);
 }
 
+/* decimal digits of @v, right-aligned in tmp[0, 20); returns the first */
+static char *u64_digits(char tmp[20], uint64_t v)
+{
+	char *p = tmp + 20;
+
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	return p;
+}
+
 void mry_json_u64(struct mry_json *j, const char *k, uint64_t v)
 {
-	char tmp[24];
-	int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
+	char tmp[20];
+	char *p = u64_digits(tmp, v);
 
 	key(j, k);
-	put(j, tmp, (size_t)n);
+	put(j, p, (size_t)(tmp + 20 - p));
 }
 
 void mry_json_bool(struct mry_json *j, const char *k, bool v)
@@ -149,16 +171,30 @@ void mry_json_bool(struct mry_json *j, const char *k, bool v)
 
 void mry_json_ts(struct mry_json *j, const char *k, uint64_t unix_ns)
 {
+	/* the date and time change once a second: format them once per
+	 * second per thread, the microseconds every time */
+	static _Thread_local char secs[32];
+	static _Thread_local size_t secs_len;
+	static _Thread_local time_t secs_of = (time_t)-1;
 	char tmp[40];
-	struct tm tm;
 	time_t t = (time_t)(unix_ns / 1000000000ULL);
 	unsigned us = (unsigned)((unix_ns % 1000000000ULL) / 1000ULL);
-	size_t n;
 
-	gmtime_r(&t, &tm);
-	n = strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(tmp + n, sizeof(tmp) - n, ".%06uZ", us);
-	mry_json_str(j, k, tmp);
+	if (t != secs_of) {
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		secs_len = strftime(secs, sizeof(secs), "%Y-%m-%dT%H:%M:%S", &tm);
+		secs_of = t;
+	}
+	memcpy(tmp, secs, secs_len);
+	tmp[secs_len] = '.';
+	for (int d = 6; d >= 1; d--) {
+		tmp[secs_len + (size_t)d] = (char)('0' + us % 10);
+		us /= 10;
+	}
+	tmp[secs_len + 7] = 'Z';
+	mry_json_strn(j, k, tmp, secs_len + 8);
 }
 
 void mry_json_array_begin(struct mry_json *j, const char *k)
