@@ -501,6 +501,261 @@ Test(mime, base64_decoder_gives_same_bytes_for_every_split)
 	}
 }
 
+/*
+ * The AVX2 kernel (x86-64) must be invisible: every input, in every
+ * chunking, gives the same bytes, state and counters as the scalar code.
+ * mry_b64_force_scalar() selects the scalar side; without AVX2 both sides
+ * are scalar and the comparisons still run.
+ */
+#define B64_GUARD 32
+
+struct b64_res {
+	uint8_t *out;                   /* decoded bytes, then the finish() tail */
+	size_t n, tail;
+	struct mry_b64_dec mid, fin;    /* state before and after finish() */
+};
+
+static uint64_t b64_rng(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static bool b64_untouched(const uint8_t *p)
+{
+	for (size_t i = 0; i < B64_GUARD; i++)
+		if (p[i] != 0xa5)
+			return false;
+	return true;
+}
+
+/*
+ * Decode @in whole (@chunk_seed 0) or in chunks of 1..200 bytes drawn from
+ * @chunk_seed. The guard after the bytes written so far must stay intact
+ * after every call: the kernel may not store past the decoded length.
+ */
+static void b64_run(struct b64_res *r, bool scalar, const uint8_t *in, size_t len,
+		    uint64_t chunk_seed)
+{
+	size_t cap = MRY_B64_DEC_BOUND(len) + B64_GUARD;
+	struct mry_b64_dec d;
+	size_t off = 0;
+
+	mry_b64_force_scalar(scalar);
+	r->out = malloc(cap);
+	cr_assert_not_null(r->out);
+	memset(r->out, 0xa5, cap);
+	mry_b64_init(&d);
+	r->n = 0;
+	while (off < len) {
+		size_t take = chunk_seed ? 1 + b64_rng(&chunk_seed) % 200 : len;
+
+		if (take > len - off)
+			take = len - off;
+		r->n += mry_b64_decode(&d, in + off, take, r->out + r->n);
+		off += take;
+		cr_assert(b64_untouched(r->out + r->n), "store past %zu bytes at input %zu",
+			  r->n, off);
+	}
+	r->mid = d;
+	r->tail = mry_b64_finish(&d, r->out + r->n);
+	r->fin = d;
+	cr_assert(b64_untouched(r->out + r->n + r->tail));
+	mry_b64_force_scalar(false);
+}
+
+static void b64_same_state(const struct mry_b64_dec *a, const struct mry_b64_dec *b,
+			   const char *what, uint64_t id)
+{
+	cr_assert(eq(u32, a->acc, b->acc), "%s, case %llu", what, (unsigned long long)id);
+	cr_assert(eq(u8, a->nchars, b->nchars), "%s, case %llu", what, (unsigned long long)id);
+	cr_assert(eq(u8, a->pad_state, b->pad_state), "%s, case %llu", what,
+		  (unsigned long long)id);
+	cr_assert(eq(u32, a->invalid, b->invalid), "%s, case %llu", what,
+		  (unsigned long long)id);
+	cr_assert(eq(u32, a->bad_padding, b->bad_padding), "%s, case %llu", what,
+		  (unsigned long long)id);
+	cr_assert(eq(u32, a->unpadded, b->unpadded), "%s, case %llu", what,
+		  (unsigned long long)id);
+}
+
+static void b64_same(const struct b64_res *a, const struct b64_res *b, const char *what,
+		     uint64_t id)
+{
+	cr_assert(eq(sz, a->n, b->n), "%s, case %llu", what, (unsigned long long)id);
+	cr_assert(eq(sz, a->tail, b->tail), "%s, case %llu", what, (unsigned long long)id);
+	cr_assert(eq(int, memcmp(a->out, b->out, a->n + a->tail), 0), "%s, case %llu", what,
+		  (unsigned long long)id);
+	b64_same_state(&a->mid, &b->mid, what, id);
+	b64_same_state(&a->fin, &b->fin, what, id);
+}
+
+static bool cpu_has_avx2(void)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2");
+#else
+	return false;
+#endif
+}
+
+static const char b64_alpha[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+Test(mime, base64_dispatch_uses_avx2_exactly_when_the_cpu_has_it)
+{
+	cr_assert_not(mry_b64_force_scalar(true));
+	cr_assert(eq(int, mry_b64_force_scalar(false), cpu_has_avx2()));
+}
+
+Test(mime, base64_vector_path_matches_scalar_for_every_byte_at_every_block_position)
+{
+	/* 32 valid, the block under test, 64 valid: the first block goes
+	 * through the kernel, the tested one fails or passes it, and the
+	 * scalar code resynchronises in what follows */
+	uint8_t in[128];
+
+	for (unsigned pos = 0; pos < 32; pos++) {
+		for (unsigned b = 0; b < 256; b++) {
+			struct b64_res s, v;
+
+			for (size_t i = 0; i < sizeof(in); i++)
+				in[i] = (uint8_t)b64_alpha[(i * 7 + pos + b) % 64];
+			in[32 + pos] = (uint8_t)b;
+			b64_run(&s, true, in, sizeof(in), 0);
+			b64_run(&v, false, in, sizeof(in), 0);
+			b64_same(&s, &v, "byte at block position", pos << 8 | b);
+			free(s.out);
+			free(v.out);
+		}
+	}
+}
+
+/*
+ * Mail-like base64 with per-input anomaly rates (none to dense): CRLF or LF
+ * line ends every 76 characters (or a random width, or none), junk bytes,
+ * '=' and "==" in the middle, whitespace, and an unpadded, padded or
+ * over-padded end.
+ */
+static size_t b64_random_input(uint8_t *buf, size_t cap, uint64_t *s)
+{
+	static const unsigned rate[] = { 0, 1, 10, 100, 1000 };    /* per 10000 */
+	static const char ws[] = " \t\r\n\v\f";
+	size_t len = b64_rng(s) % (cap - 4), n = 0, col = 0;
+	unsigned junk = rate[b64_rng(s) % 5], pad = rate[b64_rng(s) % 5];
+	unsigned space = rate[b64_rng(s) % 5];
+	unsigned width = (unsigned[]){ 76, 76, 76, 0, 1 + (unsigned)(b64_rng(s) % 100) }
+			 [b64_rng(s) % 5];
+	bool crlf = b64_rng(s) % 4 != 0;
+
+	while (n < len) {
+		unsigned r = (unsigned)(b64_rng(s) % 10000);
+
+		if (width && col == width) {
+			if (crlf)
+				buf[n++] = '\r';
+			buf[n++] = '\n';
+			col = 0;
+			continue;
+		}
+		if (r < junk)
+			buf[n++] = (uint8_t)b64_rng(s);
+		else if ((r -= junk) < pad)
+			buf[n++] = '=';
+		else if ((r -= pad) < space)
+			buf[n++] = (uint8_t)ws[b64_rng(s) % 6];
+		else
+			buf[n++] = (uint8_t)b64_alpha[b64_rng(s) % 64];
+		col++;
+	}
+	for (unsigned k = (unsigned)(b64_rng(s) % 4); k > 0; k--)
+		buf[n++] = '=';
+	return n;
+}
+
+Test(mime, base64_vector_and_scalar_agree_on_random_input_in_random_chunks, .timeout = 120)
+{
+	static uint8_t in[4096 + 8];
+	uint64_t s = 0x6d6f726179ull;
+
+	for (uint64_t i = 0; i < 3000; i++) {
+		size_t len = b64_random_input(in, 4096, &s);
+		uint64_t cs = b64_rng(&s) | 1;
+		struct b64_res ref, v, vc, sc;
+
+		b64_run(&ref, true, in, len, 0);
+		b64_run(&v, false, in, len, 0);
+		b64_run(&vc, false, in, len, cs);
+		b64_run(&sc, true, in, len, cs);
+		b64_same(&ref, &v, "whole", i);
+		b64_same(&ref, &vc, "vector chunked", i);
+		b64_same(&ref, &sc, "scalar chunked", i);
+		free(ref.out);
+		free(v.out);
+		free(vc.out);
+		free(sc.out);
+	}
+}
+
+/* base64 of bytes 0..255 three times: 768 bytes, 1024 chars, no padding */
+static const char b64_bytes3[] =
+	"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4v"
+	"MDEyMzQ1Njc4OTo7PD0+P0BBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWltcXV5f"
+	"YGFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6e3x9fn+AgYKDhIWGh4iJiouMjY6P"
+	"kJGSk5SVlpeYmZqbnJ2en6ChoqOkpaanqKmqq6ytrq+wsbKztLW2t7i5uru8vb6/"
+	"wMHCw8TFxsfIycrLzM3Oz9DR0tPU1dbX2Nna29zd3t/g4eLj5OXm5+jp6uvs7e7v"
+	"8PHy8/T19vf4+fr7/P3+/wABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f"
+	"ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj9AQUJDREVGR0hJSktMTU5P"
+	"UFFSU1RVVldYWVpbXF1eX2BhYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ent8fX5/"
+	"gIGCg4SFhoeIiYqLjI2Oj5CRkpOUlZaXmJmam5ydnp+goaKjpKWmp6ipqqusra6v"
+	"sLGys7S1tre4ubq7vL2+v8DBwsPExcbHyMnKy8zNzs/Q0dLT1NXW19jZ2tvc3d7f"
+	"4OHi4+Tl5ufo6err7O3u7/Dx8vP09fb3+Pn6+/z9/v8AAQIDBAUGBwgJCgsMDQ4P"
+	"EBESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKywtLi8wMTIzNDU2Nzg5Ojs8PT4/"
+	"QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl9gYWJjZGVmZ2hpamtsbW5v"
+	"cHFyc3R1dnd4eXp7fH1+f4CBgoOEhYaHiImKi4yNjo+QkZKTlJWWl5iZmpucnZ6f"
+	"oKGio6SlpqeoqaqrrK2ur7CxsrO0tba3uLm6u7y9vr/AwcLDxMXGx8jJysvMzc7P"
+	"0NHS09TV1tfY2drb3N3e3+Dh4uPk5ebn6Onq6+zt7u/w8fLz9PX29/j5+vv8/f7/";
+
+Test(mime, base64_long_lines_of_every_byte_value_decode_exactly)
+{
+	enum { REP = 8, CHARS = 1024 * REP, BYTES = 768 * REP };
+	static uint8_t line[CHARS], mail[CHARS + CHARS / 76 * 2 + 2];
+	size_t mlen = 0;
+
+	/* one 8192-char line, and the same folded MIME-style at 76 + CRLF */
+	for (size_t i = 0; i < CHARS; i++) {
+		line[i] = (uint8_t)b64_bytes3[i % 1024];
+		if (i && i % 76 == 0) {
+			mail[mlen++] = '\r';
+			mail[mlen++] = '\n';
+		}
+		mail[mlen++] = line[i];
+	}
+	mail[mlen++] = '\r';
+	mail[mlen++] = '\n';
+	for (int scalar = 0; scalar < 2; scalar++) {
+		for (int folded = 0; folded < 2; folded++) {
+			struct b64_res r;
+
+			b64_run(&r, scalar, folded ? mail : line, folded ? mlen : CHARS, 0);
+			cr_assert(eq(sz, r.n, BYTES), "scalar %d folded %d", scalar, folded);
+			cr_assert(eq(sz, r.tail, 0));
+			for (size_t i = 0; i < BYTES; i++)
+				if (r.out[i] != (uint8_t)i)
+					cr_assert(eq(u8, r.out[i], (uint8_t)i), "byte %zu, %d/%d",
+						  i, scalar, folded);
+			cr_assert(eq(u32, r.fin.invalid, 0));
+			cr_assert(eq(u32, r.fin.bad_padding, 0));
+			cr_assert(eq(u32, r.fin.unpadded, 0));
+			free(r.out);
+		}
+	}
+}
+
 Test(mime, message_decodes_identically_at_every_chunk_split, .timeout = 60)
 {
 	const char *msg =
