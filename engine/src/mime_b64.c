@@ -127,31 +127,13 @@ static size_t b64_dec_avx2(const uint8_t *in, size_t len, uint8_t *out)
 	return k;
 }
 
-/* 0 not yet probed, 1 scalar, 2 AVX2; racing first callers store the same */
-static int b64_avx2_state;
-static bool b64_scalar_forced;
-
 static bool b64_use_avx2(void)
 {
-	int s = __atomic_load_n(&b64_avx2_state, __ATOMIC_RELAXED);
-
-	if (mry_unlikely(s == 0)) {
-		__builtin_cpu_init();
-		s = __builtin_cpu_supports("avx2") ? 2 : 1;
-		__atomic_store_n(&b64_avx2_state, s, __ATOMIC_RELAXED);
-	}
-	return s == 2 && !__atomic_load_n(&b64_scalar_forced, __ATOMIC_RELAXED);
-}
-
-bool mry_b64_force_scalar(bool on)
-{
-	__atomic_store_n(&b64_scalar_forced, on, __ATOMIC_RELAXED);
-	return b64_use_avx2();
+	return mry_cpu_avx2();
 }
 #else
-bool mry_b64_force_scalar(bool on)
+static bool b64_use_avx2(void)
 {
-	(void)on;
 	return false;
 }
 #endif

@@ -58,8 +58,8 @@
  * replies in step at the cost of what those replies would have confirmed.
  */
 #include <string.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
 #endif
 
 #include "moray/common.h"
@@ -1159,56 +1159,97 @@ static void data_line_len(struct mry_smtp_ctx *c, struct mry_smtp_session *s, si
  * line starts with '.'. Returns the offset just past the last such line's
  * LF, or @i when there is none (the per-line code then takes over). The
  * line at @i already holds @line_len bytes. Needs p[i - 1] (@i >= 1).
- * Message bodies are almost all such lines: 64 bytes per step instead of
- * two memchr() calls and their bookkeeping per line.
+ * Message bodies are almost all such lines: 64 bytes per step, one bit per
+ * byte (SSE2, or AVX2 where the CPU has it), instead of two memchr() calls
+ * and their bookkeeping per line.
  */
-static size_t plain_lines(const uint8_t *p, size_t i, size_t len, uint32_t line_len)
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SMTP_BLOCK_SCAN 1
+
+struct masks64 {
+	uint64_t lf, cr, dot;
+};
+
+static inline __attribute__((always_inline)) void masks_sse2(const uint8_t *p,
+							       struct masks64 *m)
 {
-#if defined(__SSE2__)
 	const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
 	const __m128i dot = _mm_set1_epi8('.');
-	/* position of the LF before the line at @i (may lie before @p) */
-	int64_t last_lf = (int64_t)i - 1 - (int64_t)line_len;
-	size_t b;
+	__m128i v0 = _mm_loadu_si128((const __m128i *)p);
+	__m128i v1 = _mm_loadu_si128((const __m128i *)(p + 16));
+	__m128i v2 = _mm_loadu_si128((const __m128i *)(p + 32));
+	__m128i v3 = _mm_loadu_si128((const __m128i *)(p + 48));
 
-	if (line_len > MRY_SMTP_DATA_LINE_MAX)
-		return i;
-	/* 64 bytes per step, one bit per byte; p[b - 1] and p[b + 64] are
-	 * the neighbours the edge bits need */
-	for (b = i; b + 65 <= len; b += 64) {
-		uint64_t m_lf = 0, m_cr = 0, m_dot = 0, ev;
-		uint8_t after = p[b + 64];
-
-		for (unsigned k = 0; k < 4; k++) {
-			__m128i v = _mm_loadu_si128((const __m128i *)(p + b + 16 * k));
-
-			m_lf |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf)) << (16 * k);
-			m_cr |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, cr)) << (16 * k);
-			m_dot |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, dot)) << (16 * k);
-		}
-		/* bare CR: followed by neither CR nor LF; bare LF: not after CR;
-		 * a line that starts with '.' (stuffing or the terminator) */
-		ev = m_cr & ~((m_cr | m_lf) >> 1 |
-			      (uint64_t)(after == '\r' || after == '\n') << 63);
-		ev |= m_lf & ~(m_cr << 1 | (uint64_t)(p[b - 1] == '\r'));
-		ev |= m_lf & (m_dot >> 1 | (uint64_t)(after == '.') << 63);
-		if (ev != 0)
-			break;          /* per line from the last plain line end */
-		if (m_lf == 0) {
-			if ((int64_t)(b + 64) - last_lf > MRY_SMTP_DATA_LINE_MAX)
-				break;
-			continue;
-		}
-		if ((int64_t)b + __builtin_ctzll(m_lf) - last_lf > MRY_SMTP_DATA_LINE_MAX)
-			break;
-		last_lf = (int64_t)b + 63 - __builtin_clzll(m_lf);
-	}
-	return last_lf >= (int64_t)i ? (size_t)last_lf + 1 : i;
-#else
-	(void)p; (void)len; (void)line_len;
-	return i;
-#endif
+#define SMTP_M16(v, c) ((uint64_t)(uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, c)))
+#define SMTP_M64(c) (SMTP_M16(v0, c) | SMTP_M16(v1, c) << 16 | SMTP_M16(v2, c) << 32 | \
+		     SMTP_M16(v3, c) << 48)
+	m->lf = SMTP_M64(lf);
+	m->cr = SMTP_M64(cr);
+	m->dot = SMTP_M64(dot);
+#undef SMTP_M64
+#undef SMTP_M16
 }
+
+static inline __attribute__((always_inline, target("avx2"))) void
+masks_avx2(const uint8_t *p, struct masks64 *m)
+{
+	const __m256i cr = _mm256_set1_epi8('\r'), lf = _mm256_set1_epi8('\n');
+	const __m256i dot = _mm256_set1_epi8('.');
+	__m256i v0 = _mm256_loadu_si256((const __m256i *)p);
+	__m256i v1 = _mm256_loadu_si256((const __m256i *)(p + 32));
+
+#define SMTP_M32(v, c) ((uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, c)))
+	m->lf = SMTP_M32(v0, lf) | SMTP_M32(v1, lf) << 32;
+	m->cr = SMTP_M32(v0, cr) | SMTP_M32(v1, cr) << 32;
+	m->dot = SMTP_M32(v0, dot) | SMTP_M32(v1, dot) << 32;
+#undef SMTP_M32
+}
+
+#define SMTP_PLAIN_LINES(name, attr, masks)						\
+static attr size_t name(const uint8_t *p, size_t i, size_t len, uint32_t line_len)	\
+{											\
+	/* position of the LF before the line at @i (may lie before @p) */		\
+	int64_t last_lf = (int64_t)i - 1 - (int64_t)line_len;				\
+	size_t b;									\
+											\
+	if (line_len > MRY_SMTP_DATA_LINE_MAX)						\
+		return i;								\
+	/* p[b - 1] and p[b + 64] are the neighbours the edge bits need */		\
+	for (b = i; b + 65 <= len; b += 64) {						\
+		struct masks64 m;							\
+		uint8_t after = p[b + 64];						\
+		uint64_t ev;								\
+											\
+		masks(p + b, &m);							\
+		/* bare CR: followed by neither CR nor LF; bare LF: not after	\
+		 * CR; a line that starts with '.' (stuffing or the end) */	\
+		ev = m.cr & ~((m.cr | m.lf) >> 1 |					\
+			      (uint64_t)(after == '\r' || after == '\n') << 63);	\
+		ev |= m.lf & ~(m.cr << 1 | (uint64_t)(p[b - 1] == '\r'));		\
+		ev |= m.lf & (m.dot >> 1 | (uint64_t)(after == '.') << 63);		\
+		if (ev != 0)								\
+			break;	/* per line from the last plain line end */		\
+		if (m.lf == 0) {							\
+			if ((int64_t)(b + 64) - last_lf > MRY_SMTP_DATA_LINE_MAX)	\
+				break;							\
+			continue;							\
+		}									\
+		if ((int64_t)b + __builtin_ctzll(m.lf) - last_lf > MRY_SMTP_DATA_LINE_MAX) \
+			break;								\
+		last_lf = (int64_t)b + 63 - __builtin_clzll(m.lf);			\
+	}										\
+	return last_lf >= (int64_t)i ? (size_t)last_lf + 1 : i;				\
+}
+
+SMTP_PLAIN_LINES(plain_lines_sse2, , masks_sse2)
+SMTP_PLAIN_LINES(plain_lines_avx2, __attribute__((target("avx2"))), masks_avx2)
+
+static size_t plain_lines(const uint8_t *p, size_t i, size_t len, uint32_t line_len)
+{
+	return mry_cpu_avx2() ? plain_lines_avx2(p, i, len, line_len)
+			      : plain_lines_sse2(p, i, len, line_len);
+}
+#endif
 
 /*
  * Message bytes of one segment; returns how many were consumed (less than
@@ -1238,6 +1279,7 @@ static size_t data_feed(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 			const uint8_t *lf;
 			size_t k;
 
+#ifdef SMTP_BLOCK_SCAN
 			if (i > 0 && len - i >= 65) {
 				k = plain_lines(p, i, len, s->dline_len);
 				if (k > i) {
@@ -1248,6 +1290,7 @@ static size_t data_feed(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 					break;
 				}
 			}
+#endif
 			lf = memchr(p + i, '\n', len - i);
 
 			if (lf == NULL) {

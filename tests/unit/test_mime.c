@@ -504,7 +504,7 @@ Test(mime, base64_decoder_gives_same_bytes_for_every_split)
 /*
  * The AVX2 kernel (x86-64) must be invisible: every input, in every
  * chunking, gives the same bytes, state and counters as the scalar code.
- * mry_b64_force_scalar() selects the scalar side; without AVX2 both sides
+ * mry_cpu_force_baseline() selects the scalar side; without AVX2 both sides
  * are scalar and the comparisons still run.
  */
 #define B64_GUARD 32
@@ -544,7 +544,7 @@ static void b64_run(struct b64_res *r, bool scalar, const uint8_t *in, size_t le
 	struct mry_b64_dec d;
 	size_t off = 0;
 
-	mry_b64_force_scalar(scalar);
+	mry_cpu_force_baseline(scalar);
 	r->out = malloc(cap);
 	cr_assert_not_null(r->out);
 	memset(r->out, 0xa5, cap);
@@ -564,7 +564,7 @@ static void b64_run(struct b64_res *r, bool scalar, const uint8_t *in, size_t le
 	r->tail = mry_b64_finish(&d, r->out + r->n);
 	r->fin = d;
 	cr_assert(b64_untouched(r->out + r->n + r->tail));
-	mry_b64_force_scalar(false);
+	mry_cpu_force_baseline(false);
 }
 
 static void b64_same_state(const struct mry_b64_dec *a, const struct mry_b64_dec *b,
@@ -608,8 +608,8 @@ static const char b64_alpha[] =
 
 Test(mime, base64_dispatch_uses_avx2_exactly_when_the_cpu_has_it)
 {
-	cr_assert_not(mry_b64_force_scalar(true));
-	cr_assert(eq(int, mry_b64_force_scalar(false), cpu_has_avx2()));
+	cr_assert_not(mry_cpu_force_baseline(true));
+	cr_assert(eq(int, mry_cpu_force_baseline(false), cpu_has_avx2()));
 }
 
 Test(mime, base64_vector_path_matches_scalar_for_every_byte_at_every_block_position)

@@ -1812,11 +1812,12 @@ static void feed_body(const uint8_t *body, size_t len, size_t step)
 		cli_n(body + i, MRY_MIN(step, len - i));
 }
 
-Test(smtp, block_line_scanner_matches_the_per_line_code)
+static void block_scanner_matches_per_line_code(bool baseline)
 {
 	static uint8_t body[200000];
 	unsigned an_whole[MRY_SMTP_AN_MAX];
 
+	mry_cpu_force_baseline(baseline);
 	for (unsigned seed = 1; seed <= 20; seed++) {
 		size_t len = random_body(body, sizeof(body), seed), whole_len;
 		uint8_t *whole;
@@ -1845,4 +1846,17 @@ Test(smtp, block_line_scanner_matches_the_per_line_code)
 		cr_assert(gt(u32, R.an[MRY_SMTP_AN_BARE_CR] + R.an[MRY_SMTP_AN_BARE_LF], 0));
 		free(whole);
 	}
+	mry_cpu_force_baseline(false);
+}
+
+/* the SSE2 scanner, on any x86-64 */
+Test(smtp, block_line_scanner_matches_the_per_line_code)
+{
+	block_scanner_matches_per_line_code(true);
+}
+
+/* the AVX2 scanner where the CPU has it (else the SSE2 one again) */
+Test(smtp, block_line_scanner_avx2_matches_the_per_line_code)
+{
+	block_scanner_matches_per_line_code(false);
 }

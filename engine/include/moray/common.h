@@ -166,4 +166,14 @@ void mry_pool_get_stats(const struct mry_pool *p, struct mry_pool_stats *st);
 /** Debug: fail every @nth get() (0 = off), to reach "pool empty" paths. */
 void mry_pool_debug_fail_every(struct mry_pool *p, uint32_t nth);
 
+/* ---- CPU features (cpu.c) ---------------------------------------------- */
+
+/** True when the AVX2 kernels run (the CPU has AVX2, not forced off). */
+bool mry_cpu_avx2(void);
+/**
+ * For tests and benchmarks: @on limits every kernel to the x86-64 baseline
+ * (process-wide; results are the same either way). Returns mry_cpu_avx2().
+ */
+bool mry_cpu_force_baseline(bool on);
+
 #endif /* MORAY_COMMON_H */

@@ -165,12 +165,6 @@ struct mry_b64_dec {
 void mry_b64_init(struct mry_b64_dec *d);
 size_t mry_b64_decode(struct mry_b64_dec *d, const uint8_t *in, size_t len, uint8_t *out);
 size_t mry_b64_finish(struct mry_b64_dec *d, uint8_t *out);
-/*
- * For tests and benchmarks: @on makes mry_b64_decode() use only its scalar
- * code (process-wide; results are the same either way). Returns true if a
- * vector kernel (AVX2) is in use after the call.
- */
-bool mry_b64_force_scalar(bool on);
 
 /*
  * quoted-printable (RFC 2045 §6.7), decoding as GMime does: "=\r\n" and
