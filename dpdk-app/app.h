@@ -34,6 +34,7 @@ enum app_dispatch {
 	APP_DISPATCH_AUTO = 0,
 	APP_DISPATCH_SW,
 	APP_DISPATCH_RSS,
+	APP_DISPATCH_QUEUE,     /* option only: resolves to RSS without hashing */
 };
 
 /* Everything the command line or --config can set. */
@@ -173,7 +174,8 @@ enum app_phase {
 
 struct app {
 	struct app_options opt;
-	enum app_dispatch dispatch;     /* resolved */
+	enum app_dispatch dispatch;     /* resolved: SW or RSS */
+	bool rss_hash;                  /* RSS: configure the device's hash (not --dispatch queue) */
 	bool tx_via_rx;                 /* sw: workers hand frames back to rx lcores */
 	uint16_t ports[APP_MAX_PORTS];
 	uint16_t nb_ports;
@@ -227,6 +229,7 @@ static inline uint64_t app_now_ns(void)
 int app_port_check(struct app *a, char *err, size_t errlen);
 bool app_port_rss_capable(uint16_t port, uint32_t nb_queues);
 bool app_port_has_txq(uint16_t port, uint32_t nb_queues);
+bool app_port_has_queues(uint16_t port, uint32_t nb_queues);
 int app_port_setup(struct app *a, char *err, size_t errlen);
 void app_port_close(struct app *a);
 uint16_t app_port_nb_txq(const struct app *a);

@@ -128,9 +128,14 @@ void app_config_usage(FILE *f)
 "  --alarm-no-clean SEC     alarm when no clean message passed this long while SMTP\n"
 "                           traffic is present (default 600, 0: off)\n"
 "  --burst N                rx/tx burst size (default 32, max %d)\n"
-"  --dispatch auto|sw|rss   packet distribution to workers (default auto: rss when\n"
+"  --dispatch auto|sw|rss|queue\n"
+"                           packet distribution to workers (default auto: rss when\n"
 "                           every port has RSS and enough queues, else sw; with\n"
-"                           one worker, rss means it polls every port itself)\n"
+"                           one worker, rss means it polls every port itself);\n"
+"                           queue: one rx queue per worker as rss, but the device\n"
+"                           steers flows itself (flow rules set up outside moray,\n"
+"                           net_pcap with one capture per queue): both directions\n"
+"                           of a connection must reach the same queue number\n"
 "  --rx-lcores N            sw dispatch: lcores polling the ports (default 1)\n"
 "  --workers N              worker lcores (default: every lcore left)\n"
 "  --ring-size N            sw dispatch ring entries (power of 2, default 1024)\n"
@@ -374,10 +379,12 @@ static int apply(struct app_options *o, int id, const char *name, const char *va
 			o->dispatch = APP_DISPATCH_SW;
 		else if (strcmp(val, "rss") == 0)
 			o->dispatch = APP_DISPATCH_RSS;
+		else if (strcmp(val, "queue") == 0)
+			o->dispatch = APP_DISPATCH_QUEUE;
 		else if (strcmp(val, "auto") == 0)
 			o->dispatch = APP_DISPATCH_AUTO;
 		else
-			return bad(name, val, "expected auto, sw or rss");
+			return bad(name, val, "expected auto, sw, rss or queue");
 		return 0;
 	case OPT_RX_LCORES:
 		if (parse_num(name, val, 1, APP_MAX_RX_LCORES, &v, false) != 0)

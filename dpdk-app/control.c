@@ -410,6 +410,11 @@ void app_control_print_stats(struct app *a, FILE *f, bool final)
 	}
 	if (final && a->nb_rx != 0)
 		fprintf(f, "moray: rx lcores: rx %" PRIu64 " tx %" PRIu64 "\n", rx, rx_tx);
+	for (i = 0; final && a->nb_workers > 1 && i < a->nb_workers; i++) {
+		app_worker_snapshot_read(a->workers[i], &t);
+		fprintf(f, "moray: worker %u (lcore %u): rx %" PRIu64 " msgs %" PRIu64 "\n", i,
+			a->workers[i]->lcore, t.rx_pkts, t.eng.msgs);
+	}
 	fflush(f);
 }
 

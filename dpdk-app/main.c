@@ -86,7 +86,17 @@ static void assign_lcores(struct app *a)
 		die("need at least 2 lcores (main + 1 worker), have %u: use -l/--lcores",
 		    rte_lcore_count());
 	a->dispatch = a->opt.dispatch;
-	if (a->dispatch == APP_DISPATCH_AUTO || a->dispatch == APP_DISPATCH_RSS) {
+	a->rss_hash = true;
+	if (a->dispatch == APP_DISPATCH_QUEUE) {
+		uint32_t want = a->opt.nb_workers != 0 ? a->opt.nb_workers : nb_avail;
+
+		for (k = 0; k < a->nb_ports; k++)
+			if (!app_port_has_queues(a->ports[k], want))
+				die("--dispatch queue: port %u has fewer than %u rx or tx queues "
+				    "(one per worker)", a->ports[k], want);
+		a->dispatch = APP_DISPATCH_RSS;
+		a->rss_hash = false;
+	} else if (a->dispatch == APP_DISPATCH_AUTO || a->dispatch == APP_DISPATCH_RSS) {
 		uint32_t want = a->opt.nb_workers != 0 ? a->opt.nb_workers : nb_avail;
 
 		/* One worker polls every port itself: no RSS needed. */
@@ -314,7 +324,8 @@ int main(int argc, char **argv)
 	engine_config(a);
 	printf("moray %s: %u port(s), dispatch %s, %u rx lcore(s), %u worker(s)%s\n",
 	       MORAY_VERSION, a->nb_ports,
-	       a->dispatch == APP_DISPATCH_SW ? "sw" : a->nb_workers == 1 ? "direct" : "rss",
+	       a->dispatch == APP_DISPATCH_SW ? "sw" : a->nb_workers == 1 ? "direct" :
+	       a->rss_hash ? "rss" : "queue",
 	       a->nb_rx, a->nb_workers,
 	       a->tx_via_rx ? ", tx through the rx lcores (ports have fewer tx queues than workers)" : "");
 

@@ -117,7 +117,7 @@ static int setup_one(struct app *a, uint16_t port, char *err, size_t errlen)
 			 a->dispatch == APP_DISPATCH_RSS ? " (try --dispatch sw)" : "");
 		return -EINVAL;
 	}
-	if (a->dispatch == APP_DISPATCH_RSS && nb_rxq > 1) {
+	if (a->dispatch == APP_DISPATCH_RSS && a->rss_hash && nb_rxq > 1) {
 		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
 		conf.rx_adv_conf.rss_conf.rss_key = sym_rss_key;
 		conf.rx_adv_conf.rss_conf.rss_key_len =
@@ -223,7 +223,17 @@ bool app_port_rss_capable(uint16_t port, uint32_t nb_queues)
 	if (rte_eth_dev_info_get(port, &info) != 0)
 		return false;
 	return rss_ip_only(info.flow_type_rss_offloads) != 0 &&
-		info.max_rx_queues >= nb_queues && info.max_tx_queues >= nb_queues;
+		app_port_has_queues(port, nb_queues);
+}
+
+/* True when @port has @nb_queues rx and tx queues (--dispatch queue). */
+bool app_port_has_queues(uint16_t port, uint32_t nb_queues)
+{
+	struct rte_eth_dev_info info;
+
+	if (rte_eth_dev_info_get(port, &info) != 0)
+		return false;
+	return info.max_rx_queues >= nb_queues && info.max_tx_queues >= nb_queues;
 }
 
 /* True when @port has @nb_queues tx queues (one per worker). */

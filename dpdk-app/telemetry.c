@@ -17,9 +17,9 @@
 
 #define D_U64(d, k, v) rte_tel_data_add_dict_u64((d), (k), (uint64_t)(v))
 
-static const char *dispatch_name(enum app_dispatch d)
+static const char *dispatch_name(const struct app *a)
 {
-	return d == APP_DISPATCH_RSS ? "rss" : "sw";
+	return a->dispatch == APP_DISPATCH_SW ? "sw" : a->rss_hash ? "rss" : "queue";
 }
 
 static void add_engine(struct rte_tel_data *d, const struct mry_engine_stats *e)
@@ -91,7 +91,7 @@ static int cmd_stats(const char *cmd, const char *params, struct rte_tel_data *d
 	}
 	rte_tel_data_start_dict(d);
 	rte_tel_data_add_dict_string(d, "version", MORAY_VERSION);
-	rte_tel_data_add_dict_string(d, "dispatch", dispatch_name(a->dispatch));
+	rte_tel_data_add_dict_string(d, "dispatch", dispatch_name(a));
 	D_U64(d, "workers", a->nb_workers);
 	D_U64(d, "rx_lcores", a->nb_rx);
 	D_U64(d, "uptime_s", (app_now_ns() - a->start_ns) / MRY_NS_PER_SEC);
