@@ -16,8 +16,12 @@
 #   smtp      SMTP only
 # moray runs with the test database when moray-sigc can build one (else it
 # holds every message: SMTP figures then measure the hold path, reported).
-# The CPU count here is 2, so "2 workers" (main + rx lcore + 2 workers on 2
-# CPUs) is oversubscribed and only shows that the software dispatch works.
+# Scaling from 1 to 2 workers uses --dispatch queue (a worker per rx queue,
+# no rx lcore): port 0 gets one capture per queue, worker 2 shares CPU 0
+# with the main lcore (which sleeps between its 1 ms control rounds), so on
+# a 2-CPU machine the figure is a lower bound. Software dispatch with 2
+# workers (main + rx lcore + 2 workers on 2 CPUs) is oversubscribed and only
+# shows that it works.
 #
 # usage: bench/app/run.sh [BUILD_DIR] [SECONDS] [CAPTURE_MB]
 set -u
@@ -51,6 +55,11 @@ gen() { # name share
 gen non-smtp 0
 gen mixed 0.3
 gen smtp 1.0
+# a second capture of each kind for the second queue
+for k in mixed:0.3 smtp:1.0; do
+	/usr/bin/python3 "$ROOT/bench/gen/moray-gen.py" -o "$TMP/${k%%:*}-b.pcap" --size "$MB" \
+		--smtp-share "${k#*:}" --seed 8 >/dev/null 2>&1 || { echo "moray-gen failed"; exit 1; }
+done
 
 DB=
 if "$SIGC" compile -o "$TMP/test.mdb" --generation 1 \
@@ -133,6 +142,20 @@ moray() { # capture lcores workers
 		--hold-store-size 64M "${db[@]}"
 }
 
+moray_queues() { # workers capture...
+	local w=$1 n rx="" lc db=()
+	shift
+	read -r n _ <<<"$(cap_info "$1")"
+	for c in "$@"; do rx="$rx,rx_pcap=$c"; done
+	[ -n "$DB" ] && db=(--db "$DB")
+	lc="0@0,1@1"
+	[ "$w" = 2 ] && lc="0@0,1@1,2@0"
+	measure "$MORAY" --lcores "$lc" $EAL_COMMON \
+		--vdev="net_pcap0${rx},infinite_rx=1" --vdev=net_null1,no-rx=1 \
+		-- -p 3 --dispatch queue --mbufs $((n * w + 16384)) --max-flows 16384 \
+		--hold-store-size 64M "${db[@]}"
+}
+
 fmt() { # pps mean-frame-bytes
 	awk -v p="$1" -v s="$2" 'BEGIN { printf "%8.3f Mpps %8.2f Gbit/s", p / 1e6, p * s * 8 / 1e9 }'
 }
@@ -152,4 +175,15 @@ for cap in non-smtp mixed smtp; do
 		printf '%-9s moray 2w  %s   (sw dispatch, 4 lcores on 2 CPUs: oversubscribed)\n' \
 			"$cap" "$(fmt "$mp2" "$size")"
 	fi
+done
+
+echo "scaling, --dispatch queue (a capture per rx queue; worker 2 shares CPU 0 with the main lcore):"
+for cap in mixed smtp; do
+	read -r _ size <<<"$(cap_info "$TMP/$cap.pcap")"
+	size=$(awk -v s="$size" 'BEGIN { print s + 24 }')
+	q1=$(moray_queues 1 "$TMP/$cap.pcap")
+	q2=$(moray_queues 2 "$TMP/$cap.pcap" "$TMP/$cap-b.pcap")
+	sc=$(awk -v a="$q2" -v b="$q1" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
+	printf '%-9s moray 1w  %s\n' "$cap" "$(fmt "$q1" "$size")"
+	printf '%-9s moray 2w  %s   scaling %s\n' "$cap" "$(fmt "$q2" "$size")" "$sc"
 done
