@@ -177,45 +177,11 @@ static int bad(const char *opt, const char *val, const char *why)
 	return -EINVAL;
 }
 
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out,
-		     bool suffix)
-{
-	char *end;
-	unsigned long long v;
-
-	if (s == NULL || *s == '\0' || *s == '-' || isspace((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno != 0 || end == s)
-		return -EINVAL;
-	if (suffix && *end != '\0' && end[1] == '\0') {
-		unsigned shift;
-
-		switch (*end) {
-		case 'k': case 'K': shift = 10; break;
-		case 'm': case 'M': shift = 20; break;
-		case 'g': case 'G': shift = 30; break;
-		default: return -EINVAL;
-		}
-		if (v > (UINT64_MAX >> shift))
-			return -ERANGE;
-		v <<= shift;
-		end++;
-	}
-	if (*end != '\0')
-		return -EINVAL;
-	if (v < min || v > max)
-		return -ERANGE;
-	*out = v;
-	return 0;
-}
-
 static int parse_num(const char *name, const char *s, uint64_t min, uint64_t max,
 		     uint64_t *out, bool suffix)
 {
 	char why[96];
-	int rc = parse_u64(s, min, max, out, suffix);
+	int rc = mry_parse_u64(s, min, max, suffix, out);
 
 	if (rc == -ERANGE) {
 		snprintf(why, sizeof(why), "out of range [%" PRIu64 ", %" PRIu64 "]",
@@ -230,71 +196,22 @@ static int parse_num(const char *name, const char *s, uint64_t min, uint64_t max
 
 static int parse_ports(struct app_options *o, const char *s)
 {
-	char buf[256];
-	char *tok, *save = NULL;
-	uint8_t n = 0;
+	int n = mry_parse_port_list(s, o->smtp_ports, MRY_ENGINE_MAX_SMTP_PORTS);
 
-	if (strlen(s) >= sizeof(buf))
-		return bad("smtp-ports", s, "too long");
-	strcpy(buf, s);
-	for (tok = strtok_r(buf, ",", &save); tok != NULL;
-	     tok = strtok_r(NULL, ",", &save)) {
-		uint64_t v;
-
-		if (n >= MRY_ENGINE_MAX_SMTP_PORTS)
-			return bad("smtp-ports", s, "too many ports (max 16)");
-		while (isspace((unsigned char)*tok))
-			tok++;
-		while (*tok != '\0' && isspace((unsigned char)tok[strlen(tok) - 1]))
-			tok[strlen(tok) - 1] = '\0';
-		if (parse_u64(tok, 1, 65535, &v, false) != 0)
-			return bad("smtp-ports", s, "ports are numbers 1-65535");
-		o->smtp_ports[n++] = (uint16_t)v;
-	}
-	if (n == 0)
-		return bad("smtp-ports", s, "empty list");
-	o->nb_smtp_ports = n;
+	if (n == -E2BIG)
+		return bad("smtp-ports", s, "too many ports (max 16)");
+	if (n < 0)
+		return bad("smtp-ports", s, "expected a comma-separated list of ports 1-65535");
+	o->nb_smtp_ports = (uint8_t)n;
 	return 0;
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* 32 raw bytes, or 64 hex characters (optionally followed by whitespace). */
 static int load_pubkey(struct app_options *o, const char *path)
 {
-	uint8_t buf[200];
-	size_t n, i;
-	FILE *f = fopen(path, "rb");
+	char why[128];
 
-	if (f == NULL)
-		return bad("db-pubkey", path, strerror(errno));
-	n = fread(buf, 1, sizeof(buf), f);
-	fclose(f);
-	while (n > 0 && isspace(buf[n - 1]))
-		n--;
-	if (n == 32) {
-		memcpy(o->db_pubkey, buf, 32);
-	} else if (n == 64) {
-		for (i = 0; i < 32; i++) {
-			int hi = hexval(buf[2 * i]), lo = hexval(buf[2 * i + 1]);
-
-			if (hi < 0 || lo < 0)
-				return bad("db-pubkey", path, "not 64 hex characters");
-			o->db_pubkey[i] = (uint8_t)(hi << 4 | lo);
-		}
-	} else {
-		return bad("db-pubkey", path,
-			   "expected 32 raw bytes or 64 hex characters");
-	}
+	if (mry_sigdb_read_key(path, o->db_pubkey, sizeof(o->db_pubkey), why, sizeof(why)) != 0)
+		return bad("db-pubkey", path, why);
 	o->have_pubkey = true;
 	snprintf(o->db_pubkey_path, sizeof(o->db_pubkey_path), "%s", path);
 	return 0;

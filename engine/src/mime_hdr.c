@@ -28,16 +28,6 @@ static char lower(char c)
 	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = lower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 struct cur {
 	const char *p;
 	const char *end;
@@ -165,8 +155,9 @@ static size_t encoded_word(const char *s, char *out, size_t cap, size_t *len)
 			if (text[i] == '_') {
 				buf[n++] = ' ';
 			} else if (text[i] == '=' && i + 2 < tl &&
-				   hexval(text[i + 1]) >= 0 && hexval(text[i + 2]) >= 0) {
-				buf[n++] = (uint8_t)(hexval(text[i + 1]) << 4 | hexval(text[i + 2]));
+				   mry_hex_val(text[i + 1]) >= 0 && mry_hex_val(text[i + 2]) >= 0) {
+				buf[n++] = (uint8_t)(mry_hex_val(text[i + 1]) << 4 |
+						     mry_hex_val(text[i + 2]));
 				i += 2;
 			} else {
 				buf[n++] = (uint8_t)text[i];
@@ -215,9 +206,9 @@ static size_t pct_decode(const char *s, size_t n, uint8_t *out, size_t cap)
 	size_t i, w = 0;
 
 	for (i = 0; i < n && w < cap; i++) {
-		if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-		    hexval(s[i + 2]) >= 0) {
-			out[w++] = (uint8_t)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
+		if (s[i] == '%' && i + 2 < n && mry_hex_val(s[i + 1]) >= 0 &&
+		    mry_hex_val(s[i + 2]) >= 0) {
+			out[w++] = (uint8_t)(mry_hex_val(s[i + 1]) << 4 | mry_hex_val(s[i + 2]));
 			i += 2;
 		} else {
 			out[w++] = (uint8_t)s[i];

@@ -179,6 +179,47 @@ int mry_sigdb_write_file(const char *path, const uint8_t *buf, size_t len)
 	return rc;
 }
 
+int mry_sigdb_read_key(const char *path, uint8_t *key, size_t len, char *why, size_t whylen)
+{
+	uint8_t buf[256];
+	size_t n, i;
+	FILE *f;
+
+	if (len == 0 || 2 * len + 2 > sizeof(buf)) {
+		snprintf(why, whylen, "unsupported key length %zu", len);
+		return -EINVAL;
+	}
+	f = fopen(path, "rb");
+	if (f == NULL) {
+		int err = errno;
+
+		snprintf(why, whylen, "%s", strerror(err));
+		return -err;
+	}
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	if (n == len) {
+		memcpy(key, buf, len);
+		return 0;
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
+			 buf[n - 1] == '\t'))
+		n--;
+	if (n == 2 * len) {
+		for (i = 0; i < len; i++) {
+			int hi = mry_hex_val(buf[2 * i]), lo = mry_hex_val(buf[2 * i + 1]);
+
+			if (hi < 0 || lo < 0)
+				break;
+			key[i] = (uint8_t)(hi << 4 | lo);
+		}
+		if (i == len)
+			return 0;
+	}
+	snprintf(why, whylen, "expected %zu raw bytes or %zu hex characters", len, 2 * len);
+	return -EINVAL;
+}
+
 int mry_sigdb_keygen(uint8_t pk[MRY_SIGDB_PUBKEY_BYTES], uint8_t sk[MRY_SIGDB_SECKEY_BYTES])
 {
 	if (sodium_init() < 0)

@@ -330,8 +330,8 @@ static bool parse_literal(struct line_ctx *c, size_t start, struct mry_sigsrc_sb
 			case '\\': ch = '\\'; break;
 			case '"': ch = '"'; break;
 			case 'x': {
-				int a = p + 3 < c->len ? mry_sigsrc_hex_val(c->l[p + 2]) : -1;
-				int b = p + 3 < c->len ? mry_sigsrc_hex_val(c->l[p + 3]) : -1;
+				int a = p + 3 < c->len ? mry_hex_val(c->l[p + 2]) : -1;
+				int b = p + 3 < c->len ? mry_hex_val(c->l[p + 3]) : -1;
 
 				if (a < 0 || b < 0) {
 					LERR(c, p, "bad escape: \\x needs two hex digits");

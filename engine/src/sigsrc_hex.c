@@ -37,17 +37,6 @@ static uint64_t w_add(uint64_t a, uint64_t b)
 	return (a == W_INF || b == W_INF || a + b < a) ? W_INF : a + b;
 }
 
-int mry_sigsrc_hex_val(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static void hp_fail(struct hexp *h, enum mry_ndb_skip r, size_t col,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static void hp_fail(struct hexp *h, enum mry_ndb_skip r, size_t col,
@@ -313,7 +302,7 @@ static void hp_seq(struct hexp *h, uint64_t *min_w, uint64_t *max_w, int depth)
 		}
 		{
 			char c2 = h->p[h->pos + 1];
-			int hi = mry_sigsrc_hex_val(c), lo = mry_sigsrc_hex_val(c2);
+			int hi = mry_hex_val(c), lo = mry_hex_val(c2);
 
 			if ((hi < 0 && c != '?') || (lo < 0 && c2 != '?')) {
 				size_t bad = (hi < 0 && c != '?') ? col : col + 1;

@@ -61,7 +61,6 @@ int mry_sigsrc_for_each_line(struct mry_sigsrc *s, const char *fname, const char
 bool mry_sigsrc_blank_or_comment(const char *l, size_t len);
 
 /** Hex digit value or -1. */
-int mry_sigsrc_hex_val(char c);
 /**
  * Translate ClamAV hex syntax into @out. *@wide (may be NULL) accumulates
  * bounds widened past MRY_SIGSRC_HS_BOUND_MAX.

@@ -90,61 +90,14 @@ static void usage(FILE *f)
 	      "  --version, --help\n", f);
 }
 
-static int parse_u64(const char *s, uint64_t *out, bool suffixes)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || end == s || s[0] == '-')
-		return -EINVAL;
-	if (suffixes && *end != '\0') {
-		uint64_t mul = 0;
-
-		switch (*end) {
-		case 'k': case 'K': mul = 1ULL << 10; break;
-		case 'm': case 'M': mul = 1ULL << 20; break;
-		case 'g': case 'G': mul = 1ULL << 30; break;
-		default: return -EINVAL;
-		}
-		if (end[1] != '\0' || v > UINT64_MAX / mul)
-			return -EINVAL;
-		v *= mul;
-	} else if (*end != '\0') {
-		return -EINVAL;
-	}
-	*out = v;
-	return 0;
-}
-
 static int parse_ports(const char *s, struct mry_engine_config *cfg)
 {
-	char buf[256], *tok, *save = NULL;
+	int n = mry_parse_port_list(s, cfg->smtp_ports, MRY_ENGINE_MAX_SMTP_PORTS);
 
-	snprintf(buf, sizeof(buf), "%s", s);
-	cfg->nb_smtp_ports = 0;
-	for (tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
-		uint64_t v;
-
-		if (parse_u64(tok, &v, false) != 0 || v == 0 || v > 65535 ||
-		    cfg->nb_smtp_ports >= MRY_ENGINE_MAX_SMTP_PORTS)
-			return -EINVAL;
-		cfg->smtp_ports[cfg->nb_smtp_ports++] = (uint16_t)v;
-	}
-	return cfg->nb_smtp_ports > 0 ? 0 : -EINVAL;
-}
-
-static int read_key(const char *path, uint8_t key[32])
-{
-	FILE *f = fopen(path, "rb");
-	size_t n;
-
-	if (f == NULL)
-		return -errno;
-	n = fread(key, 1, 32, f);
-	fclose(f);
-	return n == 32 ? 0 : -EINVAL;
+	if (n < 0)
+		return n;
+	cfg->nb_smtp_ports = (uint8_t)n;
+	return 0;
 }
 
 /* ---- output files ------------------------------------------------------- */
@@ -642,6 +595,7 @@ int main(int argc, char **argv)
 	struct scan sc = { 0 };
 	struct mry_engine *e = NULL;
 	uint8_t pubkey[32];
+	char why[128];
 	bool have_key = false, quiet = false, first = true;
 	uint64_t t0 = 0, now = 0, v;
 	int opt, rc = 0, i, csum_mode = 2;
@@ -689,9 +643,9 @@ int main(int argc, char **argv)
 			break;
 		}
 		case OPT_DB_PUBKEY:
-			if (read_key(optarg, pubkey) != 0) {
-				fprintf(stderr, "moray-scan: cannot read a 32-byte public key from %s\n",
-					optarg);
+			if (mry_sigdb_read_key(optarg, pubkey, sizeof(pubkey), why,
+					       sizeof(why)) != 0) {
+				fprintf(stderr, "moray-scan: --db-pubkey %s: %s\n", optarg, why);
 				return 2;
 			}
 			have_key = true;
@@ -707,20 +661,20 @@ int main(int argc, char **argv)
 			}
 			break;
 		case OPT_DB_MAX_AGE:
-			if (parse_u64(optarg, &ccfg.max_age_s, false) != 0) {
+			if (mry_parse_u64(optarg, 0, UINT64_MAX, false, &ccfg.max_age_s) != 0) {
 				fprintf(stderr, "moray-scan: --db-max-age: bad number '%s'\n", optarg);
 				return 2;
 			}
 			break;
 		case OPT_HOLD_TIMEOUT:
-			if (parse_u64(optarg, &v, false) != 0 || v == 0 || v > 86400) {
+			if (mry_parse_u64(optarg, 1, 86400, false, &v) != 0) {
 				fprintf(stderr, "moray-scan: --hold-timeout: 1..86400 seconds\n");
 				return 2;
 			}
 			cfg.hold_timeout_ns = v * MRY_NS_PER_SEC;
 			break;
 		case OPT_HOLD_STORE:
-			if (parse_u64(optarg, &cfg.hold_store_bytes, true) != 0) {
+			if (mry_parse_u64(optarg, 0, UINT64_MAX, true, &cfg.hold_store_bytes) != 0) {
 				fprintf(stderr, "moray-scan: --hold-store-size: bad size '%s'\n", optarg);
 				return 2;
 			}
@@ -762,7 +716,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case OPT_MAX_FLOWS:
-			if (parse_u64(optarg, &v, false) != 0 || v == 0 || v > (1u << 26)) {
+			if (mry_parse_u64(optarg, 1, 1u << 26, false, &v) != 0) {
 				fprintf(stderr, "moray-scan: --max-flows: 1..%u\n", 1u << 26);
 				return 2;
 			}

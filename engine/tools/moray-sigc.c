@@ -35,19 +35,10 @@ static void usage(FILE *f)
 
 static int read_key(const char *path, uint8_t *key, size_t len)
 {
-	FILE *f = fopen(path, "rb");
-	size_t n;
-	int extra;
+	char why[128];
 
-	if (f == NULL) {
-		fprintf(stderr, "moray-sigc: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	n = fread(key, 1, len, f);
-	extra = fgetc(f);
-	fclose(f);
-	if (n != len || extra != EOF) {
-		fprintf(stderr, "moray-sigc: %s: not a %zu-byte key\n", path, len);
+	if (mry_sigdb_read_key(path, key, len, why, sizeof(why)) != 0) {
+		fprintf(stderr, "moray-sigc: %s: %s\n", path, why);
 		return -1;
 	}
 	return 0;

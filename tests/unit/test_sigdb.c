@@ -558,3 +558,66 @@ Test(sigdb, sigc_verify_exits_zero_only_for_a_valid_file, .init = mk_tmp, .fini 
 	cr_assert(eq(int, run(cmd, out, sizeof(out)), 0), "%s", out);
 	cr_assert_not_null(strstr(out, "t.sigs:3:7: unknown action 'drop'"), "%s", out);
 }
+
+/* ---- key files ----------------------------------------------------------- */
+
+static const char *write_tmp(const char *name, const void *data, size_t len)
+{
+	static char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/tmp/moray-test-key-%d-%s", (int)getpid(), name);
+	f = fopen(path, "wb");
+	cr_assert_not_null(f);
+	cr_assert(eq(sz, fwrite(data, 1, len, f), len));
+	fclose(f);
+	return path;
+}
+
+Test(sigdb, key_files_raw_or_hex)
+{
+	uint8_t pk[MRY_SIGDB_PUBKEY_BYTES], sk[MRY_SIGDB_SECKEY_BYTES], got[MRY_SIGDB_PUBKEY_BYTES];
+	char hex[2 * MRY_SIGDB_PUBKEY_BYTES + 2], why[128];
+	const char *path;
+
+	cr_assert(eq(int, mry_sigdb_keygen(pk, sk), 0));
+	path = write_tmp("raw", pk, sizeof(pk));
+	cr_assert(eq(int, mry_sigdb_read_key(path, got, sizeof(got), why, sizeof(why)), 0));
+	cr_assert(eq(int, memcmp(got, pk, sizeof(pk)), 0));
+	unlink(path);
+	for (size_t i = 0; i < sizeof(pk); i++)
+		snprintf(hex + 2 * i, 3, i % 2 ? "%02X" : "%02x", pk[i]);
+	strcat(hex, "\n");
+	path = write_tmp("hex", hex, strlen(hex));
+	memset(got, 0, sizeof(got));
+	cr_assert(eq(int, mry_sigdb_read_key(path, got, sizeof(got), why, sizeof(why)), 0));
+	cr_assert(eq(int, memcmp(got, pk, sizeof(pk)), 0));
+	unlink(path);
+	/* the secret key file moray-sigc writes reads back too */
+	path = write_tmp("sk", sk, sizeof(sk));
+	cr_assert(eq(int, mry_sigdb_read_key(path, sk, sizeof(sk), why, sizeof(why)), 0));
+	unlink(path);
+}
+
+Test(sigdb, bad_key_files_say_why)
+{
+	uint8_t key[MRY_SIGDB_PUBKEY_BYTES];
+	char why[128], hex[2 * MRY_SIGDB_PUBKEY_BYTES + 1];
+	const char *path;
+
+	cr_assert(eq(int, mry_sigdb_read_key("/nonexistent/key", key, sizeof(key), why,
+					     sizeof(why)), -ENOENT));
+	cr_assert(ne(ptr, strstr(why, "No such file"), NULL), "%s", why);
+	path = write_tmp("short", "abc", 3);
+	cr_assert(eq(int, mry_sigdb_read_key(path, key, sizeof(key), why, sizeof(why)), -EINVAL));
+	cr_assert(ne(ptr, strstr(why, "32 raw bytes or 64 hex"), NULL), "%s", why);
+	unlink(path);
+	memset(hex, 'a', sizeof(hex) - 1);
+	hex[7] = 'g';
+	path = write_tmp("badhex", hex, sizeof(hex) - 1);
+	cr_assert(eq(int, mry_sigdb_read_key(path, key, sizeof(key), why, sizeof(why)), -EINVAL));
+	unlink(path);
+	path = write_tmp("long", hex, sizeof(hex) - 2);   /* 63 characters */
+	cr_assert(eq(int, mry_sigdb_read_key(path, key, sizeof(key), why, sizeof(why)), -EINVAL));
+	unlink(path);
+}

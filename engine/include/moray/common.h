@@ -46,6 +46,18 @@ static inline bool mry_seq_le(uint32_t a, uint32_t b) { return (int32_t)(a - b) 
 static inline bool mry_seq_gt(uint32_t a, uint32_t b) { return (int32_t)(a - b) > 0; }
 static inline bool mry_seq_ge(uint32_t a, uint32_t b) { return (int32_t)(a - b) >= 0; }
 
+/* Value of one hexadecimal digit, -1 if @c is not one. */
+static inline int mry_hex_val(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* ---- allocator -------------------------------------------------------- */
 
 /**
@@ -165,6 +177,20 @@ void mry_pool_put(struct mry_pool *p, void *obj);
 void mry_pool_get_stats(const struct mry_pool *p, struct mry_pool_stats *st);
 /** Debug: fail every @nth get() (0 = off), to reach "pool empty" paths. */
 void mry_pool_debug_fail_every(struct mry_pool *p, uint32_t nth);
+
+/* ---- option values (parse.c), shared by moray and the tools ------------- */
+
+/**
+ * A decimal (or 0x hexadecimal, never octal) number in [@min, @max]; with @size_suffix a
+ * single k/M/G (binary) multiplier may follow. 0, -EINVAL (not a number,
+ * junk after it) or -ERANGE.
+ */
+int mry_parse_u64(const char *s, uint64_t min, uint64_t max, bool size_suffix, uint64_t *out);
+/**
+ * "25,587, 2525": TCP ports 1-65535, spaces around commas allowed, at most
+ * @cap of them. Returns how many, or -EINVAL (bad or empty) / -E2BIG.
+ */
+int mry_parse_port_list(const char *s, uint16_t *ports, unsigned cap);
 
 /* ---- CPU features (cpu.c) ---------------------------------------------- */
 

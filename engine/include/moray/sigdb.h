@@ -114,6 +114,12 @@ const void *mry_sigdb_gen_hs_db(const struct mry_sigdb_gen *g, enum mry_sigdb_sl
  * @return 0 or a negative errno.
  */
 int mry_sigdb_write_file(const char *path, const uint8_t *buf, size_t len);
+/**
+ * Read a key file: exactly @len raw bytes (what moray-sigc keygen writes) or
+ * 2 x @len hexadecimal characters, trailing whitespace allowed. 0, or a
+ * negative errno with a one-line reason in @why.
+ */
+int mry_sigdb_read_key(const char *path, uint8_t *key, size_t len, char *why, size_t whylen);
 /** New Ed25519 key pair (libsodium). @return 0 or -EIO. */
 int mry_sigdb_keygen(uint8_t pk[MRY_SIGDB_PUBKEY_BYTES], uint8_t sk[MRY_SIGDB_SECKEY_BYTES]);
 
