@@ -150,6 +150,39 @@ Test(flow, same_address_orders_sides_by_port)
 	cr_assert(eq(u16, k.port[0], 1000));
 }
 
+/* the side order is the addresses' byte order (as memcmp), not the
+ * order of the machine words they load into */
+Test(flow, sides_follow_address_byte_order)
+{
+	static const struct { uint32_t a, b; } v4[] = {
+		{ 0x00ff0000u, 0x01000000u },   /* 0.255.0.0 < 1.0.0.0 */
+		{ 0x0a0000ffu, 0x0a000100u },   /* 10.0.0.255 < 10.0.1.0 */
+		{ 0xc0000201u, 0xc0000202u },
+	};
+	struct mry_flow_key k;
+	uint8_t s;
+
+	for (size_t i = 0; i < MRY_ARRAY_SIZE(v4); i++) {
+		struct mry_pkt p = pkt4(v4[i].b, 25, v4[i].a, 40000);
+
+		mry_flow_key_from_pkt(&p, &k, &s);
+		cr_assert(eq(u8, s, 1), "case %zu", i);
+		p = pkt4(v4[i].a, 40000, v4[i].b, 25);
+		mry_flow_key_from_pkt(&p, &k, &s);
+		cr_assert(eq(u8, s, 0), "case %zu", i);
+	}
+	/* IPv6 addresses that differ only in their second half, and in the
+	 * low byte of the first half against the high byte */
+	struct mry_pkt p6 = pkt6(2, 25, 1, 40000);
+
+	mry_flow_key_from_pkt(&p6, &k, &s);
+	cr_assert(eq(u8, s, 1));
+	p6.src[7] = 0x01;        /* byte 7 of the source ... */
+	p6.dst[6] = 0x01;        /* ... byte 6 of the destination: the greater */
+	mry_flow_key_from_pkt(&p6, &k, &s);
+	cr_assert(eq(u8, s, 0));
+}
+
 Test(flow, ipv4_key_ignores_bytes_after_the_address)
 {
 	struct mry_pkt a = pkt4(CLIENT, 1, SERVER, 25);
