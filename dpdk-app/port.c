@@ -215,6 +215,11 @@ int app_port_check(struct app *a, char *err, size_t errlen)
 	return 0;
 }
 
+static bool queues_ok(const struct rte_eth_dev_info *info, uint32_t nb_queues)
+{
+	return info->max_rx_queues >= nb_queues && info->max_tx_queues >= nb_queues;
+}
+
 /* True when @port can spread IP pairs over @nb_queues rx queues with RSS. */
 bool app_port_rss_capable(uint16_t port, uint32_t nb_queues)
 {
@@ -222,8 +227,7 @@ bool app_port_rss_capable(uint16_t port, uint32_t nb_queues)
 
 	if (rte_eth_dev_info_get(port, &info) != 0)
 		return false;
-	return rss_ip_only(info.flow_type_rss_offloads) != 0 &&
-		app_port_has_queues(port, nb_queues);
+	return rss_ip_only(info.flow_type_rss_offloads) != 0 && queues_ok(&info, nb_queues);
 }
 
 /* True when @port has @nb_queues rx and tx queues (--dispatch queue). */
@@ -231,9 +235,7 @@ bool app_port_has_queues(uint16_t port, uint32_t nb_queues)
 {
 	struct rte_eth_dev_info info;
 
-	if (rte_eth_dev_info_get(port, &info) != 0)
-		return false;
-	return info.max_rx_queues >= nb_queues && info.max_tx_queues >= nb_queues;
+	return rte_eth_dev_info_get(port, &info) == 0 && queues_ok(&info, nb_queues);
 }
 
 /* True when @port has @nb_queues tx queues (one per worker). */

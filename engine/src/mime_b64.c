@@ -126,16 +126,6 @@ static size_t b64_dec_avx2(const uint8_t *in, size_t len, uint8_t *out)
 	}
 	return k;
 }
-
-static bool b64_use_avx2(void)
-{
-	return mry_cpu_avx2();
-}
-#else
-static bool b64_use_avx2(void)
-{
-	return false;
-}
 #endif
 
 void mry_b64_init(struct mry_b64_dec *d)
@@ -151,7 +141,7 @@ size_t mry_b64_decode(struct mry_b64_dec *d, const uint8_t *in, size_t len,
 	uint32_t acc = d->acc;
 	unsigned n = d->nchars;
 #if B64_AVX2
-	const bool avx2 = len >= 32 && b64_use_avx2();
+	const bool avx2 = len >= 32 && mry_cpu_avx2();
 #endif
 
 	while (p < end) {
