@@ -1,66 +1,67 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-3-Clause
-# One run, same machine, same bytes: moray's scan stage vs plain Hyperscan
-# (streaming in the same chunks, and block mode) vs ClamAV's clamscan with
-# the same .ndb signatures over the same messages.
+# One run, same machine, same messages, same signatures (the .ndb files
+# below, which bench_scan compiles into a moray database and clamd loads
+# as its only database). Comparisons and what each side does:
+#
+#  1. scan stage: moray's mry_scan_msg_*() vs plain Hyperscan streaming
+#     (hs_scan_stream, same 1448-byte pieces) and block mode (hs_scan), all
+#     three over the same bytes already in memory: each raw message, its
+#     header blocks and its decoded parts (decoded beforehand by
+#     decode_corpus.py). Only the scan is timed (thread CPU, best of 5).
+#  2. clamd vs moray, both given only the raw message bytes from memory
+#     and both doing MIME parse + decode + scan of message and parts:
+#       clamd  clamd_instream.py reads every message into memory, then sends
+#              it over clamd's unix socket with INSTREAM (1448-byte chunks,
+#              one connection per message); clamd opens no file of ours.
+#              Timed: clamd's own CPU (user+sys of the clamd process, from
+#              /proc) over a pass of the corpus, best of 3; the client's
+#              wall time is printed too. clamd runs from a config in a
+#              temporary directory (unix socket, DisableCache yes, default
+#              ScanMail) whose DatabaseDirectory holds copies of exactly
+#              these .ndb files and nothing else; the loaded signature count
+#              is checked against moray's.
+#       moray  bench_scan's "mime+scan": mry_mime_feed() and
+#              mry_scan_msg_raw() over the same raw bytes in 1448-byte pieces,
+#              MIME callbacks into the scan (header blocks, decoded parts), as
+#              the engine does per message (thread CPU, best of 5).
+# clamscan (start-up and database load separately from scanning) and
+# moray-scan end to end are compared in e2e.sh.
 #
 #   bench/scan/run.sh [BUILD_DIR] [DATA_DIR]      (defaults: build ../shared/data)
 #
-# BUILD_DIR must hold bench/scan/bench_scan (bench/meson.build: subdir('scan')).
-# ClamAV: Debian package clamav; -d with the .ndb files, so no freshclam.
+# DATA_DIR holds mail/ (the messages) and sigs/*.ndb (MORAY_SIGS overrides
+# the list of signature files). BUILD_DIR must hold bench/scan/bench_scan.
+# ClamAV: Debian packages clamav-daemon (clamd); no freshclam database used.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/../lib/env.sh"
 BUILD=${1:-build}
 DATA=${2:-$HERE/../../../shared/data}
 BENCH=$BUILD/bench/scan/bench_scan
-SIGS="$DATA/sigs/rfxn-2013.ndb $DATA/sigs/test-eicar-clamexe.ndb"
+SIGS=${MORAY_SIGS:-"$DATA/sigs/rfxn-2013.ndb $DATA/sigs/test-eicar-clamexe.ndb"}
 [ -x "$BENCH" ] || { echo "run.sh: $BENCH not built" >&2; exit 2; }
+[ -d "$DATA/mail" ] || { echo "run.sh: no mail corpus in $DATA/mail" >&2; exit 2; }
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT INT TERM
+clamd_pid=
+cleanup() {
+	[ -n "$clamd_pid" ] && kill "$clamd_pid" 2>/dev/null && wait "$clamd_pid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
 
+bench_env "$BUILD"
 python3 "$HERE/decode_corpus.py" "$DATA/mail" "$tmp/corpus"
-"$BENCH" --reps 5 --loops 20 "$tmp/corpus" $SIGS | tee "$tmp/bench.out"
-moray_s=$(sed -n 's/^result moray_full_s=\([0-9.]*\).*/\1/p' "$tmp/bench.out")
+"$BENCH" --reps 5 --loops 20 "$tmp/corpus" $SIGS 2>/dev/null | tee "$tmp/bench.out"
+res=$(grep '^result ' "$tmp/bench.out")
+get() { echo "$res" | sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
+moray_ms=$(get mime_scan_s)
+moray_hits=$(get mime_scan_hits)
+moray_sigs=$(sed -n 's/^database: \([0-9]*\) signatures.*/\1/p' "$tmp/bench.out")
 
-if ! command -v clamscan >/dev/null 2>&1; then
-	echo "clamscan: not installed (apt-get install clamav), skipped"
-	exit 0
-fi
-python3 - "$moray_s" "$DATA/mail" $SIGS <<'PY'
-import os, resource, subprocess, sys, time
-moray = float(sys.argv[1])
-mail, sigs = sys.argv[2], sys.argv[3:]
-cmd = ["clamscan", "--no-summary", "-i"] + [a for s in sigs for a in ("-d", s)]
-
-def run(args):
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.monotonic()
-    out = subprocess.run(cmd + args, capture_output=True, text=True).stdout
-    wall = time.monotonic() - t0
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    return wall, cpu, out
-
-one = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"moray-bench-one.{os.getpid()}")
-with open(one, "w") as f:
-    f.write("x\n")
-lw, lc, _ = run([one])                 # start-up + signature load
-os.unlink(one)
-w, c, out = run(["-r", mail])
-found = sum(1 for l in out.splitlines() if l.endswith(" FOUND"))
-print(f"clamscan: {w:.3f} s wall, {c:.3f} s CPU for the corpus "
-      f"(start-up + load {lw:.3f} s wall), {found} messages found")
-print(f"ratio clamscan / moray scan stage (raw+headers+parts): wall {w / moray:.0f}x, CPU {c / moray:.0f}x")
-PY
-
-# clamd (Debian clamav-daemon) with DisableCache: the daemon keeps its
-# signatures loaded, so this is ClamAV's best case. Talks the clamd socket
-# protocol directly (no clamdscan needed).
-if ! command -v clamd >/dev/null 2>&1 && [ ! -x /usr/sbin/clamd ]; then
-	echo "clamd: not installed (apt-get install clamav-daemon), skipped"
-	exit 0
-fi
 CLAMD=$(command -v clamd || echo /usr/sbin/clamd)
+[ -x "$CLAMD" ] || { echo "clamd: not installed (apt-get install clamav-daemon)" >&2; exit 2; }
 mkdir -p "$tmp/db"
 cp $SIGS "$tmp/db/"
 cat >"$tmp/clamd.conf" <<CONF
@@ -69,45 +70,24 @@ DatabaseDirectory $tmp/db
 Foreground yes
 DisableCache yes
 LogFile $tmp/clamd.log
+LogVerbose yes
 PidFile $tmp/clamd.pid
 TemporaryDirectory $tmp
 CONF
 "$CLAMD" --config-file="$tmp/clamd.conf" >"$tmp/clamd.out" 2>&1 &
 clamd_pid=$!
-trap 'kill $clamd_pid 2>/dev/null; wait $clamd_pid 2>/dev/null; rm -rf "$tmp"' EXIT INT TERM
-python3 - "$moray_s" "$DATA/mail" "$tmp/clamd.sock" <<'PY'
-import os, socket, sys, time
-moray, mail, sock = float(sys.argv[1]), sys.argv[2], sys.argv[3]
-
-def cmd(c):
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(sock)
-    s.sendall(b"z" + c.encode() + b"\0")
-    out = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        out += d
-    s.close()
-    return out.decode(errors="replace")
-
-for _ in range(600):
-    try:
-        if cmd("PING").startswith("PONG"):
-            break
-    except OSError:
-        pass
-    time.sleep(0.1)
-else:
-    sys.exit("clamd did not start")
-best, found = 1e9, 0
-files = sorted(os.path.join(d, f) for d, _, fs in os.walk(mail) for f in fs)
-for _ in range(3):
-    t0 = time.monotonic()
-    found = sum(1 for f in files if cmd("SCAN " + os.path.abspath(f)).rstrip("\0").endswith("FOUND"))
-    best = min(best, time.monotonic() - t0)
-print(f"clamd (DisableCache yes): {best:.3f} s wall for the corpus, one SCAN per message, "
-      f"{found} messages found")
-print(f"ratio clamd / moray scan stage (raw+headers+parts): {best / moray:.0f}x")
-PY
+python3 "$HERE/clamd_instream.py" "$tmp/clamd.sock" "$DATA/mail" "$clamd_pid" 3 | tee "$tmp/clamd.res"
+clamd_sigs=$(sed -n 's/.*Loaded \([0-9]*\) signatures.*/\1/p' "$tmp/clamd.log" | tail -n 1)
+echo "clamd database: $tmp/db holds only: $(cd "$tmp/db" && ls | tr '\n' ' '); clamd loaded ${clamd_sigs:-?} signatures, moray compiled $moray_sigs"
+if [ "$clamd_sigs" != "$moray_sigs" ]; then
+	echo "run.sh: clamd and moray signature counts differ" >&2
+	exit 1
+fi
+res=$(grep '^result ' "$tmp/clamd.res")
+clamd_cpu=$(get clamd_cpu_s)
+clamd_wall=$(get clamd_wall_s)
+clamd_found=$(get clamd_found)
+echo "moray mime+scan: $moray_ms s CPU per corpus pass, $moray_hits messages matched; clamd: $clamd_found messages FOUND"
+awk -v c="$clamd_cpu" -v w="$clamd_wall" -v m="$moray_ms" 'BEGIN {
+	printf "ratio clamd INSTREAM / moray mime+scan (raw message bytes from memory, MIME + decode + scan on both): clamd CPU %.0fx, client wall %.0fx\n", c / m, w / m }'
+bench_env "$BUILD"
