@@ -6,12 +6,16 @@
 # goal >= 0.7). See the header of payload_bench.c for what each side does.
 #
 #   bench/app/payload.sh [BUILD_DIR] [CAPTURE_MB] [PASSES]   (default build 50 5)
+# MORAY_SIGS: directory of the .ndb files compiled into the database.
 set -eu
 BUILD=${1:-build}
 MB=${2:-50}
 PASSES=${3:-5}
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/../lib/env.sh"
 SIGS=${MORAY_SIGS:-/work/shared/data/sigs}
+bench_env "$BUILD"
+echo "reference: Hyperscan streaming over the client payload of every SMTP flow, same segments, same database; moray: one worker's whole engine on every frame (reassembly, SMTP, MIME, scan, verdicts) - see payload_bench.c"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
@@ -19,3 +23,4 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 	--smtp-share 1.0 --seed 7 >/dev/null
 "$BUILD/engine/tools/moray-sigc" compile -o "$tmp/db.mdb" "$SIGS"/*.ndb >/dev/null
 "$BUILD/bench/payload_bench" "$tmp/db.mdb" "$tmp/smtp.pcap" "$PASSES"
+bench_env "$BUILD"

@@ -24,12 +24,14 @@
 # shows that it works.
 #
 # usage: bench/app/run.sh [BUILD_DIR] [SECONDS] [CAPTURE_MB]
+# MORAY_SIGS: the .ndb file compiled into the database moray runs with.
 set -u
 
 BUILD=${1:-build}
 SECS=${2:-8}
 MB=${3:-4}
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/../lib/env.sh"
 ROOT=$(cd "$HERE/../.." && pwd)
 MORAY=$BUILD/dpdk-app/moray
 SIGC=$BUILD/engine/tools/moray-sigc
@@ -160,6 +162,8 @@ fmt() { # pps mean-frame-bytes
 	awk -v p="$1" -v s="$2" 'BEGIN { printf "%8.3f Mpps %8.2f Gbit/s", p / 1e6, p * s * 8 / 1e9 }'
 }
 
+bench_env "$BUILD"
+echo "testpmd: io forwarding port 0 -> port 1, no inspection; moray: the same forwarding through its whole inline pipeline (flow table, SMTP reassembly, MIME, scan) on the same lcores, vdevs and captures"
 echo "moray vs dpdk-testpmd io-fwd, net_pcap(infinite_rx) -> net_null, ${SECS}s windows,"
 echo "captures of ~${MB} MB from moray-gen (seed 7); database: ${DB:-none (messages held)}"
 for cap in non-smtp mixed smtp; do
@@ -187,3 +191,4 @@ for cap in mixed smtp; do
 	printf '%-9s moray 1w  %s\n' "$cap" "$(fmt "$q1" "$size")"
 	printf '%-9s moray 2w  %s   scaling %s\n' "$cap" "$(fmt "$q2" "$size")" "$sc"
 done
+bench_env "$BUILD"

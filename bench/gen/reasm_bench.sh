@@ -7,10 +7,13 @@
 # build tree has none. Prints both rates and the ratio; asserts nothing.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/env.sh"
 build=${1:-build}
 size=${2:-200}
 scan=$build/engine/tools/moray-scan
 [ -x "$scan" ] || { echo "reasm_bench: $scan not built" >&2; exit 2; }
+bench_env "$build"
+echo "reference: pcap_next_ex loop touching every byte of the capture; moray-scan: the same file through its whole pipeline (reassembly, SMTP, MIME, scan with the default db), then again dumping client streams"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 loop=$build/bench/gen/pcap_loop
@@ -44,3 +47,4 @@ awk -v b="$bytes" -v l="$t0 $t1" -v s="$t1 $t2" -v d="$t2 $t3" -v bad="$bad" 'BE
 	printf "moray-scan --dump-streams %.2f s  %.0f MB/s  ratio %.3f\n", td, b / 1e6 / td, tl / td
 	printf "client streams differing from the generator: %d\n", bad
 }'
+bench_env "$build"

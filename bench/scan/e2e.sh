@@ -41,6 +41,8 @@ ctmp=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
 trap 'rm -rf "$tmp" "$ctmp"' EXIT INT TERM
 
 bench_env "$BUILD"
+echo "moray-scan: capture of SMTP sessions carrying each message REPEAT=$REPEAT times -> reassembly, SMTP, MIME, decode, scan, verdict log"
+echo "clamscan: the same message files REPEAT=$REPEAT times (--disable-cache) -> read, MIME, decode, scan; same .ndb signatures; start-up + db load measured apart on both; CPU seconds"
 "$BUILD/engine/tools/moray-sigc" compile -o "$tmp/sigs.mdb" $SIGS
 /usr/bin/python3 "$HERE/../gen/moray-gen.py" --each --repeat "$REPEAT" --concurrency 16 \
 	--mail "$DATA/mail" -o "$tmp/corpus.pcap" >/dev/null
@@ -114,7 +116,7 @@ print("moray-scan: start-up + db load %.3f s, total %.3f s, scanning %.3f s CPU 
 print("clamscan:   start-up + db load %.3f s, total %.3f s, scanning %.3f s CPU "
       "(%.1f MB/s of messages); %d files FOUND" %
       (c_start, c_total, c_scan, corpus_bytes * repeat / c_scan / 1e6, c_found))
-print("hs_scan block loop over the decoded bytes: %.3f s per corpus pass (%d raw bytes)" %
+print("hs_scan block loop over the decoded bytes: %.4f s per corpus pass (%d raw bytes)" %
       (block_s, raw_bytes))
 # block loop normalised to the capture's message bytes (CRLF line ends)
 print("ratio moray-scan scanning / hs block (same message bytes): %.2f  (goal >= 0.5)" %
