@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Internals shared by sigsrc.c (set, moray format, compiler), sigsrc_hex.c
- * (ClamAV hex syntax -> Hyperscan) and sigsrc_ndb.c (.ndb importer).
+ * (ClamAV hex syntax -> Hyperscan), sigsrc_ndb.c (.ndb importer) and
+ * sigsrc_buf.c (what the parsers share). Calls run one way: sigsrc.c uses
+ * the parsers, sigsrc_ndb.c uses sigsrc_hex.c, and all of them use
+ * sigsrc_buf.c, which uses none of them.
  */
 #ifndef MORAY_SIGSRC_PRIV_H
 #define MORAY_SIGSRC_PRIV_H
@@ -22,6 +25,8 @@ struct mry_sigsrc {
 	char **notes;
 	struct mry_ndb_report ndb;
 };
+
+/* ---- sigsrc_buf.c ---- */
 
 /* growable string; on allocation failure sets oom and ignores more input */
 struct mry_sigsrc_sb {
@@ -60,7 +65,8 @@ int mry_sigsrc_for_each_line(struct mry_sigsrc *s, const char *fname, const char
 			     size_t len, mry_sigsrc_line_fn fn, uint32_t id_base);
 bool mry_sigsrc_blank_or_comment(const char *l, size_t len);
 
-/** Hex digit value or -1. */
+/* ---- sigsrc_hex.c ---- */
+
 /**
  * Translate ClamAV hex syntax into @out. *@wide (may be NULL) accumulates
  * bounds widened past MRY_SIGSRC_HS_BOUND_MAX.

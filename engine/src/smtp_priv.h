@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * SMTP module internals: the per-connection session (kept small: partial
- * lines beyond a 32-byte prefix, bytes awaiting a reply and envelopes live
- * in per-worker pools) and the reply queue entries. Unit tests may include
- * this header; nothing else should.
+ * SMTP module internals: the context, the per-connection session (kept
+ * small: partial lines beyond a 32-byte prefix, bytes awaiting a reply and
+ * envelopes live in per-worker pools), the reply queue entries, and the
+ * functions the smtp files (smtp.c, smtp_session.c, smtp_line.c,
+ * smtp_client.c, smtp_server.c) share. Unit tests may include this header;
+ * nothing else should.
  */
 #ifndef MORAY_SMTP_PRIV_H
 #define MORAY_SMTP_PRIV_H
@@ -12,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "moray/common.h"
 #include "moray/smtp.h"
 
 #define MRY_SMTP_MAX_SESSIONS_DEFAULT 65536u
@@ -148,5 +151,124 @@ struct mry_smtp_session {
 	char lbuf[MRY_SMTP_LINE_INLINE];
 	char sline[MRY_SMTP_SLINE_KEEP];
 };
+
+#define SMTP_SLOT_NONE 0xffffu
+#define SMTP_BDAT_SIZE_MAX (1ULL << 62)
+
+struct mry_smtp_ctx {
+	struct mry_alloc alloc;
+	struct mry_smtp_config cfg;
+	struct mry_smtp_callbacks cb;
+	struct mry_pool *sess_pool;
+	struct mry_pool *pend_pool;
+	struct mry_pool *env_pool;
+	struct mry_pool *line_pool;
+	const char **rcpt_view;
+	size_t addr_cap;          /* max_addr_len + NUL */
+	struct mry_smtp_stats st;
+};
+
+/* ---- small helpers used by more than one file -------------------------- */
+
+static inline char *smtp_env_from(const struct mry_smtp_ctx *c, struct smtp_env *e)
+{
+	return (char *)e->mem + c->cfg.max_rcpt;
+}
+
+static inline char *smtp_env_rcpt(const struct mry_smtp_ctx *c, struct smtp_env *e, uint32_t i)
+{
+	return (char *)e->mem + c->cfg.max_rcpt + c->addr_cap * (1 + (size_t)i);
+}
+
+static inline uint8_t *smtp_env_refused(const struct mry_smtp_ctx *c, struct smtp_env *e)
+{
+	(void)c;
+	return e->mem;
+}
+
+static inline struct smtp_qent *smtp_q_at(struct mry_smtp_session *s, unsigned i)
+{
+	return &s->q[(s->q_head + i) % MRY_SMTP_QUEUE_CAP];
+}
+
+static inline bool smtp_all_cr(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != '\r')
+			return false;
+	return true;
+}
+
+static inline size_t smtp_strip_cr(const uint8_t *p, size_t n)
+{
+	while (n > 0 && p[n - 1] == '\r')
+		n--;
+	return n;
+}
+
+/*
+ * How much of a line to parse: at most @keep bytes, less the CRs that end
+ * it (Postfix strips CRs before LF). The same answer whether the line came
+ * whole or in pieces of which only a prefix was kept (@dropped: a byte
+ * other than CR was not kept).
+ */
+static inline size_t smtp_line_eff(const uint8_t *l, size_t n, size_t keep, bool dropped)
+{
+	if (n > keep) {
+		dropped = dropped || !smtp_all_cr(l + keep, n - keep);
+		n = keep;
+	}
+	return dropped ? n : smtp_strip_cr(l, n);
+}
+
+static inline uint32_t smtp_sat_add(uint32_t a, size_t b)
+{
+	return b >= (size_t)(UINT32_MAX - a) ? UINT32_MAX : a + (uint32_t)b;
+}
+
+/*
+ * ---- functions shared between the smtp files ----------------------------
+ * Calls run one way: smtp.c and smtp_server.c use smtp_client.c, which uses
+ * smtp_line.c, and all use smtp_session.c. Nothing outside these files
+ * calls them.
+ */
+
+/* smtp_session.c: count @an and tell the consumer */
+void mry_smtp_flag_anomaly(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
+			   enum mry_smtp_anomaly an);
+/* smtp_session.c: the transaction is over; its envelope goes back to the pool */
+void mry_smtp_txn_end(struct mry_smtp_ctx *c, struct mry_smtp_session *s);
+/* smtp_session.c: message events, each reported with the current envelope */
+void mry_smtp_msg_begin(struct mry_smtp_ctx *c, struct mry_smtp_session *s, bool bdat);
+void mry_smtp_msg_end(struct mry_smtp_ctx *c, struct mry_smtp_session *s, uint64_t eom_off);
+void mry_smtp_msg_abort(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
+			enum mry_smtp_abort_reason why);
+void mry_smtp_msg_reply(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
+			uint32_t idx, unsigned code, const char *text, size_t tlen);
+/* smtp_session.c: queue a command's expected reply (merging runs) */
+void mry_smtp_q_push(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
+		     uint8_t type, uint8_t flags, uint32_t arg);
+/* smtp_session.c: give back the buffer of bytes behind a gate */
+void mry_smtp_pend_release(struct mry_smtp_ctx *c, struct mry_smtp_session *s);
+/* smtp_session.c: the connection is over (421, close); aborts an open message */
+void mry_smtp_session_stop(struct mry_smtp_ctx *c, struct mry_smtp_session *s);
+
+/* smtp_line.c: BARE_CR in [p, p+n), at most once per line */
+void mry_smtp_check_bare_cr(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
+			    const uint8_t *p, size_t n);
+/* smtp_line.c: DATA message bytes; returns how many were consumed (fewer
+ * than @len only when the terminator was found: the rest are commands) */
+size_t mry_smtp_data_feed(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
+			  const uint8_t *p, size_t len, uint64_t off);
+/* smtp_line.c: BDAT chunk octets; returns how many belonged to the chunk */
+size_t mry_smtp_bdat_feed(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
+			  const uint8_t *p, size_t len, uint64_t off);
+/* smtp_line.c: a chunk is complete; after LAST the message ends at @eom_off */
+void mry_smtp_bdat_done(struct mry_smtp_ctx *c, struct mry_smtp_session *s, uint64_t eom_off);
+
+/* smtp_client.c: the gate opened; parse the bytes buffered behind it */
+void mry_smtp_pend_replay(struct mry_smtp_ctx *c, struct mry_smtp_session *s);
+/* smtp_client.c: decide a gate before its reply, by the likelier reading */
+void mry_smtp_gate_decide(struct mry_smtp_ctx *c, struct mry_smtp_session *s);
 
 #endif /* MORAY_SMTP_PRIV_H */
