@@ -23,6 +23,7 @@
 #include <rte_rcu_qsbr.h>
 
 #include "app.h"
+#include "moray/event.h"
 
 #define WATCH_MS 100
 #define MAX_PENDING 64
@@ -47,17 +48,6 @@ static struct db_watch seen, offered;
 static bool offered_valid;
 static uint64_t db_version_logged = UINT64_MAX;
 
-static void format_ts(char *buf, size_t len, uint64_t ns)
-{
-	time_t s = (time_t)(ns / MRY_NS_PER_SEC);
-	struct tm tm;
-	size_t n;
-
-	gmtime_r(&s, &tm);
-	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, len - n, ".%03uZ", (unsigned)(ns % MRY_NS_PER_SEC / MRY_NS_PER_MS));
-}
-
 static uint64_t wall_ns(void)
 {
 	struct timespec ts;
@@ -66,23 +56,14 @@ static uint64_t wall_ns(void)
 	return (uint64_t)ts.tv_sec * MRY_NS_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
-static void json_escape(char *dst, size_t len, const char *src)
+/* One verdict-log line from the control thread, flushed at once. */
+static void log_event(struct app *a, const char *line, size_t n)
 {
-	size_t o = 0;
-
-	for (; *src != '\0' && o + 7 < len; src++) {
-		unsigned char c = (unsigned char)*src;
-
-		if (c == '"' || c == '\\') {
-			dst[o++] = '\\';
-			dst[o++] = (char)c;
-		} else if (c < 0x20) {
-			o += (size_t)snprintf(dst + o, len - o, "\\u%04x", c);
-		} else {
-			dst[o++] = (char)c;
-		}
-	}
-	dst[o] = '\0';
+	if (n == 0)
+		return;
+	app_log_write_line(a, line, n);
+	if (a->log != NULL)
+		fflush(a->log);
 }
 
 void app_control_snapshot_read(const struct app *a, struct app_ctl_snapshot *out)
@@ -110,13 +91,17 @@ static void snap_end(struct app *a)
 	__atomic_store_n(&a->ctl_snap.seq, a->ctl_snap.seq + 1, __ATOMIC_RELAXED);
 }
 
-/* Publish the generation state; write a "db" event when it changed. */
-static void db_publish(struct app *a)
+/*
+ * Publish the generation state; write a "db" event when it changed. @path
+ * and @st name the offer that led here (NULL: a state change without one).
+ */
+static void db_publish(struct app *a, const char *path, const enum mry_sigdb_status *st)
 {
 	uint64_t ver = mry_sigdb_ctl_version(a->ctl);
 	struct mry_sigdb_gen *act;
+	struct mry_event_db d;
 	bool valid;
-	char line[512], reason[200], ts[40];
+	char line[1024];
 
 	if (ver == db_version_logged)
 		return;
@@ -134,15 +119,14 @@ static void db_publish(struct app *a)
 	a->ctl_snap.db_changes++;
 	snap_end(a);
 
-	json_escape(reason, sizeof(reason), a->ctl_snap.db_reason);
-	format_ts(ts, sizeof(ts), wall_ns());
-	snprintf(line, sizeof(line),
-		 "{\"event\":\"db\",\"ts\":\"%s\",\"generation\":%" PRIu64
-		 ",\"state\":\"%s\",\"reason\":\"%s\"}",
-		 ts, a->ctl_snap.db_generation, valid ? "valid" : "invalid", reason);
-	app_log_write_line(a, line, strlen(line));
-	if (a->log != NULL)
-		fflush(a->log);
+	d = (struct mry_event_db){
+		.generation = a->ctl_snap.db_generation,
+		.valid = valid,
+		.reason = a->ctl_snap.db_reason,
+		.file = path,
+		.offer = st != NULL ? mry_sigdb_status_name(*st) : NULL,
+	};
+	log_event(a, line, mry_event_db(line, sizeof(line), wall_ns(), &d));
 	printf("moray: database generation %" PRIu64 " state %s (%s)%s\n",
 	       a->ctl_snap.db_generation, valid ? "valid" : "invalid",
 	       a->ctl_snap.db_reason,
@@ -197,7 +181,7 @@ static void offer(struct app *a, const char *path)
 	if (st != MRY_SIGDB_OK && path != NULL)
 		printf("moray: database %s not used: %s\n", path, mry_sigdb_status_name(st));
 	retire(a, retired);
-	db_publish(a);
+	db_publish(a, path, &st);
 }
 
 static bool watch_stat(const char *path, struct db_watch *w)
@@ -262,7 +246,7 @@ static void db_watch(struct app *a)
 			offer(a, now.exists ? a->opt.db_path : NULL);
 		}
 	}
-	db_publish(a);
+	db_publish(a, NULL, NULL);
 }
 
 void app_control_sum(struct app *a, struct app_worker_stats *tot)
@@ -341,7 +325,7 @@ static void update_alarm(struct app *a, uint64_t now)
 {
 	static struct app_worker_stats t;
 	uint64_t smtp, window = a->opt.alarm_no_clean_s * MRY_NS_PER_SEC, since;
-	char reason[160] = "";
+	char reason[160] = "", line[256];
 	bool alarm = false;
 
 	app_control_sum(a, &t);
@@ -370,6 +354,7 @@ static void update_alarm(struct app *a, uint64_t now)
 		snprintf(a->ctl_snap.alarm_reason, sizeof(a->ctl_snap.alarm_reason), "%s",
 			 reason);
 		snap_end(a);
+		log_event(a, line, mry_event_alarm(line, sizeof(line), wall_ns(), alarm, reason));
 	}
 }
 

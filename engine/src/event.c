@@ -125,16 +125,23 @@ size_t mry_json_end(struct mry_json *j)
 
 void mry_json_strn(struct mry_json *j, const char *k, const char *val, size_t n)
 {
+	if (val == NULL) {
+		mry_json_null(j, k);
+		return;
+	}
 	key(j, k);
-	if (val == NULL)
-		put(j, "null", 4);
-	else
-		put_escaped(j, val, n);
+	put_escaped(j, val, n);
 }
 
 void mry_json_str(struct mry_json *j, const char *k, const char *val)
 {
 	mry_json_strn(j, k, val, val != NULL ? strlen(val) : 0);
+}
+
+void mry_json_null(struct mry_json *j, const char *k)
+{
+	key(j, k);
+	put(j, "null", 4);
 }
 
 void mry_json_raw(struct mry_json *j, const char *s)

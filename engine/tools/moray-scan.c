@@ -475,27 +475,21 @@ static unsigned csum_auto(const char *path, unsigned flags)
 
 /* ---- database timeline -------------------------------------------------- */
 
+/* @path/@st: the offer this event follows; NULL: a state change without one */
 static void db_event(struct scan *sc, uint64_t now_ns, const char *path,
-		     enum mry_sigdb_status st)
+		     const enum mry_sigdb_status *st)
 {
 	struct mry_sigdb_gen *g = mry_sigdb_ctl_active(sc->ctl);
+	struct mry_event_db d = {
+		.generation = g != NULL ? mry_sigdb_gen_number(g) : 0,
+		.valid = mry_sigdb_ctl_state(sc->ctl) == MRY_DB_VALID,
+		.reason = mry_sigdb_ctl_reason(sc->ctl),
+		.file = path,
+		.offer = st != NULL ? mry_sigdb_status_name(*st) : NULL,
+	};
 	char buf[1024];
-	struct mry_json j;
-	size_t n;
+	size_t n = mry_event_db(buf, sizeof(buf), now_ns, &d);
 
-	mry_json_begin(&j, buf, sizeof(buf));
-	mry_json_str(&j, "event", "db");
-	mry_json_ts(&j, "ts", now_ns);
-	if (g != NULL)
-		mry_json_u64(&j, "generation", mry_sigdb_gen_number(g));
-	else
-		mry_json_str(&j, "generation", NULL);
-	mry_json_str(&j, "state", mry_sigdb_ctl_state(sc->ctl) == MRY_DB_VALID ?
-		     "valid" : "invalid");
-	mry_json_str(&j, "reason", mry_sigdb_ctl_reason(sc->ctl));
-	mry_json_str(&j, "file", path);
-	mry_json_str(&j, "offer", mry_sigdb_status_name(st));
-	n = mry_json_end(&j);
 	if (n > 0)
 		on_event(sc, buf, n);
 }
@@ -509,7 +503,7 @@ static enum mry_sigdb_status offer(struct scan *sc, const char *path, uint64_t n
 	/* single-threaded: no reader can still be inside the old pointer */
 	if (retired != NULL)
 		mry_sigdb_gen_unref(retired);
-	db_event(sc, now_ns, path, st);
+	db_event(sc, now_ns, path, &st);
 	return st;
 }
 
@@ -861,7 +855,7 @@ int main(int argc, char **argv)
 				next_offer++;
 			}
 			if (mry_sigdb_ctl_tick(sc.ctl, now / MRY_NS_PER_SEC))
-				db_event(&sc, now, NULL, MRY_SIGDB_OK);
+				db_event(&sc, now, NULL, NULL);
 			sc.cur_hdr = *h;
 			/* timers, and held messages go as soon as an offer made them judgeable */
 			mry_engine_tick(e, now);

@@ -263,5 +263,6 @@ if [ "$SHIM" != --shim ]; then
 	stop_moray
 fi
 
+check_log_schema
 echo "$FAILS failure(s)"
 [ $FAILS = 0 ]

@@ -66,3 +66,11 @@ start_moray() { # extra moray options...
 	fail "moray did not start"
 	exit 1
 }
+
+# Every event moray wrote must match docs/verdict-log.schema.json (run once
+# moray has exited, so no line is half written).
+check_log_schema() {
+	[ -s "$TMP/moray.jsonl" ] || return 0
+	/usr/bin/python3 "$(dirname "$0")/../tools/validate_log.py" "$TMP/moray.jsonl" ||
+		fail "verdict log does not match docs/verdict-log.schema.json"
+}

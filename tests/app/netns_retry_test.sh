@@ -304,5 +304,6 @@ else
 	fail "count: receiver holds $NREC mails (want 2), alice $NBOUNCE (want 1)"
 fi
 
+check_log_schema
 echo "$FAILS failure(s)"
 [ $FAILS = 0 ]

@@ -43,6 +43,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import validate_log  # noqa: E402
+
 ARGS = None
 FAILS = []
 EICAR_HEX = ("58354f2150254041505b345c505a58353428505e2937434329377d24"
@@ -252,6 +255,7 @@ def run(tmp):
                        capture_output=True, text=True)
     if not check(p.returncode == 0, "moray-scan exit %d: %s" % (p.returncode, p.stderr[-300:])):
         return
+    check_schema(scan_log)
     with open(scan_log) as f:
         scan = {msg_key(e): e for e in map(json.loads, f) if e.get("event") == "message"}
     infected = sum(1 for e in scan.values() if e["verdict"] == "infected")
@@ -357,8 +361,17 @@ def final_field(line, name, nth=0):
     return None
 
 
+def check_schema(path):
+    """Every event in the log at @path matches docs/verdict-log.schema.json."""
+    errs = validate_log.validate_file(path)
+    for e in errs[:20]:
+        fail("schema: " + e)
+    check(len(errs) <= 20, "%d more schema errors in %s" % (len(errs) - 20, path))
+
+
 def verify(tmp, recs, frames_in, out, st, scan, installed, log, out0, out1):
     n = len(recs)
+    check_schema(log)
     with open(log) as f:
         events = [json.loads(x) for x in f if x.strip()]
     msgs = [e for e in events if e.get("event") == "message"]

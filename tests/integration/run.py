@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.join(SRC, "tests", "tools"))
 
 import mkpcap    # noqa: E402
 import refreasm  # noqa: E402
+import validate_log  # noqa: E402
 
 SKIP = 77
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
@@ -67,6 +68,7 @@ class Runner:
         self.work = os.path.abspath(a.work)
         self.shared = a.shared
         self.verbose = a.verbose
+        self.schema_errors = []   # every log moray-scan writes is validated
         os.makedirs(self.work, exist_ok=True)
 
     # ---- moray-scan
@@ -93,6 +95,9 @@ class Runner:
             f.write(p.stderr)
         with open(os.path.join(out, "stdout.txt"), "wb") as f:
             f.write(p.stdout)
+        for e in validate_log.validate_file(os.path.join(out, "log.jsonl")):
+            print("FAIL schema: " + e)
+            self.schema_errors.append(e)
         return p, dt, cmd
 
     @staticmethod
@@ -585,12 +590,17 @@ def main():
         for d in a.arg:
             x = r.scenario(d)
             rc = x if rc == 0 else (1 if x == 1 else rc)
-        return rc
-    if a.mode == "samples":
-        return r.samples()
-    if a.mode == "peer":
-        return r.peer()
-    return r.throughput(float(a.arg[0]) if a.arg else 50)
+    elif a.mode == "samples":
+        rc = r.samples()
+    elif a.mode == "peer":
+        rc = r.peer()
+    else:
+        rc = r.throughput(float(a.arg[0]) if a.arg else 50)
+    if r.schema_errors:
+        print("FAIL: %d verdict-log event(s) do not match docs/verdict-log.schema.json"
+              % len(r.schema_errors))
+        return 1
+    return rc
 
 
 if __name__ == "__main__":

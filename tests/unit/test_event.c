@@ -9,7 +9,9 @@
 #include <criterion/new/assert.h>
 #include <string.h>
 
+#include "moray/engine.h"
 #include "moray/event.h"
+#include "moray/scan.h"
 
 static char buf[512];
 static struct mry_json J;
@@ -123,3 +125,99 @@ Test(event, an_exact_fit_is_not_an_overflow)
 	cr_assert(eq(sz, mry_json_end(&J), sizeof(exact) - 1));
 	cr_assert(eq(str, exact, "{\"k\":\"v\"}"));
 }
+
+Test(event, null_is_written_for_none)
+{
+	mry_json_begin(&J, buf, sizeof(buf));
+	mry_json_null(&J, "g");
+	mry_json_array_begin(&J, "a");
+	mry_json_null(&J, NULL);
+	mry_json_array_end(&J);
+	cr_assert(eq(str, finish(), "{\"g\":null,\"a\":[null]}"));
+}
+
+/* 2026-01-02T03:04:05.678901Z */
+#define TS_NS 1767323045678901234ULL
+#define TS_TXT "\"ts\":\"2026-01-02T03:04:05.678901Z\""
+
+static const struct mry_engine_conn conn = {
+	.src = "192.0.2.1", .sport = 40000, .dst = "192.0.2.2", .dport = 25,
+};
+#define CONN_TXT "\"src\":\"192.0.2.1\",\"sport\":40000,\"dst\":\"192.0.2.2\",\"dport\":25"
+
+Test(event, message_event_has_every_field_in_order)
+{
+	static struct mry_scan_result res = { .generation = 7, .nb_sigs = 1, .sig_ids = { 3 } };
+	const char *ev[] = { "smtp_bare_lf", "tcp_overlap_conflict" };
+	struct mry_event_msg m = {
+		.conn = &conn, .msg_index = 1, .mail_from = "a@x", .rcpt = "b@y\0c@z",
+		.nb_rcpt = 2, .size = 42, .generation = 7, .verdict = "infected",
+		.action = "rejected", .res = &res, .evasions = ev, .nb_evasions = 2,
+		.held = true, .held_ms = 1500,
+	};
+	size_t n;
+
+	strcpy(res.sig_names[0], "Test.EICAR");
+	n = mry_event_message(buf, sizeof(buf), TS_NS, &m);
+	cr_assert(eq(sz, n, strlen(buf)));
+	cr_assert(eq(str, buf,
+		     "{\"event\":\"message\"," TS_TXT "," CONN_TXT ",\"msg_index\":1,"
+		     "\"mail_from\":\"a@x\",\"rcpt_to\":[\"b@y\",\"c@z\"],\"size\":42,"
+		     "\"generation\":7,\"verdict\":\"infected\",\"action\":\"rejected\","
+		     "\"signatures\":[{\"id\":3,\"name\":\"Test.EICAR\"}],"
+		     "\"evasions\":[\"smtp_bare_lf\",\"tcp_overlap_conflict\"],\"held_ms\":1500}"));
+}
+
+Test(event, message_event_writes_null_for_none)
+{
+	struct mry_event_msg m = {
+		.conn = &conn, .verdict = "encrypted", .action = "forwarded", .reason = "tls",
+	};
+
+	cr_assert(ne(sz, mry_event_message(buf, sizeof(buf), TS_NS, &m), 0));
+	cr_assert(eq(str, buf,
+		     "{\"event\":\"message\"," TS_TXT "," CONN_TXT ",\"msg_index\":0,"
+		     "\"mail_from\":null,\"rcpt_to\":[],\"size\":0,\"generation\":null,"
+		     "\"verdict\":\"encrypted\",\"action\":\"forwarded\",\"signatures\":[],"
+		     "\"evasions\":[],\"reason\":\"tls\"}"));
+}
+
+Test(event, hold_flow_and_alarm_events)
+{
+	cr_assert(ne(sz, mry_event_hold(buf, sizeof(buf), TS_NS, "hold", &conn, 2, 10,
+					"no_database"), 0));
+	cr_assert(eq(str, buf, "{\"event\":\"hold\"," TS_TXT "," CONN_TXT
+		     ",\"msg_index\":2,\"size\":10,\"reason\":\"no_database\"}"));
+	cr_assert(ne(sz, mry_event_hold(buf, sizeof(buf), TS_NS, "release", &conn, 2, 10,
+					NULL), 0));
+	cr_assert(eq(str, buf, "{\"event\":\"release\"," TS_TXT "," CONN_TXT
+		     ",\"msg_index\":2,\"size\":10}"));
+	cr_assert(ne(sz, mry_event_flow(buf, sizeof(buf), TS_NS, &conn, "evicted"), 0));
+	cr_assert(eq(str, buf, "{\"event\":\"flow\"," TS_TXT "," CONN_TXT
+		     ",\"reason\":\"evicted\"}"));
+	cr_assert(ne(sz, mry_event_alarm(buf, sizeof(buf), TS_NS, true, "db_invalid"), 0));
+	cr_assert(eq(str, buf, "{\"event\":\"alarm\"," TS_TXT
+		     ",\"alarm\":true,\"reason\":\"db_invalid\"}"));
+}
+
+Test(event, db_event_generation_zero_is_null)
+{
+	struct mry_event_db d = { .generation = 0, .valid = false, .reason = "no file" };
+
+	cr_assert(ne(sz, mry_event_db(buf, sizeof(buf), TS_NS, &d), 0));
+	cr_assert(eq(str, buf, "{\"event\":\"db\"," TS_TXT ",\"generation\":null,"
+		     "\"state\":\"invalid\",\"reason\":\"no file\",\"file\":null,\"offer\":null}"));
+	d = (struct mry_event_db){ .generation = 3, .valid = true, .reason = "ok",
+				   .file = "/db/m.mdb", .offer = "ok" };
+	cr_assert(ne(sz, mry_event_db(buf, sizeof(buf), TS_NS, &d), 0));
+	cr_assert(eq(str, buf, "{\"event\":\"db\"," TS_TXT ",\"generation\":3,"
+		     "\"state\":\"valid\",\"reason\":\"ok\",\"file\":\"/db/m.mdb\",\"offer\":\"ok\"}"));
+}
+
+Test(event, an_event_too_big_for_the_buffer_is_dropped)
+{
+	char small[64];
+
+	cr_assert(eq(sz, mry_event_flow(small, sizeof(small), TS_NS, &conn, "evicted"), 0));
+}
+

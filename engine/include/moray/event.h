@@ -34,5 +34,57 @@ void mry_json_object_begin(struct mry_json *j, const char *key);  /* key NULL in
 void mry_json_object_end(struct mry_json *j);
 /* raw escaped string (no key), for array members inside objects */
 void mry_json_raw(struct mry_json *j, const char *s);
+/** JSON null: a field whose value is "none". */
+void mry_json_null(struct mry_json *j, const char *key);
+
+/*
+ * The verdict-log events, one formatter per event type, shared by the
+ * engine, the app's control thread and moray-scan so both programs write
+ * the same fields (docs/verdict-log.schema.json describes them). Each
+ * writes one JSON object (no newline) into buf and returns its length, or
+ * 0 when it did not fit. Timestamps are unix-epoch nanoseconds, written as
+ * RFC 3339 UTC with microseconds; NULL strings are written as null.
+ */
+struct mry_engine_conn;
+struct mry_scan_result;
+
+/** A message event's fields. */
+struct mry_event_msg {
+	const struct mry_engine_conn *conn;
+	uint32_t msg_index;
+	const char *mail_from;
+	const char *rcpt;                  /* nb_rcpt NUL-terminated addresses, back to back */
+	uint32_t nb_rcpt;
+	uint64_t size;
+	uint64_t generation;               /* 0: none (null) */
+	const char *verdict;
+	const char *action;
+	const struct mry_scan_result *res; /* signatures; NULL: none */
+	const char *const *evasions;       /* anomaly names */
+	uint32_t nb_evasions;
+	bool held;                         /* held_ms is written */
+	uint64_t held_ms;
+	const char *reason;                /* NULL: no reason field */
+};
+
+/** A database event's fields. */
+struct mry_event_db {
+	uint64_t generation;               /* active generation, 0: none (null) */
+	bool valid;
+	const char *reason;
+	const char *file;                  /* offered file; NULL: none */
+	const char *offer;                 /* offer outcome; NULL: not after an offer */
+};
+
+size_t mry_event_message(char *buf, size_t cap, uint64_t ts_ns, const struct mry_event_msg *m);
+/** "hold" or "release" (@event) of message @msg_index on @c; @reason may be NULL. */
+size_t mry_event_hold(char *buf, size_t cap, uint64_t ts_ns, const char *event,
+		      const struct mry_engine_conn *c, uint32_t msg_index, uint64_t size,
+		      const char *reason);
+size_t mry_event_flow(char *buf, size_t cap, uint64_t ts_ns, const struct mry_engine_conn *c,
+		      const char *reason);
+size_t mry_event_db(char *buf, size_t cap, uint64_t ts_ns, const struct mry_event_db *d);
+/** The alarm turned on or off; @reasons: comma-separated causes, "" when off. */
+size_t mry_event_alarm(char *buf, size_t cap, uint64_t ts_ns, bool alarm, const char *reasons);
 
 #endif /* MORAY_EVENT_H */

@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Engine internals shared by its files, one job each:
+ *   engine.c        the pipeline: frame in, decode, IP fragments, flow,
+ *                   TCP reassembly, SMTP bytes, session end; create/destroy
+ *   msg.c           message life: the SMTP layer's message callbacks decide
+ *                   scan now or hold, and judge the end of a message
+ *   hold_release.c  held messages: rescan and release when a generation is
+ *                   usable, tempfail at the hold deadline
+ *   verdict.c       scan glue (stream scan + MIME), scan results turned into
+ *                   actions, message teardown, verdict-log events
+ *   hold.c          the hold store (copies of held bytes) and hold queue
+ *   inject.c        frames put on the wire: replies, FINs and RSTs, with
+ *                   sequence numbers per RFC 5961
+ * Calls run one way: engine -> msg, hold_release -> verdict -> hold, inject.
+ * Unit tests may include this header; nothing outside engine/src should.
+ */
+#ifndef MORAY_ENGINE_PRIV_H
+#define MORAY_ENGINE_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "moray/decode.h"
+#include "moray/engine.h"
+#include "moray/flow.h"
+#include "moray/mime.h"
+#include "moray/scan.h"
+#include "moray/sigdb.h"
+#include "moray/smtp.h"
+
+#define MOD "engine"
+#define NO_OFF UINT64_MAX
+#define HDR_TMPL_MAX 128           /* Ethernet + 2 VLAN + IPv6 + TCP with options */
+#define EVENT_BUF 16384
+#define TX_BUF 2048
+#define HOLD_CHUNK 16384           /* hold store granule */
+#define EOM_FRAME_MAX 16384        /* largest withheld frame kept for release */
+#define TICK_BUDGET 64
+
+/* anomaly bit space for "evasions": smtp, mime, then engine-level */
+#define EV_SMTP_BASE 0
+#define EV_MIME_BASE 24
+#define EV_TCP_CONFLICT 48
+#define EV_TCP_OOO_CAP 49
+#define EV_IP_FRAG_CONFLICT 50
+#define EV_MIDSTREAM 51
+#define EV_HOLD_STORE_FULL 52
+#define EV_MAX 53
+
+_Static_assert(MRY_SMTP_AN_MAX <= EV_MIME_BASE - EV_SMTP_BASE, "smtp anomalies fit");
+_Static_assert(MRY_MIME_AN_MAX <= EV_TCP_CONFLICT - EV_MIME_BASE, "mime anomalies fit");
+
+enum msg_state {
+	MSG_DATA = 0,      /* between begin and end */
+	MSG_HELD,          /* ended, waiting for a usable generation */
+	MSG_DONE,
+};
+
+enum msg_verdict {
+	V_CLEAN = 0,
+	V_INFECTED,
+	V_TEMPFAIL,
+	V_UNSCANNED,
+};
+
+struct hold_chunk {
+	struct hold_chunk *next;
+	uint32_t len;
+	uint8_t data[];
+};
+
+struct session;
+
+struct msg {
+	struct session *sess;
+	struct mry_scan_msg *scan;
+	struct mry_mime *mime;
+	struct msg *hold_next;          /* hold ring, arrival order */
+	struct msg *hold_prev;
+	struct hold_chunk *chunks;      /* held message bytes (copies) */
+	struct hold_chunk *chunk_tail;
+	uint8_t *eom_frame;             /* the withheld frame, copied */
+	uint32_t eom_frame_len;
+	uint32_t index;
+	uint64_t size;
+	uint64_t eom_off;
+	uint64_t eom_end;               /* client offset just past the end-of-message */
+	uint64_t held_ns;
+	uint64_t evasions;
+	uint64_t hold_bytes;            /* charged to the hold store */
+	uint8_t state;
+	bool hold;                      /* no usable generation when data began */
+	bool store_full;                /* hold store ran out: tempfail */
+	bool replayed_reply;            /* the server answered the withheld end: a replay */
+	uint8_t kind;                   /* enum mry_smtp_msg_kind */
+	struct mry_engine_conn conn;
+	char mail_from[256];
+	char rcpt[1024];                /* NUL-separated list */
+	uint32_t nb_rcpt;
+};
+
+#define SESS_ENCRYPTED 0x01u
+#define SESS_CLOSED_BY_US 0x02u     /* reply injected, server reset */
+#define SESS_MIDSTREAM 0x04u
+#define SESS_SMTP 0x08u
+#define SESS_BLOCK_TLS 0x10u        /* STARTTLS accepted under policy block */
+
+struct session {
+	struct mry_engine *e;
+	struct mry_flow *flow;
+	struct mry_smtp_session *smtp;
+	struct msg *msg;                /* message in DATA */
+	struct msg *pending;            /* ended, unresolved (held) */
+	uint64_t withhold_off;          /* client offset: nothing at/past it reaches the server */
+	uint64_t fwd_end;               /* client offset up to which bytes were forwarded */
+	uint64_t evasions;
+	uint32_t nb_msgs;
+	uint8_t flags;
+	uint8_t hdr_len;                /* bytes of hdr_tmpl */
+	uint8_t l3_off;
+	uint8_t ip_version;
+	const uint8_t *chunk;           /* client bytes being delivered (during deliver) */
+	uint64_t chunk_off;
+	uint32_t chunk_len;
+	uint32_t tmpl_ack;              /* last client segment's ack */
+	uint16_t tmpl_win;
+	uint8_t hdr_tmpl[HDR_TMPL_MAX]; /* last client frame's headers, for replies */
+};
+
+struct mry_engine {
+	const struct mry_alloc *a;
+	struct mry_engine_config cfg;
+	struct mry_sigdb_ctl *ctl;
+	struct mry_engine_io io;
+	void *io_ctx;
+	struct mry_decode_stats dst;
+	struct mry_ipfrag_table *frag;
+	struct mry_flow_table *flows;
+	struct mry_reasm *reasm;
+	struct mry_smtp_ctx *smtp;
+	struct mry_mime_ctx *mime;
+	struct mry_scanner *scanner;
+	struct mry_pool *sess_pool;
+	struct mry_pool *msg_pool;
+	struct mry_pool *chunk_pool;
+	struct msg *hold_head;
+	struct msg *hold_tail;
+	uint64_t prepared_gen;
+	uint64_t now_ns;
+	struct mry_engine_stats st;
+	uint64_t ev_count[EV_MAX];
+	struct mry_ratelimit rl_hold_full;
+	struct mry_ratelimit rl_no_flow;
+	uint8_t smtp_ports[65536 / 8];
+	char evbuf[EVENT_BUF];
+	uint8_t txbuf[TX_BUF];
+	uint8_t fragbuf[EOM_FRAME_MAX];
+};
+
+static inline const char *ev_name(unsigned bit)
+{
+	static const char *const engine_ev_names[] = {
+		[EV_TCP_CONFLICT - EV_TCP_CONFLICT] = "tcp_overlap_conflict",
+		[EV_TCP_OOO_CAP - EV_TCP_CONFLICT] = "tcp_ooo_cap",
+		[EV_IP_FRAG_CONFLICT - EV_TCP_CONFLICT] = "ip_frag_overlap_conflict",
+		[EV_MIDSTREAM - EV_TCP_CONFLICT] = "tcp_midstream",
+		[EV_HOLD_STORE_FULL - EV_TCP_CONFLICT] = "hold_store_full",
+	};
+
+	if (bit < EV_MIME_BASE)
+		return bit < MRY_SMTP_AN_MAX ? mry_smtp_anomaly_name(bit) : NULL;
+	if (bit < EV_TCP_CONFLICT)
+		return bit - EV_MIME_BASE < MRY_MIME_AN_MAX ?
+			mry_mime_anomaly_name(bit - EV_MIME_BASE) : NULL;
+	if (bit < EV_MAX)
+		return engine_ev_names[bit - EV_TCP_CONFLICT];
+	return NULL;
+}
+
+static inline void note_evasion(struct mry_engine *e, struct session *s, unsigned bit)
+{
+	e->ev_count[bit]++;
+	e->st.evasions++;
+	if (s != NULL) {
+		s->evasions |= 1ULL << bit;
+		if (s->msg != NULL)
+			s->msg->evasions |= 1ULL << bit;
+		if (s->flow != NULL)
+			s->flow->flags |= MRY_FLOW_F_EVASION;
+	}
+}
+
+/* ---- hold.c: the hold store and the hold queue ---- */
+
+/** Return @m's held bytes and withheld frame to the store. */
+void mry_hold_free_bytes(struct mry_engine *e, struct msg *m);
+/** The store ran out for @m: its bytes go, it will be tempfailed. */
+void mry_hold_store_full(struct mry_engine *e, struct msg *m);
+/** Copy @len bytes of @m into the store (mry_hold_store_full when it cannot). */
+void mry_hold_append(struct mry_engine *e, struct msg *m, const uint8_t *d, size_t len);
+/** Queue @m (ended, held) behind the older held messages. */
+void mry_hold_queue_add(struct mry_engine *e, struct msg *m);
+/** Take @m off the hold queue. */
+void mry_hold_queue_del(struct mry_engine *e, struct msg *m);
+
+/* ---- hold_release.c: rescan, release, deadlines ---- */
+
+/** Release what a usable generation can judge, tempfail what waited too long. */
+void mry_hold_tick(struct mry_engine *e);
+
+/* ---- inject.c: frames moray puts on the wire ---- */
+
+/** Keep the last client frame's headers as the template for injected frames. */
+void mry_inject_save_template(struct session *s, const struct mry_pkt *p);
+/** Build a segment in e->txbuf from the template; returns its length or 0. */
+uint32_t mry_inject_segment(struct mry_engine *e, const struct session *s, bool to_client,
+			    uint32_t seq, uint32_t ack, uint8_t flags, const char *payload,
+			    uint32_t plen);
+/** Hand @frame to the I/O layer toward the client or the server. */
+void mry_inject_emit(struct mry_engine *e, const struct session *s, enum mry_emit_dir dir,
+		     const uint8_t *frame, uint32_t len);
+/** Client offset just past @m's end-of-message (what a reply acknowledges). */
+uint64_t mry_inject_eom_end(const struct session *s, const struct msg *m);
+/** Reply (then FIN) to the client, RST the server where forwarding stopped. */
+void mry_inject_answer_and_reset(struct mry_engine *e, struct session *s, const char *reply,
+				 uint64_t server_off, uint64_t ack_off);
+/** RST to both sides. */
+void mry_inject_reset_both(struct mry_engine *e, const struct session *s, uint32_t cli_seq,
+			   uint32_t cli_ack, uint32_t srv_seq, uint32_t srv_ack);
+
+/* ---- verdict.c: scan glue, verdicts, message teardown, events ---- */
+
+extern const struct mry_mime_callbacks mry_verdict_mime_cb;
+/** Open scanning of @m with @g; false: no resources. */
+bool mry_verdict_scan_open(struct mry_engine *e, struct msg *m, struct mry_sigdb_gen *g);
+void mry_verdict_scan_feed(struct msg *m, const uint8_t *d, size_t len);
+void mry_verdict_scan_close(struct msg *m, struct mry_scan_result *res);
+void mry_verdict_scan_abort(struct msg *m);
+/** Free @m (scan state, hold queue and store, session links). */
+void mry_verdict_msg_free(struct mry_engine *e, struct msg *m);
+void mry_verdict_copy_envelope(struct msg *m, const struct mry_smtp_msg_info *mi);
+/** Act on a judged message; returns the action name, sets *v. */
+const char *mry_verdict_apply(struct mry_engine *e, struct msg *m,
+			      const struct mry_scan_result *res, enum msg_verdict *v);
+const char *mry_verdict_name(enum msg_verdict v);
+/** 451 to the client, events, and @m freed. */
+void mry_verdict_tempfail_free(struct mry_engine *e, struct msg *m, const char *why);
+/** A message that ended without an end-of-message: event, @m freed. */
+void mry_verdict_msg_abort(struct mry_engine *e, struct msg *m, const char *why);
+/** The session's messages go no further: the open one aborted, a held one 451. */
+void mry_verdict_session_drop_msgs(struct mry_engine *e, struct session *s, const char *why);
+/** The connection as the log names it, client first. */
+void mry_verdict_conn_of(const struct mry_flow *f, struct mry_engine_conn *c);
+void mry_verdict_message_event(struct mry_engine *e, struct msg *m, const char *verdict,
+			       const char *action, const struct mry_scan_result *res,
+			       const char *reason);
+void mry_verdict_hold_event(struct mry_engine *e, struct msg *m, const char *what,
+			    const char *reason);
+/** The message event of a session that turned to TLS (verdict "encrypted"). */
+void mry_verdict_encrypted_event(struct mry_engine *e, struct session *s);
+void mry_verdict_flow_event(struct mry_engine *e, struct mry_flow *f, const char *reason);
+
+/* ---- msg.c: the SMTP layer's message callbacks ---- */
+
+extern const struct mry_smtp_callbacks mry_msg_smtp_cb;
+
+#endif /* MORAY_ENGINE_PRIV_H */

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The verdict-log events: every event type is formatted here, for moray
+ * (workers and control thread) and moray-scan alike, so the two programs'
+ * logs carry the same field names, units and nulls. The fields are those of
+ * docs/verdict-log.schema.json; a change here is a change there.
+ */
+#include <string.h>
+
+#include "moray/engine.h"
+#include "moray/event.h"
+#include "moray/scan.h"
+
+/* Every per-connection event starts alike: kind, time, connection (client first). */
+static void begin_conn(struct mry_json *j, char *buf, size_t cap, const char *event,
+		       uint64_t ts_ns, const struct mry_engine_conn *c)
+{
+	mry_json_begin(j, buf, cap);
+	mry_json_str(j, "event", event);
+	mry_json_ts(j, "ts", ts_ns);
+	mry_json_str(j, "src", c->src);
+	mry_json_u64(j, "sport", c->sport);
+	mry_json_str(j, "dst", c->dst);
+	mry_json_u64(j, "dport", c->dport);
+}
+
+static void generation(struct mry_json *j, uint64_t g)
+{
+	if (g != 0)
+		mry_json_u64(j, "generation", g);
+	else
+		mry_json_null(j, "generation");
+}
+
+size_t mry_event_message(char *buf, size_t cap, uint64_t ts_ns, const struct mry_event_msg *m)
+{
+	const struct mry_scan_result *res = m->res;
+	const char *r = m->rcpt;
+	struct mry_json j;
+	uint32_t i;
+
+	begin_conn(&j, buf, cap, "message", ts_ns, m->conn);
+	mry_json_u64(&j, "msg_index", m->msg_index);
+	mry_json_str(&j, "mail_from", m->mail_from);
+	mry_json_array_begin(&j, "rcpt_to");
+	for (i = 0; i < m->nb_rcpt; i++) {
+		mry_json_array_str(&j, r);
+		r += strlen(r) + 1;
+	}
+	mry_json_array_end(&j);
+	mry_json_u64(&j, "size", m->size);
+	generation(&j, m->generation);
+	mry_json_str(&j, "verdict", m->verdict);
+	mry_json_str(&j, "action", m->action);
+	mry_json_array_begin(&j, "signatures");
+	for (i = 0; res != NULL && i < res->nb_sigs; i++) {
+		mry_json_object_begin(&j, NULL);
+		mry_json_u64(&j, "id", res->sig_ids[i]);
+		mry_json_str(&j, "name", res->sig_names[i]);
+		mry_json_object_end(&j);
+	}
+	mry_json_array_end(&j);
+	mry_json_array_begin(&j, "evasions");
+	for (i = 0; i < m->nb_evasions; i++)
+		mry_json_array_str(&j, m->evasions[i]);
+	mry_json_array_end(&j);
+	if (m->held)
+		mry_json_u64(&j, "held_ms", m->held_ms);
+	if (m->reason != NULL)
+		mry_json_str(&j, "reason", m->reason);
+	return mry_json_end(&j);
+}
+
+size_t mry_event_hold(char *buf, size_t cap, uint64_t ts_ns, const char *event,
+		      const struct mry_engine_conn *c, uint32_t msg_index, uint64_t size,
+		      const char *reason)
+{
+	struct mry_json j;
+
+	begin_conn(&j, buf, cap, event, ts_ns, c);
+	mry_json_u64(&j, "msg_index", msg_index);
+	mry_json_u64(&j, "size", size);
+	if (reason != NULL)
+		mry_json_str(&j, "reason", reason);
+	return mry_json_end(&j);
+}
+
+size_t mry_event_flow(char *buf, size_t cap, uint64_t ts_ns, const struct mry_engine_conn *c,
+		      const char *reason)
+{
+	struct mry_json j;
+
+	begin_conn(&j, buf, cap, "flow", ts_ns, c);
+	mry_json_str(&j, "reason", reason);
+	return mry_json_end(&j);
+}
+
+size_t mry_event_db(char *buf, size_t cap, uint64_t ts_ns, const struct mry_event_db *d)
+{
+	struct mry_json j;
+
+	mry_json_begin(&j, buf, cap);
+	mry_json_str(&j, "event", "db");
+	mry_json_ts(&j, "ts", ts_ns);
+	generation(&j, d->generation);
+	mry_json_str(&j, "state", d->valid ? "valid" : "invalid");
+	mry_json_str(&j, "reason", d->reason);
+	mry_json_str(&j, "file", d->file);
+	mry_json_str(&j, "offer", d->offer);
+	return mry_json_end(&j);
+}
+
+size_t mry_event_alarm(char *buf, size_t cap, uint64_t ts_ns, bool alarm, const char *reasons)
+{
+	struct mry_json j;
+
+	mry_json_begin(&j, buf, cap);
+	mry_json_str(&j, "event", "alarm");
+	mry_json_ts(&j, "ts", ts_ns);
+	mry_json_bool(&j, "alarm", alarm);
+	mry_json_str(&j, "reason", reasons);
+	return mry_json_end(&j);
+}

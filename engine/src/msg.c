@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Message life as the SMTP layer reports it: a message begins (scan now,
+ * or hold when no usable generation exists), its bytes arrive, it ends
+ * (judged before the frame that carried its end is let through, or put on
+ * hold) or is aborted; STARTTLS and SMTP anomalies are noted here too.
+ */
+#include <string.h>
+
+#include "engine_priv.h"
+
+static void smtp_msg_begin(void *user, const struct mry_smtp_msg_info *mi)
+{
+	struct session *s = user;
+	struct mry_engine *e = s->e;
+	struct mry_sigdb_gen *g;
+	struct msg *m;
+
+	if (s->msg != NULL)       /* defensive: the SMTP layer ends one before the next */
+		mry_verdict_msg_free(e, s->msg);
+	m = mry_pool_get(e->msg_pool);
+	if (m == NULL) {
+		/* no message context: withhold everything from now, tempfail at the end */
+		e->st.msg_pool_empty++;
+		s->withhold_off = mry_tcp_stream_delivered(&s->flow->stream[s->flow->client_side & 1u]);
+		return;
+	}
+	m->sess = s;
+	m->index = mi->msg_index;
+	m->kind = (uint8_t)mi->kind;
+	m->state = MSG_DATA;
+	m->eom_off = NO_OFF;
+	m->evasions = s->evasions;
+	mry_verdict_conn_of(s->flow, &m->conn);
+	mry_verdict_copy_envelope(m, mi);
+	s->msg = m;
+	s->nb_msgs++;
+	e->st.msgs++;
+	mry_flow_set_phase(e->flows, s->flow, MRY_FLOW_PHASE_DATA, e->now_ns);
+
+	g = mry_sigdb_ctl_usable(e->ctl);
+	if (g == NULL || e->cfg.hold_store_bytes == 0) {
+		m->hold = true;
+		m->held_ns = e->now_ns;
+		if (e->st.hold_msgs >= e->cfg.hold_max_msgs)
+			mry_hold_store_full(e, m);
+		return;
+	}
+	if (!mry_verdict_scan_open(e, m, g)) {
+		/* resources short: judged by no one, so it cannot pass */
+		mry_verdict_scan_abort(m);
+		m->store_full = true;
+		m->hold = false;
+	}
+}
+
+static void smtp_msg_data(void *user, const uint8_t *d, size_t len)
+{
+	struct session *s = user;
+	struct mry_engine *e = s->e;
+	struct msg *m = s->msg;
+
+	if (m == NULL)
+		return;
+	m->size += len;
+	if (e->io.message != NULL)
+		e->io.message(e->io_ctx, &m->conn, m->index, d, (uint32_t)len, false);
+	if (m->hold) {
+		if (!m->store_full)
+			mry_hold_append(e, m, d, len);
+		return;
+	}
+	mry_verdict_scan_feed(m, d, len);
+}
+
+static void smtp_msg_end(void *user, const struct mry_smtp_msg_info *mi, uint64_t eom_off)
+{
+	struct session *s = user;
+	struct mry_engine *e = s->e;
+	struct msg *m = s->msg;
+	struct mry_scan_result res;
+	enum msg_verdict v;
+	const char *action;
+
+	if (m == NULL) {
+		/* message context was unavailable: never pass it */
+		if (!(s->flags & SESS_CLOSED_BY_US)) {
+			e->st.msgs_tempfail++;
+			mry_inject_answer_and_reset(e, s, "451 4.7.1 Resources exhausted, try again later\r\n",
+					 eom_off, NO_OFF);
+		}
+		return;
+	}
+	mry_verdict_copy_envelope(m, mi);
+	m->size = mi->size;
+	m->eom_off = eom_off;
+	m->eom_end = mry_inject_eom_end(s, m);
+	s->msg = NULL;
+	if (e->io.message != NULL)
+		e->io.message(e->io_ctx, &m->conn, m->index, NULL, 0, true);
+	mry_flow_set_phase(e->flows, s->flow, MRY_FLOW_PHASE_CMD, e->now_ns);
+
+	if (m->store_full) {
+		mry_verdict_tempfail_free(e, m, "hold_store_full");
+		return;
+	}
+	if (m->hold) {
+		/* withhold from the end-of-message until a usable generation judges it */
+		m->state = MSG_HELD;
+		s->pending = m;
+		s->withhold_off = eom_off;
+		mry_hold_queue_add(e, m);
+		e->st.msgs_held++;
+		if (e->st.hold_oldest_ns == 0)
+			e->st.hold_oldest_ns = m->held_ns;
+		mry_verdict_hold_event(e, m, "hold", mry_sigdb_ctl_reason(e->ctl));
+		mry_verdict_message_event(e, m, "unscanned", "held", NULL, NULL);
+		return;
+	}
+	mry_verdict_scan_close(m, &res);
+	action = mry_verdict_apply(e, m, &res, &v);
+	if (v == V_CLEAN) {
+		e->st.msgs_clean++;
+		e->st.last_clean_ns = e->now_ns;
+	}
+	mry_verdict_message_event(e, m, mry_verdict_name(v), action, &res, NULL);
+	mry_verdict_msg_free(e, m);
+}
+
+static void smtp_msg_reply(void *user, uint32_t msg_index, unsigned code,
+			   const char *text, size_t text_len)
+{
+	struct session *s = user;
+
+	(void)code;
+	(void)text;
+	(void)text_len;
+	/*
+	 * Inline, a server never answers an end that moray withholds; in a
+	 * replayed capture (moray-scan) it does, and its close afterwards is
+	 * the recorded session ending, not a server giving up on the hold.
+	 */
+	if (s->pending != NULL && s->pending->index == msg_index)
+		s->pending->replayed_reply = true;
+}
+
+static void smtp_msg_abort(void *user, const struct mry_smtp_msg_info *mi,
+			   enum mry_smtp_abort_reason why)
+{
+	struct session *s = user;
+	struct mry_engine *e = s->e;
+	struct msg *m = s->msg;
+
+	static const char *const why_names[] = { "closed", "rejected", "rset", "tls" };
+
+	if (m == NULL)
+		return;
+	mry_verdict_copy_envelope(m, mi);
+	if (e->io.message != NULL)
+		e->io.message(e->io_ctx, &m->conn, m->index, NULL, 0, true);
+	mry_flow_set_phase(e->flows, s->flow, MRY_FLOW_PHASE_CMD, e->now_ns);
+	mry_verdict_msg_abort(e, m, why_names[why <= MRY_SMTP_ABORT_TLS ? why : 0]);
+}
+
+static void smtp_starttls(void *user)
+{
+	struct session *s = user;
+	struct mry_engine *e = s->e;
+
+	s->flags |= SESS_ENCRYPTED;
+	e->st.msgs_encrypted++;
+	if (e->cfg.encrypted == MRY_ENCRYPTED_BLOCK)
+		s->flags |= SESS_BLOCK_TLS;
+	mry_verdict_encrypted_event(e, s);
+}
+
+static void smtp_anomaly(void *user, enum mry_smtp_anomaly an)
+{
+	struct session *s = user;
+
+	note_evasion(s->e, s, EV_SMTP_BASE + (unsigned)an);
+}
+
+const struct mry_smtp_callbacks mry_msg_smtp_cb = {
+	.msg_begin = smtp_msg_begin,
+	.msg_data = smtp_msg_data,
+	.msg_end = smtp_msg_end,
+	.msg_reply = smtp_msg_reply,
+	.msg_abort = smtp_msg_abort,
+	.starttls = smtp_starttls,
+	.anomaly = smtp_anomaly,
+};

@@ -1,0 +1,355 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * From scan results to actions and events: the scan glue (stream scan and
+ * the MIME parser fed the same bytes), the verdict applied to a judged
+ * message (forward, or answer and reset), tempfails and aborts, message
+ * teardown, and the verdict-log events the engine writes.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "moray/event.h"
+
+#include "engine_priv.h"
+
+/* ---- connection naming ---------------------------------------------- */
+
+/* dotted quad, as inet_ntop() writes it, without its generic cost */
+static void ipv4_text(const uint8_t a[4], char *out)
+{
+	for (int i = 0; i < 4; i++) {
+		unsigned v = a[i];
+
+		if (v >= 100)
+			*out++ = (char)('0' + v / 100);
+		if (v >= 10)
+			*out++ = (char)('0' + v / 10 % 10);
+		*out++ = (char)('0' + v % 10);
+		*out++ = i < 3 ? '.' : '\0';
+	}
+}
+
+void mry_verdict_conn_of(const struct mry_flow *f, struct mry_engine_conn *c)
+{
+	unsigned cs = f->client_side & 1u, ss = cs ^ 1u;
+
+	if (f->key.ip_version == 6) {
+		inet_ntop(AF_INET6, f->key.addr[cs], c->src, sizeof(c->src));
+		inet_ntop(AF_INET6, f->key.addr[ss], c->dst, sizeof(c->dst));
+	} else {
+		ipv4_text(f->key.addr[cs], c->src);
+		ipv4_text(f->key.addr[ss], c->dst);
+	}
+	c->sport = f->key.port[cs];
+	c->dport = f->key.port[ss];
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+/* Hand a formatted event (length @n, 0: did not fit) to the I/O layer. */
+static void emit_event(struct mry_engine *e, size_t n)
+{
+	if (n == 0) {
+		e->st.events_dropped++;
+		return;
+	}
+	e->st.events++;
+	if (e->io.event != NULL)
+		e->io.event(e->io_ctx, e->evbuf, n);
+}
+
+const char *mry_verdict_name(enum msg_verdict v)
+{
+	switch (v) {
+	case V_CLEAN: return "clean";
+	case V_INFECTED: return "infected";
+	case V_TEMPFAIL: return "tempfail";
+	default: return "unscanned";
+	}
+}
+
+void mry_verdict_message_event(struct mry_engine *e, struct msg *m, const char *verdict,
+			       const char *action, const struct mry_scan_result *res,
+			       const char *reason)
+{
+	const char *names[EV_MAX];
+	struct mry_event_msg em = {
+		.conn = &m->conn,
+		.msg_index = m->index,
+		.mail_from = m->mail_from,
+		.rcpt = m->rcpt,
+		.nb_rcpt = m->nb_rcpt,
+		.size = m->size,
+		.generation = res != NULL ? res->generation : 0,
+		.verdict = verdict,
+		.action = action,
+		.res = res,
+		.evasions = names,
+		.held = m->hold,
+		.held_ms = m->hold ? (e->now_ns - m->held_ns) / MRY_NS_PER_MS : 0,
+		.reason = reason,
+	};
+	unsigned i;
+
+	for (i = 0; i < EV_MAX; i++) {
+		const char *n;
+
+		if ((m->evasions & (1ULL << i)) != 0 && (n = ev_name(i)) != NULL)
+			names[em.nb_evasions++] = n;
+	}
+	emit_event(e, mry_event_message(e->evbuf, sizeof(e->evbuf), e->now_ns, &em));
+}
+
+void mry_verdict_encrypted_event(struct mry_engine *e, struct session *s)
+{
+	struct mry_engine_conn c;
+	struct mry_event_msg em = {
+		.conn = &c,
+		.msg_index = s->nb_msgs,
+		.verdict = "encrypted",
+		.action = e->cfg.encrypted == MRY_ENCRYPTED_BLOCK ? "rejected" : "forwarded",
+	};
+
+	mry_verdict_conn_of(s->flow, &c);
+	emit_event(e, mry_event_message(e->evbuf, sizeof(e->evbuf), e->now_ns, &em));
+}
+
+void mry_verdict_hold_event(struct mry_engine *e, struct msg *m, const char *what,
+			    const char *reason)
+{
+	emit_event(e, mry_event_hold(e->evbuf, sizeof(e->evbuf), e->now_ns, what, &m->conn,
+				     m->index, m->size, reason));
+}
+
+void mry_verdict_flow_event(struct mry_engine *e, struct mry_flow *f, const char *reason)
+{
+	struct mry_engine_conn c;
+
+	mry_verdict_conn_of(f, &c);
+	emit_event(e, mry_event_flow(e->evbuf, sizeof(e->evbuf), e->now_ns, &c, reason));
+}
+
+/* ---- scanning a message ----------------------------------------------------- */
+
+static void mime_header(void *user, uint32_t part_index, const uint8_t *d, size_t len)
+{
+	struct msg *m = user;
+
+	(void)part_index;
+	if (m->scan != NULL)
+		mry_scan_msg_headers(m->scan, d, len);
+}
+
+static void mime_part_begin(void *user, const struct mry_mime_part_info *pi)
+{
+	struct msg *m = user;
+	struct mry_engine *e = m->sess->e;
+
+	if (m->scan != NULL)
+		mry_scan_msg_part_begin(m->scan);
+	if (e->io.part != NULL)
+		e->io.part(e->io_ctx, &m->conn, m->index, pi, MRY_PART_BEGIN, NULL, 0);
+}
+
+static void mime_part_data(void *user, const uint8_t *d, size_t len)
+{
+	struct msg *m = user;
+	struct mry_engine *e = m->sess->e;
+
+	if (m->scan != NULL)
+		mry_scan_msg_part_data(m->scan, d, len);
+	if (e->io.part != NULL)
+		e->io.part(e->io_ctx, &m->conn, m->index, NULL, MRY_PART_DATA, d,
+			   (uint32_t)len);
+}
+
+static void mime_part_end(void *user, const struct mry_mime_part_info *pi)
+{
+	struct msg *m = user;
+	struct mry_engine *e = m->sess->e;
+
+	if (m->scan != NULL)
+		mry_scan_msg_part_end(m->scan);
+	if (e->io.part != NULL)
+		e->io.part(e->io_ctx, &m->conn, m->index, pi, MRY_PART_END, NULL, 0);
+}
+
+static void mime_anomaly(void *user, enum mry_mime_anomaly an)
+{
+	struct msg *m = user;
+
+	note_evasion(m->sess->e, m->sess, EV_MIME_BASE + (unsigned)an);
+}
+
+const struct mry_mime_callbacks mry_verdict_mime_cb = {
+	.header_data = mime_header,
+	.part_begin = mime_part_begin,
+	.part_data = mime_part_data,
+	.part_end = mime_part_end,
+	.anomaly = mime_anomaly,
+};
+
+/* Open scanning (stream + MIME) with @g for message @m. false: no resources. */
+bool mry_verdict_scan_open(struct mry_engine *e, struct msg *m, struct mry_sigdb_gen *g)
+{
+	/* scratch grows once per generation, on this worker, not per message */
+	if (mry_sigdb_gen_number(g) != e->prepared_gen) {
+		if (mry_scanner_prepare(e->scanner, g) != 0)
+			return false;
+		e->prepared_gen = mry_sigdb_gen_number(g);
+	}
+	m->scan = mry_scan_msg_begin(e->scanner, g);
+	if (m->scan == NULL)
+		return false;
+	m->mime = mry_mime_begin(e->mime, m);
+	/* without a MIME parser the raw stream is still scanned (counted by mime) */
+	return true;
+}
+
+void mry_verdict_scan_feed(struct msg *m, const uint8_t *d, size_t len)
+{
+	if (m->scan != NULL)
+		mry_scan_msg_raw(m->scan, d, len);
+	if (m->mime != NULL)
+		mry_mime_feed(m->mime, d, len);
+}
+
+void mry_verdict_scan_close(struct msg *m, struct mry_scan_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	if (m->mime != NULL) {
+		mry_mime_end(m->mime);
+		m->mime = NULL;
+	}
+	if (m->scan != NULL) {
+		mry_scan_msg_end(m->scan, res);
+		m->scan = NULL;
+	} else {
+		res->scan_error = true;
+	}
+}
+
+void mry_verdict_scan_abort(struct msg *m)
+{
+	if (m->mime != NULL) {
+		mry_mime_abort(m->mime);
+		m->mime = NULL;
+	}
+	if (m->scan != NULL) {
+		mry_scan_msg_abort(m->scan);
+		m->scan = NULL;
+	}
+}
+
+/* ---- message life ----------------------------------------------------------- */
+
+void mry_verdict_msg_free(struct mry_engine *e, struct msg *m)
+{
+	mry_verdict_scan_abort(m);
+	if (m->state == MSG_HELD)
+		mry_hold_queue_del(e, m);
+	mry_hold_free_bytes(e, m);
+	if (m->sess->msg == m)
+		m->sess->msg = NULL;
+	if (m->sess->pending == m)
+		m->sess->pending = NULL;
+	mry_pool_put(e->msg_pool, m);
+}
+
+void mry_verdict_copy_envelope(struct msg *m, const struct mry_smtp_msg_info *mi)
+{
+	size_t off = 0;
+	uint32_t i;
+
+	snprintf(m->mail_from, sizeof(m->mail_from), "%s",
+		 mi->mail_from != NULL ? mi->mail_from : "");
+	m->nb_rcpt = 0;
+	for (i = 0; i < mi->nb_rcpt; i++) {
+		size_t n = strlen(mi->rcpt[i]) + 1;
+
+		if (off + n > sizeof(m->rcpt))
+			break;
+		memcpy(m->rcpt + off, mi->rcpt[i], n);
+		off += n;
+		m->nb_rcpt++;
+	}
+}
+
+/* Decide a judged message: forward, or answer and reset. Returns the action name. */
+const char *mry_verdict_apply(struct mry_engine *e, struct msg *m,
+			      const struct mry_scan_result *res, enum msg_verdict *v)
+{
+	struct session *s = m->sess;
+	char reply[160];
+
+	if (res->scan_error) {
+		*v = V_TEMPFAIL;
+	} else if (res->action == MRY_ACTION_REJECT) {
+		*v = V_INFECTED;
+	} else if (res->action == MRY_ACTION_TEMPFAIL) {
+		*v = V_TEMPFAIL;
+	} else {
+		*v = V_CLEAN;
+		return "forwarded";
+	}
+	if (*v == V_INFECTED) {
+		snprintf(reply, sizeof(reply),
+			 "554 5.7.1 Message rejected: %s found by moray\r\n",
+			 res->nb_sigs > 0 ? res->sig_names[0] : "signature");
+		e->st.msgs_infected++;
+		mry_inject_answer_and_reset(e, s, reply, m->eom_off, m->eom_end);
+		return "rejected";
+	}
+	snprintf(reply, sizeof(reply),
+		 "451 4.7.1 Message could not be scanned, try again later\r\n");
+	e->st.msgs_tempfail++;
+	mry_inject_answer_and_reset(e, s, reply, m->eom_off, m->eom_end);
+	return "tempfailed";
+}
+
+static void tempfail_msg(struct mry_engine *e, struct msg *m, const char *reason)
+{
+	struct session *s = m->sess;
+
+	e->st.msgs_tempfail++;
+	mry_inject_answer_and_reset(e, s, "451 4.7.1 Message could not be scanned, try again later\r\n",
+			 m->eom_off, m->eom_end);
+	if (m->hold)
+		mry_verdict_hold_event(e, m, "release", reason);
+	mry_verdict_message_event(e, m, "tempfail", "tempfailed", NULL, NULL);
+}
+
+/* The client is told to retry (451) and @m is freed (off the hold ring too). */
+void mry_verdict_tempfail_free(struct mry_engine *e, struct msg *m, const char *why)
+{
+	tempfail_msg(e, m, why);
+	mry_verdict_msg_free(e, m);   /* also takes it off the hold ring */
+}
+
+/*
+ * A message whose data ended without an end-of-message (connection closed,
+ * chunk refused, RSET, shutdown): the server never completed it, so nothing
+ * passed, but the operator sees it: verdict "unscanned", action "aborted".
+ * Frees @m.
+ */
+void mry_verdict_msg_abort(struct mry_engine *e, struct msg *m, const char *why)
+{
+	e->st.msgs_aborted++;
+	m->hold = false;
+	mry_verdict_message_event(e, m, "unscanned", "aborted", NULL, why);
+	mry_verdict_msg_free(e, m);
+}
+
+/* The session's messages go no further: the open one aborted, a held one 451. */
+void mry_verdict_session_drop_msgs(struct mry_engine *e, struct session *s, const char *why)
+{
+	if (s->msg != NULL)
+		mry_verdict_msg_abort(e, s->msg, why);
+	if (s->pending != NULL) {
+		if (s->pending->state == MSG_HELD)
+			mry_verdict_tempfail_free(e, s->pending, why);
+		else
+			mry_verdict_msg_free(e, s->pending);
+	}
+}
