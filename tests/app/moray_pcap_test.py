@@ -410,7 +410,8 @@ def case_forward_queue_2w(tmp):
     check("dispatch queue" in p.stdout and "2 worker(s)" in p.stdout,
           "dispatch mode not as asked: %s" % p.stdout.splitlines()[0])
     import re
-    per_worker = re.findall(r"worker (\d+) \(lcore \d+\): rx (\d+) msgs (\d+)", p.stdout)
+    per_worker = re.findall(r"worker (\d+) \(lcore \d+\): engine pkts (\d+) .*? msgs (\d+) ",
+                            p.stdout)
     check(len(per_worker) == 2 and all(int(m) > 0 for _, _, m in per_worker) and
           sum(int(m) for _, _, m in per_worker) == len(samples_truth()),
           "each worker judges the messages of its own queue: %r" % (per_worker,))
