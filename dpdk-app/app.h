@@ -25,10 +25,10 @@
 #define APP_MAX_WORKERS 64
 #define APP_MAX_RX_LCORES 16
 #define APP_MAX_BURST 256
+#define APP_METRICS_INTERVAL_S 10    /* --metrics-file without --stats-interval */
 #define APP_LINEAR_BUF 65536          /* multi-segment frames copied here */
 #define APP_LOG_ELEM 64               /* verdict-log ring element, bytes */
 #define APP_LOG_MAX_EVENT (APP_LINEAR_BUF - 4)
-#define APP_MAX_COUNTERS 256          /* named engine counters per snapshot */
 
 enum app_dispatch {
 	APP_DISPATCH_AUTO = 0,
@@ -61,6 +61,7 @@ struct app_options {
 	uint32_t nb_workers;            /* 0: every lcore left */
 	uint64_t idle_exit_s;           /* 0: off */
 	uint64_t stats_interval_s;      /* 0: off */
+	char metrics_path[1024];        /* Prometheus text file, "" : off */
 	uint32_t ring_size;
 	uint32_t nb_mbufs;              /* 0: computed */
 	uint16_t nb_rxd;
@@ -68,13 +69,7 @@ struct app_options {
 	bool promisc;
 };
 
-/* What a worker publishes for the control thread (seqlock, single writer). */
-struct app_counter {
-	char module[16];
-	char name[48];
-	uint64_t value;
-};
-
+/* A worker's own counters (rows APPW of the counter table, moray/counters.h). */
 struct app_worker_stats {
 	uint64_t rx_pkts;               /* frames handed to the engine */
 	uint64_t tx_pkts;               /* frames handed to a tx path */
@@ -89,14 +84,13 @@ struct app_worker_stats {
 	uint64_t log_too_long;
 	uint64_t polls;
 	uint64_t busy_polls;
-	struct mry_engine_stats eng;
-	uint32_t nb_counters;
-	struct app_counter counters[APP_MAX_COUNTERS];
 };
 
+/* What a worker publishes for the control thread (seqlock, single writer). */
 struct app_snapshot {
 	volatile uint32_t seq;
 	struct app_worker_stats st;
+	struct mry_counters eng;
 };
 
 /* One tx destination per port for a worker or rx lcore. */
@@ -133,6 +127,57 @@ struct app_rx_stats {
 	uint64_t ring_full;             /* dropped: worker ring full */
 	uint64_t tx_pkts;
 	uint64_t non_ip;                /* sent to worker 0 */
+};
+
+/*
+ * Every counter the app shows, one snapshot: the rows of the counter table
+ * (moray/counters.h) point into it, except PORT rows (struct rte_eth_stats,
+ * one per port). Summed over workers and rx lcores, or one worker's.
+ */
+struct app_ring_gauges {
+	uint64_t log_used;
+	uint64_t in_used;
+	uint64_t mbuf_avail;
+};
+
+struct app_db_gauges {
+	uint64_t generation;
+	uint64_t created;
+	uint64_t signatures;
+	uint64_t valid;
+	uint64_t scanning;
+	uint64_t changes;
+	uint64_t offers;
+	uint64_t rejected;
+	uint64_t reclaimed;
+};
+
+struct app_counters {
+	struct mry_counters eng;
+	struct app_worker_stats w;
+	struct app_rx_stats rx;
+	struct app_ring_gauges ring;
+	struct app_db_gauges db;
+	uint64_t log_written;
+	uint64_t log_write_errors;
+	uint64_t alarm;
+};
+
+/* One port's counters: its ethdev stats, and what an rx lcore's tx path lost. */
+struct app_port_counters {
+	struct rte_eth_stats eth;
+	uint64_t sw_tx_dropped;
+};
+
+/* Sources of the app's counter table (def->src). */
+enum app_counter_src {
+	APP_SRC_ENG = 0,
+	APP_SRC_APPW,
+	APP_SRC_RX,
+	APP_SRC_CTL,
+	APP_SRC_RING,
+	APP_SRC_PORT,
+	APP_SRC_MAX,
 };
 
 struct app_rx_lcore {
@@ -245,7 +290,8 @@ int app_txq_init(struct app_txq *t, uint16_t queue, uint32_t burst, int socket);
 /* worker.c */
 int app_worker_setup(struct app *a, char *err, size_t errlen);
 int app_worker_main(void *arg);
-void app_worker_snapshot_read(const struct app_worker *w, struct app_worker_stats *out);
+void app_worker_snapshot_read(const struct app_worker *w, struct app_worker_stats *st,
+			      struct mry_counters *eng);
 
 /* verdict_log.c */
 struct rte_ring *app_log_ring_create(unsigned worker, int socket);
@@ -262,11 +308,29 @@ void app_log_close(struct app *a);
 int app_control_db_start(struct app *a);
 void app_control_loop(struct app *a);
 void app_control_print_stats(struct app *a, FILE *f, bool final);
-void app_control_sum(struct app *a, struct app_worker_stats *tot);
+/** Rewrites --metrics-file (at exit, after the final statistics). */
+void app_control_final_metrics(struct app *a);
 void app_control_snapshot_read(const struct app *a, struct app_ctl_snapshot *out);
 /** Async-signal-safe flags set by the handlers main.c installs. */
 extern volatile sig_atomic_t app_stop_signal;
 extern volatile sig_atomic_t app_hup_signal;
+
+/* counters.c: the counter table over the app's snapshots */
+#define APP_COUNTERS_ALL ((1u << APP_SRC_MAX) - 1)
+#define APP_COUNTERS_WORKER ((1u << APP_SRC_ENG) | (1u << APP_SRC_APPW) | (1u << APP_SRC_RING))
+const struct mry_counter_def *app_counters_table(size_t *nb);
+/** One worker's counters and ring gauges (seqlock read). */
+void app_counters_worker(struct app *a, unsigned i, struct app_counters *out);
+/** Everything but the ports: workers and rx lcores summed, control values. */
+void app_counters_total(struct app *a, struct app_counters *t);
+/** Ethdev stats of every port that answers; returns how many. */
+unsigned app_counters_ports(struct app *a, struct app_port_counters *es, uint16_t *ids);
+/** Sources for the writers: those in @mask (bits of enum app_counter_src) present. */
+void app_counters_srcs(struct mry_counter_src srcs[APP_SRC_MAX], const struct app_counters *t,
+		       unsigned mask, const struct app_port_counters *es, const uint16_t *ids,
+		       unsigned nb_ports);
+/** Rewrites --metrics-file atomically; 0 or a negative errno (0 when off). */
+int app_counters_write_metrics(struct app *a);
 
 /* telemetry.c */
 int app_telemetry_register(void);

@@ -38,6 +38,7 @@ enum {
 	OPT_WORKERS,
 	OPT_IDLE_EXIT,
 	OPT_STATS,
+	OPT_METRICS_FILE,
 	OPT_CONFIG,
 	OPT_RING_SIZE,
 	OPT_MBUFS,
@@ -68,6 +69,7 @@ static const struct option long_opts[] = {
 	{ "workers", required_argument, NULL, OPT_WORKERS },
 	{ "idle-exit", required_argument, NULL, OPT_IDLE_EXIT },
 	{ "stats-interval", required_argument, NULL, OPT_STATS },
+	{ "metrics-file", required_argument, NULL, OPT_METRICS_FILE },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "ring-size", required_argument, NULL, OPT_RING_SIZE },
 	{ "mbufs", required_argument, NULL, OPT_MBUFS },
@@ -144,6 +146,9 @@ void app_config_usage(FILE *f)
 "  --no-promisc             leave promiscuous mode off\n"
 "  --idle-exit SEC          exit cleanly when no packet arrived for SEC (tests)\n"
 "  --stats-interval SEC     print statistics every SEC (0: off)\n"
+"  --metrics-file PATH      Prometheus text file (node_exporter textfile collector),\n"
+"                           rewritten atomically every --stats-interval (10 s when\n"
+"                           that is 0) and at exit\n"
 "  --config FILE            the same long options as 'key = value' lines\n"
 "  --help, --version\n", APP_MAX_BURST);
 }
@@ -276,6 +281,8 @@ static int apply(struct app_options *o, int id, const char *name, const char *va
 		return 0;
 	case OPT_LOG:
 		return set_path(o->log_path, sizeof(o->log_path), name, val);
+	case OPT_METRICS_FILE:
+		return set_path(o->metrics_path, sizeof(o->metrics_path), name, val);
 	case OPT_ENCRYPTED:
 		if (strcmp(val, "pass") == 0)
 			o->encrypted = MRY_ENCRYPTED_PASS;

@@ -249,62 +249,6 @@ static void db_watch(struct app *a)
 	db_publish(a, NULL, NULL);
 }
 
-void app_control_sum(struct app *a, struct app_worker_stats *tot)
-{
-	struct app_worker_stats w;
-	unsigned i, j, k;
-
-	memset(tot, 0, sizeof(*tot));
-	for (i = 0; i < a->nb_workers; i++) {
-		app_worker_snapshot_read(a->workers[i], &w);
-		tot->rx_pkts += w.rx_pkts;
-		tot->tx_pkts += w.tx_pkts;
-		tot->tx_dropped += w.tx_dropped;
-		tot->multiseg_copied += w.multiseg_copied;
-		tot->oversize_dropped += w.oversize_dropped;
-		tot->emit_nombuf += w.emit_nombuf;
-		tot->emit_too_big += w.emit_too_big;
-		tot->emitted += w.emitted;
-		tot->log_events += w.log_events;
-		tot->log_ring_full += w.log_ring_full;
-		tot->log_too_long += w.log_too_long;
-		tot->polls += w.polls;
-		tot->busy_polls += w.busy_polls;
-#define ADD(f) tot->eng.f += w.eng.f
-		ADD(pkts); ADD(bytes); ADD(pkts_non_smtp); ADD(pkts_forwarded);
-		ADD(pkts_dropped); ADD(drop_invalid); ADD(drop_withheld);
-		ADD(drop_conflict); ADD(drop_ooo); ADD(drop_after_verdict);
-		ADD(drop_no_flow); ADD(drop_midstream_data); ADD(msgs);
-		ADD(msgs_clean); ADD(msgs_infected); ADD(msgs_tempfail);
-		ADD(msgs_encrypted); ADD(msgs_unscanned); ADD(msgs_held);
-		ADD(msgs_released); ADD(hold_timeouts); ADD(hold_store_full);
-		ADD(hold_bytes); ADD(hold_msgs); ADD(replies_injected);
-		ADD(resets_injected); ADD(events); ADD(evasions);
-		ADD(msgs_aborted); ADD(midstream_resets); ADD(encrypted_blocked);
-		ADD(session_pool_empty); ADD(msg_pool_empty); ADD(events_dropped);
-#undef ADD
-		if (w.eng.last_clean_ns > tot->eng.last_clean_ns)
-			tot->eng.last_clean_ns = w.eng.last_clean_ns;
-		if (w.eng.hold_oldest_ns != 0 &&
-		    (tot->eng.hold_oldest_ns == 0 || w.eng.hold_oldest_ns < tot->eng.hold_oldest_ns))
-			tot->eng.hold_oldest_ns = w.eng.hold_oldest_ns;
-		for (j = 0; j < w.nb_counters; j++) {
-			for (k = 0; k < tot->nb_counters; k++)
-				if (strcmp(tot->counters[k].name, w.counters[j].name) == 0 &&
-				    strcmp(tot->counters[k].module, w.counters[j].module) == 0)
-					break;
-			if (k == tot->nb_counters) {
-				if (k == APP_MAX_COUNTERS)
-					continue;
-				tot->nb_counters++;
-				tot->counters[k] = w.counters[j];
-				tot->counters[k].value = 0;
-			}
-			tot->counters[k].value += w.counters[j].value;
-		}
-	}
-}
-
 static uint64_t rx_total(struct app *a)
 {
 	uint64_t n = 0;
@@ -312,35 +256,36 @@ static uint64_t rx_total(struct app *a)
 
 	for (i = 0; i < a->nb_rx; i++)
 		n += a->rx[i]->st.rx_pkts;
-	if (a->dispatch == APP_DISPATCH_RSS) {
-		struct app_worker_stats t;
+	for (i = 0; a->dispatch == APP_DISPATCH_RSS && i < a->nb_workers; i++) {
+		struct app_worker_stats w;
+		static struct mry_counters eng;
 
-		app_control_sum(a, &t);
-		n += t.rx_pkts;
+		app_worker_snapshot_read(a->workers[i], &w, &eng);
+		n += w.rx_pkts;
 	}
 	return n;
 }
 
 static void update_alarm(struct app *a, uint64_t now)
 {
-	static struct app_worker_stats t;
+	static struct app_counters t;
 	uint64_t smtp, window = a->opt.alarm_no_clean_s * MRY_NS_PER_SEC, since;
 	char reason[160] = "", line[256];
 	bool alarm = false;
 
-	app_control_sum(a, &t);
-	smtp = t.eng.pkts - t.eng.pkts_non_smtp;
+	app_counters_total(a, &t);
+	smtp = t.eng.engine.pkts - t.eng.engine.pkts_non_smtp;
 	if (smtp != a->last_smtp_pkts) {
 		a->last_smtp_pkts = smtp;
 		a->smtp_seen_ns = now;
 	}
-	since = MRY_MAX(t.eng.last_clean_ns, a->start_ns);
+	since = MRY_MAX(t.eng.engine.last_clean_ns, a->start_ns);
 	if (window != 0 && a->smtp_seen_ns != 0 && now - a->smtp_seen_ns < window &&
 	    now > since && now - since >= window) {
 		alarm = true;
 		strcat(reason, "no_clean_message");
 	}
-	if (t.eng.hold_msgs != 0) {
+	if (t.eng.engine.hold_msgs != 0) {
 		alarm = true;
 		strcat(reason, reason[0] != '\0' ? ",messages_held" : "messages_held");
 	}
@@ -358,47 +303,31 @@ static void update_alarm(struct app *a, uint64_t now)
 	}
 }
 
+/*
+ * The stats line: the counters the table marks for it, by group, summed over
+ * workers, rx lcores and ports; at the end, one line per worker as well.
+ */
 void app_control_print_stats(struct app *a, FILE *f, bool final)
 {
-	static struct app_worker_stats t;
-	uint64_t ring_full = 0, rx = 0, rx_tx = 0;
-	unsigned i;
+	static struct app_counters t;
+	static struct app_port_counters es[APP_MAX_PORTS];
+	static uint16_t ids[APP_MAX_PORTS];
+	struct mry_counter_src srcs[APP_SRC_MAX];
+	const struct mry_counter_def *defs;
+	unsigned i, nb_ports;
+	size_t nb;
 
-	app_control_sum(a, &t);
-	for (i = 0; i < a->nb_rx; i++) {
-		ring_full += a->rx[i]->st.ring_full;
-		rx += a->rx[i]->st.rx_pkts;
-		rx_tx += a->rx[i]->st.tx_pkts;
-	}
-	fprintf(f, "moray: %s: pkts %" PRIu64 " fwd %" PRIu64 " drop %" PRIu64
-		" non_smtp %" PRIu64 " | msgs %" PRIu64 " clean %" PRIu64 " infected %" PRIu64
-		" tempfail %" PRIu64 " encrypted %" PRIu64 " unscanned %" PRIu64
-		" held %" PRIu64 " released %" PRIu64 " hold_timeouts %" PRIu64
-		" | injected replies %" PRIu64 " resets %" PRIu64 " | ring_full %" PRIu64
-		" tx_dropped %" PRIu64 " emit_nombuf %" PRIu64 " multiseg %" PRIu64
-		" | log events %" PRIu64 " written %" PRIu64 " ring_full %" PRIu64 "\n",
-		final ? "final" : "stats", t.eng.pkts, t.eng.pkts_forwarded,
-		t.eng.pkts_dropped, t.eng.pkts_non_smtp, t.eng.msgs, t.eng.msgs_clean,
-		t.eng.msgs_infected, t.eng.msgs_tempfail, t.eng.msgs_encrypted,
-		t.eng.msgs_unscanned, t.eng.msgs_held, t.eng.msgs_released,
-		t.eng.hold_timeouts, t.eng.replies_injected, t.eng.resets_injected,
-		ring_full, t.tx_dropped, t.emit_nombuf, t.multiseg_copied,
-		t.log_events, a->log_written, t.log_ring_full);
-	for (i = 0; i < a->nb_ports; i++) {
-		struct rte_eth_stats es;
-		uint16_t p = a->ports[i];
-
-		if (rte_eth_stats_get(p, &es) == 0)
-			fprintf(f, "moray: port %u: rx %" PRIu64 " tx %" PRIu64 " rx_missed %"
-				PRIu64 " rx_nombuf %" PRIu64 " tx_errors %" PRIu64 "\n", p,
-				es.ipackets, es.opackets, es.imissed, es.rx_nombuf, es.oerrors);
-	}
-	if (final && a->nb_rx != 0)
-		fprintf(f, "moray: rx lcores: rx %" PRIu64 " tx %" PRIu64 "\n", rx, rx_tx);
+	defs = app_counters_table(&nb);
+	app_counters_total(a, &t);
+	nb_ports = app_counters_ports(a, es, ids);
+	app_counters_srcs(srcs, &t, APP_COUNTERS_ALL, es, ids, nb_ports);
+	fprintf(f, "moray: %s: ", final ? "final" : "stats");
+	mry_counters_write_line(f, defs, nb, srcs, APP_SRC_MAX);
 	for (i = 0; final && a->nb_workers > 1 && i < a->nb_workers; i++) {
-		app_worker_snapshot_read(a->workers[i], &t);
-		fprintf(f, "moray: worker %u (lcore %u): rx %" PRIu64 " msgs %" PRIu64 "\n", i,
-			a->workers[i]->lcore, t.rx_pkts, t.eng.msgs);
+		app_counters_worker(a, i, &t);
+		app_counters_srcs(srcs, &t, APP_COUNTERS_WORKER, NULL, NULL, 0);
+		fprintf(f, "moray: worker %u (lcore %u): ", i, a->workers[i]->lcore);
+		mry_counters_write_line(f, defs, nb, srcs, APP_SRC_MAX);
 	}
 	fflush(f);
 }
@@ -450,13 +379,32 @@ static void shutdown_sequence(struct app *a)
 		;
 }
 
+/* --metrics-file: a failure is reported once per error code, then retried quietly. */
+static void write_metrics(struct app *a)
+{
+	static int last_rc;
+	int rc = app_counters_write_metrics(a);
+
+	if (rc != 0 && rc != last_rc)
+		fprintf(stderr, "moray: metrics file %s: %s\n", a->opt.metrics_path, strerror(-rc));
+	last_rc = rc;
+}
+
+void app_control_final_metrics(struct app *a)
+{
+	write_metrics(a);
+}
+
 void app_control_loop(struct app *a)
 {
-	uint64_t last_watch = 0, last_stats, last_rx = UINT64_MAX, last_rx_change;
+	uint64_t last_watch = 0, last_stats, last_metrics, last_rx = UINT64_MAX, last_rx_change;
+	uint64_t metrics_ns = (a->opt.stats_interval_s != 0 ? a->opt.stats_interval_s :
+			       APP_METRICS_INTERVAL_S) * MRY_NS_PER_SEC;
 	uint64_t now = app_now_ns();
 	const char *why = "signal";
 
-	last_stats = last_rx_change = now;
+	last_stats = last_metrics = last_rx_change = now;
+	write_metrics(a);
 	while (1) {
 		uint64_t rx;
 
@@ -492,6 +440,10 @@ void app_control_loop(struct app *a)
 		    now - last_stats >= a->opt.stats_interval_s * MRY_NS_PER_SEC) {
 			last_stats = now;
 			app_control_print_stats(a, stdout, false);
+		}
+		if (a->opt.metrics_path[0] != '\0' && now - last_metrics >= metrics_ns) {
+			last_metrics = now;
+			write_metrics(a);
 		}
 		sleep_ms(1);
 	}

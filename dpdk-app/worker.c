@@ -169,20 +169,6 @@ static inline void process_burst(struct app_worker *w, struct rte_mbuf **pkts,
 		rte_pktmbuf_free_bulk(drop, nd);
 }
 
-static void collect_counter(void *ctx, const char *module, const char *name,
-			    uint64_t value)
-{
-	struct app_worker_stats *st = ctx;
-	struct app_counter *c;
-
-	if (st->nb_counters >= APP_MAX_COUNTERS)
-		return;
-	c = &st->counters[st->nb_counters++];
-	snprintf(c->module, sizeof(c->module), "%s", module);
-	snprintf(c->name, sizeof(c->name), "%s", name);
-	c->value = value;
-}
-
 static void publish(struct app_worker *w)
 {
 	struct app *a = &g_app;
@@ -194,15 +180,14 @@ static void publish(struct app_worker *w)
 			w->st.tx_dropped += w->txq[a->ports[i]].dropped;
 	__atomic_store_n(&w->snap.seq, w->snap.seq + 1, __ATOMIC_RELAXED);
 	__atomic_thread_fence(__ATOMIC_RELEASE);
-	memcpy(&w->snap.st, &w->st, offsetof(struct app_worker_stats, eng));
-	mry_engine_get_stats(w->engine, &w->snap.st.eng);
-	w->snap.st.nb_counters = 0;
-	mry_engine_foreach_counter(w->engine, collect_counter, &w->snap.st);
+	w->snap.st = w->st;
+	mry_engine_counters(w->engine, &w->snap.eng);
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	__atomic_store_n(&w->snap.seq, w->snap.seq + 1, __ATOMIC_RELAXED);
 }
 
-void app_worker_snapshot_read(const struct app_worker *w, struct app_worker_stats *out)
+void app_worker_snapshot_read(const struct app_worker *w, struct app_worker_stats *st,
+			      struct mry_counters *eng)
 {
 	uint32_t s1, s2;
 
@@ -212,7 +197,8 @@ void app_worker_snapshot_read(const struct app_worker *w, struct app_worker_stat
 			rte_pause();
 			continue;
 		}
-		memcpy(out, &w->snap.st, sizeof(*out));
+		memcpy(st, &w->snap.st, sizeof(*st));
+		memcpy(eng, &w->snap.eng, sizeof(*eng));
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		s2 = __atomic_load_n(&w->snap.seq, __ATOMIC_RELAXED);
 		if (s1 == s2)

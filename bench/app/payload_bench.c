@@ -320,19 +320,6 @@ static void on_emit(void *ctx, enum mry_emit_dir dir, uint16_t client_port,
 
 static uint64_t scanned[3];   /* raw, decoded, headers */
 
-static void on_counter(void *ctx, const char *module, const char *name, uint64_t value)
-{
-	(void)ctx;
-	if (strcmp(module, "scan") != 0)
-		return;
-	if (strcmp(name, "bytes_raw") == 0)
-		scanned[0] = value;
-	else if (strcmp(name, "bytes_decoded") == 0)
-		scanned[1] = value;
-	else if (strcmp(name, "bytes_headers") == 0)
-		scanned[2] = value;
-}
-
 static struct mry_engine *new_engine(struct mry_sigdb_ctl *ctl, bool record)
 {
 	static const struct mry_engine_io io = { .emit = on_emit, .event = on_event };
@@ -455,7 +442,14 @@ int main(int argc, char **argv)
 		best_mry = b < best_mry ? b : best_mry;
 		best_scan = c < best_scan ? c : best_scan;
 	}
-	mry_engine_foreach_counter(e, on_counter, NULL);
+	{
+		struct mry_counters c;
+
+		mry_engine_counters(e, &c);
+		scanned[0] = c.scan.bytes_raw;
+		scanned[1] = c.scan.bytes_decoded;
+		scanned[2] = c.scan.bytes_headers;
+	}
 	mry_engine_destroy(e, cap.f[cap.nf - 1].ts_ns + (uint64_t)(passes + 1) * span);
 	printf("capture: %zu frames, %u SMTP client flows, %zu payload bytes\n", cap.nf,
 	       cap.nflows, cap.payload);

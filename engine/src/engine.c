@@ -39,6 +39,7 @@
 #include "moray/smtp.h"
 #include "moray/tcp_reasm.h"
 
+#include "counters_priv.h"
 #include "engine_priv.h"
 
 void mry_engine_config_defaults(struct mry_engine_config *cfg)
@@ -616,78 +617,23 @@ size_t mry_engine_conn_bytes(const struct mry_engine *e)
 	       mry_smtp_session_bytes();
 }
 
-void mry_engine_get_stats(const struct mry_engine *e, struct mry_engine_stats *st)
+/* counters.c reads the engine's counters through this (counters_priv.h). */
+void mry_engine_counter_src(const struct mry_engine *e, struct mry_engine_counter_src *src)
 {
-	*st = e->st;
+	src->st = &e->st;
+	src->decode = &e->dst;
+	src->evasion = &e->ev_count[EV_TCP_CONFLICT];
+	src->frag = e->frag;
+	src->flows = e->flows;
+	src->reasm = e->reasm;
+	src->smtp = e->smtp;
+	src->mime = e->mime;
+	src->scanner = e->scanner;
 }
 
-void mry_engine_foreach_counter(const struct mry_engine *e,
-				void (*fn)(void *ctx, const char *module,
-				const char *name, uint64_t value),
-				void *ctx)
-{
-	struct mry_flow_stats fs;
-	struct mry_reasm_stats rs;
-	struct mry_smtp_stats ss;
-	struct mry_mime_stats ms;
-	struct mry_scan_stats cs;
-	struct mry_ipfrag_stats is;
-	unsigned i;
+_Static_assert(EV_MAX - EV_TCP_CONFLICT == MRY_ENGINE_NB_EVASION, "engine evasions in the counter table");
 
-#define C(mod, name, v) do { if ((v) != 0) fn(ctx, mod, name, (v)); } while (0)
-	for (i = 0; i < MRY_DEV_MAX; i++)
-		C("decode", mry_decode_event_name(i), e->dst.ev[i]);
-	mry_ipfrag_get_stats(e->frag, &is);
-	C("ipfrag", "fragments", is.fragments);
-	C("ipfrag", "completed", is.completed);
-	C("ipfrag", "timeouts", is.timeouts);
-	C("ipfrag", "table_full", is.table_full);
-	C("ipfrag", "too_big", is.too_big);
-	C("ipfrag", "overlap_same", is.overlap_same);
-	C("ipfrag", "overlap_conflict", is.overlap_conflict);
-	mry_flow_get_stats(e->flows, &fs);
-	C("flow", "created", fs.created);
-	C("flow", "timeout_syn", fs.timeouts[MRY_FLOW_PHASE_SYN]);
-	C("flow", "timeout_cmd", fs.timeouts[MRY_FLOW_PHASE_CMD]);
-	C("flow", "timeout_data", fs.timeouts[MRY_FLOW_PHASE_DATA]);
-	C("flow", "timeout_closing", fs.timeouts[MRY_FLOW_PHASE_CLOSING]);
-	C("flow", "evicted_pre_data", fs.evicted_pre_data);
-	C("flow", "evicted_data", fs.evicted_data);
-	C("flow", "table_full", fs.table_full);
-	C("flow", "per_source_limit", fs.per_source_limit);
-	mry_reasm_get_stats(e->reasm, &rs);
-	C("tcp_reasm", "segments", rs.segments);
-	C("tcp_reasm", "out_of_order", rs.out_of_order);
-	C("tcp_reasm", "retransmit", rs.retransmit);
-	C("tcp_reasm", "overlap_same", rs.overlap_same);
-	C("tcp_reasm", "overlap_conflict", rs.overlap_conflict);
-	C("tcp_reasm", "ooo_stream_cap", rs.ooo_stream_cap);
-	C("tcp_reasm", "ooo_pool_empty", rs.ooo_pool_empty);
-	C("tcp_reasm", "after_close", rs.after_close);
-	C("tcp_reasm", "bytes_delivered", rs.bytes_delivered);
-	mry_smtp_get_stats(e->smtp, &ss);
-	C("smtp", "sessions", ss.sessions);
-	C("smtp", "messages_begun", ss.messages_begun);
-	C("smtp", "messages_ended", ss.messages_ended);
-	C("smtp", "messages_aborted", ss.messages_aborted);
-	C("smtp", "starttls", ss.starttls);
-	for (i = 0; i < MRY_SMTP_AN_MAX; i++)
-		C("smtp", mry_smtp_anomaly_name(i), ss.anomalies[i]);
-	mry_mime_get_stats(e->mime, &ms);
-	C("mime", "parts", ms.parts);
-	C("mime", "bytes_decoded", ms.bytes_decoded);
-	C("mime", "pool_empty", ms.pool_empty);
-	for (i = 0; i < MRY_MIME_AN_MAX; i++)
-		C("mime", mry_mime_anomaly_name(i), ms.anomalies[i]);
-	mry_scan_get_stats(e->scanner, &cs);
-	C("scan", "messages", cs.messages);
-	C("scan", "bytes_raw", cs.bytes_raw);
-	C("scan", "bytes_decoded", cs.bytes_decoded);
-	C("scan", "matches", cs.matches);
-	C("scan", "msg_pool_empty", cs.msg_pool_empty);
-	C("scan", "stream_pool_empty", cs.stream_pool_empty);
-	C("scan", "hs_errors", cs.hs_errors);
-	for (i = EV_TCP_CONFLICT; i < EV_MAX; i++)
-		C("engine", ev_name(i), e->ev_count[i]);
-#undef C
+const char *mry_engine_evasion_name(unsigned i)
+{
+	return i < MRY_ENGINE_NB_EVASION ? ev_name(EV_TCP_CONFLICT + i) : NULL;
 }

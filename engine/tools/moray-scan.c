@@ -23,6 +23,7 @@
 #include <pcap/pcap.h>
 
 #include "moray/common.h"
+#include "moray/counters.h"
 #include "moray/decode.h"
 #include "moray/engine.h"
 #include "moray/event.h"
@@ -87,6 +88,8 @@ static void usage(FILE *f)
 	      "  --no-tcp-csum           same as --tcp-csum off\n"
 	      "  --max-flows N           flow table capacity (default 65536)\n"
 	      "  --quiet                 no counter summary on stderr\n"
+	      "  --stats-json FILE       every counter at exit, one JSON object {group: {name: value}}\n"
+	      "  --metrics-file FILE     every counter at exit, Prometheus text format\n"
 	      "  --version, --help\n", f);
 }
 
@@ -516,34 +519,66 @@ static int cmp_offer(const void *a, const void *b)
 
 /* ---- main ---------------------------------------------------------------- */
 
-static void print_counter(void *ctx, const char *module, const char *name, uint64_t v)
+/*
+ * The counters after the run, from the counter table: the summary on stderr
+ * (the line counters, then every counter that moved), --stats-json and
+ * --metrics-file.
+ */
+static void print_moved(void *ctx, const struct mry_counter_def *d, const char *name,
+			const struct mry_counter_src *s, unsigned inst, uint64_t v)
 {
-	fprintf(ctx, "  %-10s %-28s %" PRIu64 "\n", module, name, v);
+	(void)s;
+	(void)inst;
+	if (v != 0)
+		fprintf(ctx, "  %-10s %-28s %" PRIu64 "\n", d->group, name, v);
 }
 
-static void print_summary(const struct mry_engine *e, uint64_t events)
+static int write_counters(const struct mry_engine *e, bool quiet, const char *json_path,
+			  const char *metrics_path)
 {
-	struct mry_engine_stats st;
+	struct mry_counters c;
+	struct mry_counter_src src;
+	const struct mry_counter_def *defs;
+	size_t nb;
+	int rc = 0;
 
-	mry_engine_get_stats(e, &st);
-	fprintf(stderr,
-		"moray-scan: %" PRIu64 " packets (%" PRIu64 " bytes), %" PRIu64 " non-SMTP, "
-		"%" PRIu64 " forwarded, %" PRIu64 " dropped\n"
-		"moray-scan: %" PRIu64 " messages: %" PRIu64 " clean, %" PRIu64 " infected, "
-		"%" PRIu64 " tempfail, %" PRIu64 " encrypted, %" PRIu64 " held, %" PRIu64
-		" released, %" PRIu64 " aborted; %" PRIu64 " events\n",
-		st.pkts, st.bytes, st.pkts_non_smtp, st.pkts_forwarded, st.pkts_dropped,
-		st.msgs, st.msgs_clean, st.msgs_infected, st.msgs_tempfail, st.msgs_encrypted,
-		st.msgs_held, st.msgs_released, st.msgs_aborted, events);
-	fprintf(stderr, "moray-scan: counters\n");
-	mry_engine_foreach_counter(e, print_counter, stderr);
+	mry_engine_counters(e, &c);
+	defs = mry_counters_engine_table(&nb);
+	src = (struct mry_counter_src){ .base = &c, .stride = sizeof(c), .nb = 1 };
+	if (!quiet) {
+		fputs("moray-scan: ", stderr);
+		mry_counters_write_line(stderr, defs, nb, &src, 1);
+		fprintf(stderr, "moray-scan: counters\n");
+		mry_counters_foreach(defs, nb, &src, 1, print_moved, stderr);
+	}
+	if (json_path != NULL) {
+		FILE *f = fopen(json_path, "w");
+
+		if (f == NULL || mry_counters_write_json(f, defs, nb, &src, 1) != 0) {
+			fprintf(stderr, "moray-scan: %s: %s\n", json_path, strerror(errno));
+			rc = -EIO;
+		}
+		if (f != NULL && fclose(f) != 0 && rc == 0) {
+			fprintf(stderr, "moray-scan: %s: %s\n", json_path, strerror(errno));
+			rc = -EIO;
+		}
+	}
+	if (metrics_path != NULL) {
+		int r = mry_counters_write_prom_file(metrics_path, defs, nb, &src, 1);
+
+		if (r != 0) {
+			fprintf(stderr, "moray-scan: %s: %s\n", metrics_path, strerror(-r));
+			rc = r;
+		}
+	}
+	return rc;
 }
 
 enum {
 	OPT_DB = 256, OPT_DB_AT, OPT_DB_PUBKEY, OPT_DB_POLICY, OPT_DB_MAX_AGE,
 	OPT_HOLD_TIMEOUT, OPT_HOLD_STORE, OPT_SMTP_PORTS, OPT_LOG, OPT_DUMP_STREAMS,
 	OPT_DUMP_MESSAGES, OPT_DUMP_PARTS, OPT_OUT_PCAP, OPT_NO_CSUM, OPT_MAX_FLOWS,
-	OPT_QUIET, OPT_VERSION, OPT_HELP, OPT_TCP_CSUM,
+	OPT_QUIET, OPT_VERSION, OPT_HELP, OPT_TCP_CSUM, OPT_STATS_JSON, OPT_METRICS_FILE,
 };
 
 static const struct option longopts[] = {
@@ -564,6 +599,8 @@ static const struct option longopts[] = {
 	{ "tcp-csum", required_argument, NULL, OPT_TCP_CSUM },
 	{ "max-flows", required_argument, NULL, OPT_MAX_FLOWS },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "stats-json", required_argument, NULL, OPT_STATS_JSON },
+	{ "metrics-file", required_argument, NULL, OPT_METRICS_FILE },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -585,6 +622,7 @@ int main(int argc, char **argv)
 	struct db_offer timeline[MAX_TIMELINE];
 	unsigned nb_offers = 0, next_offer = 0;
 	const char *db = NULL, *log_path = NULL, *out_pcap = NULL;
+	const char *stats_json = NULL, *metrics_file = NULL;
 	struct mry_engine_io io = { 0 };
 	struct scan sc = { 0 };
 	struct mry_engine *e = NULL;
@@ -719,8 +757,14 @@ int main(int argc, char **argv)
 		case OPT_QUIET:
 			quiet = true;
 			break;
+		case OPT_STATS_JSON:
+			stats_json = optarg;
+			break;
+		case OPT_METRICS_FILE:
+			metrics_file = optarg;
+			break;
 		case OPT_VERSION:
-			printf("moray-scan %s (Hyperscan %s)\n", "0.1.0", hs_version());
+			printf("moray-scan %s (Hyperscan %s)\n", MORAY_VERSION, hs_version());
 			return 0;
 		case OPT_HELP:
 			usage(stdout);
@@ -902,8 +946,8 @@ out:
 	if (e != NULL) {
 		/* the end of the capture is a shutdown: held messages are tempfailed */
 		mry_engine_shutdown(e, now);
-		if (!quiet)
-			print_summary(e, sc.events);
+		if (write_counters(e, quiet, stats_json, metrics_file) != 0)
+			sc.io_errors++;
 		mry_engine_destroy(e, now);
 	}
 	if (sc.out != NULL)

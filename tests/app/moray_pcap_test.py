@@ -25,6 +25,7 @@ verdict checks are skipped (never used by meson).
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -212,6 +213,15 @@ def case_version(tmp):
           "--version output: %r" % p.stdout)
     p = subprocess.run([ARGS.moray, "--", "--help"], capture_output=True, text=True)
     check(p.returncode == 0 and "--portmask" in p.stdout, "--help")
+    # both print the meson project version
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "meson.build")) as f:
+        m = re.search(r"version:\s*'([^']+)'", f.read())
+    want = m.group(1) if m else "?"
+    p = subprocess.run([ARGS.moray, "--version"], capture_output=True, text=True)
+    check(p.stdout.startswith("moray %s " % want), "moray --version %r, project %s" % (p.stdout, want))
+    p = subprocess.run([ARGS.scan, "--version"], capture_output=True, text=True)
+    check(p.returncode == 0 and p.stdout.startswith("moray-scan %s " % want),
+          "moray-scan --version %r, project %s" % (p.stdout, want))
 
 
 def one_error_line(p, what):
@@ -424,7 +434,8 @@ def case_forward_queue_2w(tmp):
     check("dispatch queue" in p.stdout and "2 worker(s)" in p.stdout,
           "dispatch mode not as asked: %s" % p.stdout.splitlines()[0])
     import re
-    per_worker = re.findall(r"worker (\d+) \(lcore \d+\): rx (\d+) msgs (\d+)", p.stdout)
+    per_worker = re.findall(r"worker (\d+) \(lcore \d+\): engine pkts (\d+) .*? msgs (\d+) ",
+                            p.stdout)
     check(len(per_worker) == 2 and all(int(m) > 0 for _, _, m in per_worker) and
           sum(int(m) for _, _, m in per_worker) == len(samples_truth()),
           "each worker judges the messages of its own queue: %r" % (per_worker,))
@@ -482,10 +493,14 @@ def case_log_matches_scan(tmp):
     if db is None:
         print("SKIP log_matches_scan: --shim (no engine)")
         return
-    r = run_moray(tmp, 2, inp, extra=["--db", db])
+    app_prom = os.path.join(tmp, "moray.prom")
+    scan_prom = os.path.join(tmp, "scan.prom")
+    scan_json = os.path.join(tmp, "scan-stats.json")
+    r = run_moray(tmp, 2, inp, extra=["--db", db, "--metrics-file", app_prom])
     check(r["rc"] == 0, "moray exit %d" % r["rc"])
     scan_log = os.path.join(tmp, "scan.jsonl")
-    p = subprocess.run([ARGS.scan, "--db", db, "--log", scan_log, inp],
+    p = subprocess.run([ARGS.scan, "--db", db, "--log", scan_log, "--metrics-file", scan_prom,
+                        "--stats-json", scan_json, inp],
                        capture_output=True, text=True)
     if not check(p.returncode == 0, "moray-scan exit %d: %s" % (p.returncode, p.stderr[-400:])):
         return
@@ -510,6 +525,63 @@ def case_log_matches_scan(tmp):
     only_moray = [x for x in b if x not in a]
     check(a == b, "logs differ beyond timestamps (%d vs %d events); only moray-scan: %s; "
           "only moray: %s" % (len(a), len(b), only_scan[:3], only_moray[:3]))
+    metrics_checks(inp, r, mine, app_prom, scan_prom, scan_json)
+
+
+def read_metrics(path):
+    """Parse a Prometheus text file: {sample name + labels: value}, and its families."""
+    from prometheus_client.parser import text_string_to_metric_families
+    with open(path) as f:
+        text = f.read()
+    fams = list(text_string_to_metric_families(text))
+    vals = {}
+    for fam in fams:
+        check(fam.name.startswith("moray_"), "metric %s: not moray_<group>_<name>" % fam.name)
+        check(fam.type in ("counter", "gauge"), "metric %s: type %s" % (fam.name, fam.type))
+        check(fam.documentation != "", "metric %s: no HELP" % fam.name)
+        for smp in fam.samples:
+            check(smp.name.endswith("_total") == (fam.type == "counter"),
+                  "sample %s of a %s" % (smp.name, fam.type))
+            key = smp.name + "".join('{%s="%s"}' % kv for kv in sorted(smp.labels.items()))
+            vals[key] = smp.value
+    # every sample has its own # HELP and # TYPE line
+    names = {ln.split()[0] for ln in text.splitlines() if ln and not ln.startswith("#")}
+    names = {n.split("{")[0] for n in names}
+    for n in names:
+        check("# HELP %s " % n in text and "# TYPE %s " % n in text, "%s: HELP/TYPE missing" % n)
+    return vals
+
+
+def metrics_checks(inp, r, msgs, app_prom, scan_prom, scan_json):
+    """--metrics-file (moray, moray-scan) and --stats-json: parsed, and the key counters match the log."""
+    if not check(os.path.exists(app_prom) and os.path.exists(scan_prom), "metrics files missing"):
+        return
+    app = read_metrics(app_prom)
+    scan = read_metrics(scan_prom)
+    verdicts = [e["verdict"] for e in msgs.values()]
+    n = len(rdpcap(inp))
+    for name, want in (("moray_engine_pkts_total", n),
+                       ("moray_engine_msgs_total", len(verdicts)),
+                       ("moray_engine_msgs_clean_total", verdicts.count("clean")),
+                       ("moray_engine_msgs_infected_total", verdicts.count("infected")),
+                       ("moray_scan_messages_total", len(verdicts))):
+        check(app.get(name) == want, "moray %s = %r, want %d" % (name, app.get(name), want))
+        check(scan.get(name) == want, "moray-scan %s = %r, want %d" % (name, scan.get(name), want))
+    check(app.get("moray_log_written_total") == len(r["log"]),
+          "moray_log_written_total %r, log has %d events" % (app.get("moray_log_written_total"),
+                                                            len(r["log"])))
+    check(app.get("moray_engine_hold_msgs") == 0, "gauge moray_engine_hold_msgs %r"
+          % app.get("moray_engine_hold_msgs"))
+    check(any(k.startswith('moray_port_rx_pkts_total{port="') for k in app), "no per-port samples")
+    # the engine's counters are the same list in both programs
+    only = sorted(set(k for k in scan) - set(k for k in app))
+    check(not only, "moray-scan metrics missing from moray: %r" % only[:5])
+    with open(scan_json) as f:
+        js = json.load(f)
+    flat = {"moray_%s_%s_total" % (g, c): v for g, cs in js.items() for c, v in cs.items()}
+    diff = [k for k, v in flat.items() if k in scan and scan[k] != v]
+    check(not diff and len([k for k in flat if k in scan]) > 100,
+          "--stats-json and --metrics-file disagree: %r" % diff[:5])
 
 
 def case_no_db_holds(tmp):

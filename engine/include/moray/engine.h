@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "moray/common.h"
+#include "moray/counters.h"
 #include "moray/flow.h"
 #include "moray/ipfrag.h"
 #include "moray/mime.h"
@@ -99,47 +100,7 @@ struct mry_engine_config {
 /* Fills every field with its default. */
 void mry_engine_config_defaults(struct mry_engine_config *cfg);
 
-struct mry_engine_stats {
-	uint64_t pkts;
-	uint64_t bytes;
-	uint64_t pkts_non_smtp;          /* forwarded on the short path */
-	uint64_t pkts_forwarded;
-	uint64_t pkts_dropped;
-	uint64_t drop_invalid;
-	uint64_t drop_withheld;          /* carried bytes at/past a pending end-of-message */
-	uint64_t drop_conflict;          /* conflicting overlap (evasion) */
-	uint64_t drop_ooo;               /* ahead of the stream inline: sender retransmits */
-	uint64_t drop_after_verdict;     /* retransmissions toward a rejected message */
-	uint64_t drop_no_flow;           /* table full / per-source cap */
-	uint64_t drop_midstream_data;    /* message content on a flow never seen to start */
-	uint64_t msgs;
-	uint64_t msgs_clean;
-	uint64_t msgs_infected;
-	uint64_t msgs_tempfail;
-	uint64_t msgs_encrypted;
-	uint64_t msgs_unscanned;
-	uint64_t msgs_held;
-	uint64_t msgs_released;
-	uint64_t hold_timeouts;
-	uint64_t hold_store_full;
-	uint64_t hold_bytes;             /* currently in the hold store */
-	uint32_t hold_msgs;              /* currently held */
-	uint64_t hold_oldest_ns;         /* arrival time of the oldest held message (0: none) */
-	uint64_t replies_injected;
-	uint64_t resets_injected;
-	uint64_t events;
-	uint64_t last_clean_ns;          /* time the last clean message was forwarded */
-	uint64_t evasions;
-	uint64_t msgs_aborted;           /* message data ended without an end-of-message */
-	uint64_t midstream_resets;       /* SMTP flows never seen to start, reset */
-	uint64_t encrypted_blocked;
-	uint64_t session_pool_empty;
-	uint64_t msg_pool_empty;
-	uint64_t events_dropped;         /* JSON did not fit the event buffer */
-	uint64_t frag_withheld;          /* TCP fragments held until their datagram completes */
-	uint64_t frag_too_big;           /* reassembled TCP datagram larger than max_frame: dropped */
-	uint64_t frag_reassembled_sent;  /* reassembled TCP datagrams forwarded as one frame */
-};
+/* struct mry_engine_stats: generated from the counter table, moray/counters.h. */
 
 struct mry_engine;
 
@@ -179,10 +140,5 @@ void mry_engine_get_stats(const struct mry_engine *e, struct mry_engine_stats *s
  * in progress add a message context, MIME parser and scan streams).
  */
 size_t mry_engine_conn_bytes(const struct mry_engine *e);
-/** Anomaly/evasion counters by name: calls @fn for each non-zero one. */
-void mry_engine_foreach_counter(const struct mry_engine *e,
-				void (*fn)(void *ctx, const char *module,
-					   const char *name, uint64_t value),
-				void *ctx);
 
 #endif /* MORAY_ENGINE_H */
