@@ -1519,7 +1519,9 @@ static enum mry_pkt_verdict fragment(struct mry_engine *e, const uint8_t *frame,
 	const uint8_t *dg;
 	uint32_t dlen, l2 = fp->l3_off;
 	bool conflict = false;
-	bool tcp = fp->frag_next_proto == 6;
+	/* IPv6 may put Destination Options or Routing after the fragment
+	 * header: withhold whatever may carry TCP, the datagram decides */
+	bool tcp = mry_decode_frag_may_be_tcp(fp);
 	enum mry_ipfrag_result fr = mry_ipfrag_add(e->frag, fp, e->now_ns, &dg, &dlen,
 						   &conflict);
 	struct mry_pkt p;
@@ -1542,7 +1544,7 @@ static enum mry_pkt_verdict fragment(struct mry_engine *e, const uint8_t *frame,
 	if (!tcp)
 		return r == MRY_DECODE_INVALID ? drop(e, &e->st.drop_invalid) :
 			(e->st.pkts_forwarded++, MRY_PKT_FORWARD);
-	if (r != MRY_DECODE_TCP)
+	if (r != MRY_DECODE_TCP && r != MRY_DECODE_OTHER)
 		return drop(e, &e->st.drop_invalid);
 	if (l2 + dlen > EOM_FRAME_MAX || l2 + dlen > e->cfg.max_frame)
 		return drop(e, &e->st.frag_too_big);
@@ -1550,9 +1552,12 @@ static enum mry_pkt_verdict fragment(struct mry_engine *e, const uint8_t *frame,
 	memcpy(e->fragbuf, frame, l2);
 	memcpy(e->fragbuf + l2, dg, dlen);
 	r = mry_decode_frame(e->fragbuf, l2 + dlen, e->cfg.decode_flags, &p, &e->dst);
-	if (r != MRY_DECODE_TCP)
+	if (r == MRY_DECODE_TCP)
+		v = tcp_packet(e, &p, in_port);
+	else if (r == MRY_DECODE_OTHER)
+		v = (e->st.pkts_forwarded++, MRY_PKT_FORWARD);  /* withheld, not TCP */
+	else
 		return drop(e, &e->st.drop_invalid);
-	v = tcp_packet(e, &p, in_port);
 	if (v == MRY_PKT_FORWARD && e->io.emit != NULL) {
 		/* TO_SERVER with this port: out the pair of the port it came in on */
 		e->io.emit(e->io_ctx, MRY_EMIT_TO_SERVER, in_port, e->fragbuf, l2 + dlen);
