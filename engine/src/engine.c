@@ -1614,6 +1614,20 @@ void mry_engine_tick(struct mry_engine *e, uint64_t now_ns)
 		hold_tick(e);
 }
 
+uint64_t mry_engine_next_deadline(const struct mry_engine *e)
+{
+	uint64_t d = MRY_MIN(mry_flow_next_deadline(e->flows),
+			     mry_ipfrag_next_deadline(e->frag));
+
+	if (e->hold_head != NULL) {
+		/* hold_tick() goes oldest first: the head times out first */
+		if (mry_sigdb_ctl_usable(e->ctl) != NULL)
+			return e->now_ns;
+		d = MRY_MIN(d, e->hold_head->held_ns + e->cfg.hold_timeout_ns);
+	}
+	return d;
+}
+
 static bool shutdown_one(void *ctx, struct mry_flow *f)
 {
 	struct mry_engine *e = ctx;

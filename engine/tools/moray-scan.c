@@ -520,6 +520,50 @@ static int cmp_offer(const void *a, const void *b)
 	return x->at_ns < y->at_ns ? -1 : x->at_ns > y->at_ns;
 }
 
+/* a tick that leaves work due at the same instant runs again, this often at most */
+#define SAME_INSTANT_MAX 65536u
+
+/*
+ * The replay clock. moray runs its periodic work continuously, so a timer
+ * fires at its deadline and an offered database takes effect when offered,
+ * not at the next packet. Move the clock to @target through every timeline
+ * offer and engine deadline on the way, in time order, each handled at its
+ * own time (offers first at equal times, as they are applied before the
+ * packet that follows).
+ */
+static void advance(struct scan *sc, struct mry_engine *e,
+		    const struct db_offer *tl, unsigned nb_offers, unsigned *next,
+		    uint64_t t0, uint64_t *clock, uint64_t target)
+{
+	unsigned same = 0;
+
+	for (;;) {
+		uint64_t at = *next < nb_offers ? t0 + tl[*next].at_ns : UINT64_MAX;
+
+		at = MRY_MIN(at, mry_engine_next_deadline(e));
+		if (at > target)
+			break;
+		if (at <= *clock) {
+			/* due already (budget left work, or the capture went back) */
+			at = *clock;
+			if (++same > SAME_INSTANT_MAX)
+				break;
+		} else {
+			same = 0;
+		}
+		*clock = at;
+		while (*next < nb_offers && t0 + tl[*next].at_ns <= at) {
+			offer(sc, tl[*next].path, t0 + tl[*next].at_ns);
+			(*next)++;
+		}
+		if (mry_sigdb_ctl_tick(sc->ctl, at / MRY_NS_PER_SEC))
+			db_event(sc, at, NULL, MRY_SIGDB_OK);
+		mry_engine_tick(e, at);
+	}
+	if (target > *clock)
+		*clock = target;
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 static void print_counter(void *ctx, const char *module, const char *name, uint64_t v)
@@ -597,7 +641,7 @@ int main(int argc, char **argv)
 	uint8_t pubkey[32];
 	char why[128];
 	bool have_key = false, quiet = false, first = true;
-	uint64_t t0 = 0, now = 0, v;
+	uint64_t t0 = 0, now = 0, clock = 0, v;
 	int opt, rc = 0, i, csum_mode = 2;
 	char errbuf[PCAP_ERRBUF_SIZE];
 
@@ -855,11 +899,8 @@ int main(int argc, char **argv)
 				t0 = now;
 				first = false;
 			}
-			while (next_offer < nb_offers && now - t0 >= timeline[next_offer].at_ns) {
-				/* stamped with the scheduled time, applied before this packet */
-				offer(&sc, timeline[next_offer].path, t0 + timeline[next_offer].at_ns);
-				next_offer++;
-			}
+			/* offers and timers due before this packet, each at its time */
+			advance(&sc, e, timeline, nb_offers, &next_offer, t0, &clock, now);
 			if (mry_sigdb_ctl_tick(sc.ctl, now / MRY_NS_PER_SEC))
 				db_event(&sc, now, NULL, MRY_SIGDB_OK);
 			sc.cur_hdr = *h;
@@ -894,14 +935,15 @@ int main(int argc, char **argv)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		now = t0 = (uint64_t)ts.tv_sec * MRY_NS_PER_SEC + (uint64_t)ts.tv_nsec;
 	}
-	/* offers scheduled after the last packet still happen, in order */
-	while (next_offer < nb_offers) {
-		uint64_t at = t0 + timeline[next_offer].at_ns;
+	/* offers scheduled after the last packet still happen, in order, with
+	 * the timers due between them */
+	if (next_offer < nb_offers) {
+		uint64_t last = t0 + timeline[nb_offers - 1].at_ns;
 
-		now = at > now ? at : now;
-		offer(&sc, timeline[next_offer].path, now);
-		next_offer++;
-		mry_engine_tick(e, now);
+		clock = MRY_MAX(clock, now);
+		advance(&sc, e, timeline, nb_offers, &next_offer, t0, &clock,
+			MRY_MAX(last, now));
+		now = clock;
 	}
 
 out:

@@ -168,6 +168,16 @@ enum mry_pkt_verdict mry_engine_packet(struct mry_engine *e, const uint8_t *fram
  */
 void mry_engine_tick(struct mry_engine *e, uint64_t now_ns);
 
+/**
+ * The earliest time at which mry_engine_tick() has work: a flow or fragment
+ * timer, the hold timeout of the oldest held message, or at once (the
+ * current clock) when held messages wait and a usable generation is there.
+ * UINT64_MAX when nothing is pending. A replay (moray-scan) calls
+ * mry_engine_tick() at each such time before the next packet, so timers fire
+ * when they would have on the wire rather than at the next packet.
+ */
+uint64_t mry_engine_next_deadline(const struct mry_engine *e);
+
 /** Shutdown: answer every in-progress or held message with 451. */
 void mry_engine_shutdown(struct mry_engine *e, uint64_t now_ns);
 
