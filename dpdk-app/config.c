@@ -213,7 +213,6 @@ static int load_pubkey(struct app_options *o, const char *path)
 	if (mry_sigdb_read_key(path, o->db_pubkey, sizeof(o->db_pubkey), why, sizeof(why)) != 0)
 		return bad("db-pubkey", path, why);
 	o->have_pubkey = true;
-	snprintf(o->db_pubkey_path, sizeof(o->db_pubkey_path), "%s", path);
 	return 0;
 }
 

@@ -18,9 +18,7 @@ then checked packet by packet with scapy:
     the ground truth of the samples (samples.json).
 
 Usage: moray_pcap_test.py --moray BIN --scan BIN --sigc BIN --samples DIR
-       [--sigs NDB] [--shim] CASE...
---shim: the engine is a forward-everything development stand-in; the
-verdict checks are skipped (never used by meson).
+       [--sigs NDB] CASE...
 """
 import argparse
 import json
@@ -176,15 +174,13 @@ def combined_pcap(tmp):
 
 
 def database(tmp):
-    """Compiles the EICAR test database with moray-sigc; None under --shim."""
+    """Compiles the EICAR test database with moray-sigc."""
     path = os.path.join(tmp, "test.mdb")
     if os.path.exists(path):
         return path
     p = subprocess.run([ARGS.sigc, "compile", "-o", path, "--generation", "1", ARGS.sigs],
                        capture_output=True, text=True)
     if p.returncode != 0:
-        if ARGS.shim:
-            return None
         fail("moray-sigc compile failed: " + (p.stderr or p.stdout).strip())
         return None
     return path
@@ -264,8 +260,7 @@ def case_config_file(tmp):
           "config run: %d frames forwarded; port 25 is not SMTP here" % len(r["out1"]))
     # Without the file's smtp-ports, port 25 is SMTP: the message is withheld.
     r = run_moray(tmp, 1, inp, extra=["--idle-exit", "2"])
-    if not ARGS.shim:
-        check(len(r["out1"]) < len(rdpcap(inp)), "default smtp-ports: end of message not held")
+    check(len(r["out1"]) < len(rdpcap(inp)), "default smtp-ports: end of message not held")
     # The bundled example configuration parses (paths replaced).
     ex = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "dpdk-app",
                       "moray.conf.example")
@@ -442,7 +437,6 @@ def case_log_matches_scan(tmp):
     inp = combined_pcap(tmp)
     db = database(tmp)
     if db is None:
-        print("SKIP log_matches_scan: --shim (no engine)")
         return
     r = run_moray(tmp, 2, inp, extra=["--db", db])
     check(r["rc"] == 0, "moray exit %d" % r["rc"])
@@ -469,8 +463,6 @@ def case_no_db_holds(tmp):
     check(r["rc"] == 0, "missing db: exit %d (must start anyway): %s" % (r["rc"], r["err"][-300:]))
     dbev = [e for e in r["log"] if e.get("event") == "db"]
     check(len(dbev) >= 1 and dbev[0]["state"] == "invalid", "db events: %r" % dbev)
-    if ARGS.shim:
-        return
     # The clean message was held, then answered 451 at exit: never forwarded.
     msgs = [e for e in r["log"] if e.get("event") == "message"]
     check(any(e.get("action") in ("held", "tempfailed") for e in msgs),
@@ -544,7 +536,6 @@ def main():
     ap.add_argument("--sigc", required=True)
     ap.add_argument("--samples", required=True)
     ap.add_argument("--sigs", default="")
-    ap.add_argument("--shim", action="store_true")
     ap.add_argument("cases", nargs="*")
     ARGS = ap.parse_args()
     if not ARGS.sigs:
