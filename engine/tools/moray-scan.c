@@ -74,8 +74,9 @@ static void usage(FILE *f)
 	      "  --db-pubkey FILE        require databases signed with this Ed25519 key\n"
 	      "  --db-policy hold|last-good   invalid generation state policy (default hold)\n"
 	      "  --db-max-age SECONDS    a generation older than this makes the state invalid\n"
-	      "  --hold-timeout SECONDS  held messages are tempfailed after this (default 240)\n"
-	      "  --hold-store-size BYTES hold store cap (k/M/G suffixes; default 256M)\n"
+	      "                          (0: no limit, else at least 60)\n"
+	      "  --hold-timeout SECONDS  held messages are tempfailed after this (1-599, default 240)\n"
+	      "  --hold-store-size BYTES hold store cap (k/M/G suffixes; 1M-1T, default 256M)\n"
 	      "  --smtp-ports LIST       comma-separated SMTP ports (default 25,587,2525)\n"
 	      "  --log FILE              verdict log, JSON lines (default: stdout)\n"
 	      "  --dump-streams DIR      each TCP direction's reassembled bytes\n"
@@ -639,7 +640,7 @@ int main(int argc, char **argv)
 	struct scan sc = { 0 };
 	struct mry_engine *e = NULL;
 	uint8_t pubkey[32];
-	char why[128];
+	char why[256];
 	bool have_key = false, quiet = false, first = true;
 	uint64_t t0 = 0, now = 0, clock = 0, v;
 	int opt, rc = 0, i, csum_mode = 2;
@@ -711,8 +712,8 @@ int main(int argc, char **argv)
 			}
 			break;
 		case OPT_HOLD_TIMEOUT:
-			if (mry_parse_u64(optarg, 1, 86400, false, &v) != 0) {
-				fprintf(stderr, "moray-scan: --hold-timeout: 1..86400 seconds\n");
+			if (mry_parse_u64(optarg, 0, UINT32_MAX, false, &v) != 0) {
+				fprintf(stderr, "moray-scan: --hold-timeout: bad number '%s'\n", optarg);
 				return 2;
 			}
 			cfg.hold_timeout_ns = v * MRY_NS_PER_SEC;
@@ -787,6 +788,11 @@ int main(int argc, char **argv)
 	}
 	if (db != NULL && nb_offers > 0) {
 		fprintf(stderr, "moray-scan: use --db or --db-at, not both\n");
+		return 2;
+	}
+	/* the same range checks as moray's, in the same words */
+	if (mry_engine_config_check(&cfg, &ccfg, why, sizeof(why)) != 0) {
+		fprintf(stderr, "moray-scan: %s\n", why);
 		return 2;
 	}
 	{

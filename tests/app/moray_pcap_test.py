@@ -223,6 +223,27 @@ def case_bad_options(tmp):
         p = subprocess.run([ARGS.moray, "--no-huge", "--", *a], capture_output=True, text=True)
         ok, lines = one_error_line(p, "options %s" % a)
         check(len(lines) == 1, "options %s: want exactly one stderr line, got %r" % (a, lines))
+    # Values that parse but would stop all mail or contradict each other:
+    # refused before EAL, the line naming the option (and its range).
+    cfg_zero = os.path.join(tmp, "zero.conf")
+    with open(cfg_zero, "w") as f:
+        f.write("portmask = 3\nhold-store-size = 0\n")
+    refused = [
+        (["-p", "3", "--hold-store-size", "0"], "--hold-store-size", "1M"),
+        (["-p", "3", "--hold-store-size", "64k"], "--hold-store-size", "1M"),
+        (["--config", cfg_zero], "--hold-store-size", "1M"),
+        (["-p", "3", "--hold-timeout", "0"], "hold-timeout", ""),
+        (["-p", "3", "--hold-timeout", "900"], "--hold-timeout", "599"),
+        (["-p", "3", "--smtp-ports", "25,587,25"], "--smtp-ports", "twice"),
+        (["-p", "3", "--db-max-age", "10"], "--db-max-age", "60"),
+    ]
+    for a, name, says in refused:
+        p = subprocess.run([ARGS.moray, "--no-huge", "--", *a], capture_output=True, text=True)
+        ok, lines = one_error_line(p, "options %s" % a)
+        check(len(lines) == 1, "options %s: want exactly one stderr line, got %r" % (a, lines))
+        if ok:
+            check(name in lines[-1] and says in lines[-1],
+                  "options %s: %r does not name %s (%s)" % (a, lines[-1], name, says))
     # Errors only EAL and the ports can reveal.
     inp = os.path.join(ARGS.samples, "01_swaks_plain.pcap")
     post = [

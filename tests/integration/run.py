@@ -373,6 +373,8 @@ class Runner:
                 print("SKIP %s: %s missing" % (name, pcap))
                 return SKIP
             exp = {"streams": [], "messages": spec.get("messages", [])}
+        if "bad_options" in spec:
+            return self.bad_options(fx, spec["bad_options"], pcap, wd)
         args = list(spec.get("args", []))
         with_db = spec.get("db", True) and bool(self.db)
         if "dbs" in spec:
@@ -434,6 +436,33 @@ class Runner:
             self.check_out_pcap(fx, os.path.join(out, "forwarded.pcap"), sp)
         print("%s %s (%.2fs, %d checks failed)" %
               ("FAIL" if fx.items else "PASS", name, dt, len(fx.items)))
+        return 1 if fx.items else 0
+
+    def bad_options(self, fx, cases, pcap, wd):
+        """Each case: {"args": [...], "names": "--option"}: moray-scan
+        refuses to start (exit 2), says so in one stderr line naming the
+        option, and writes no verdict log."""
+        for c in cases:
+            out = os.path.join(wd, "bad")
+            p, _, cmd = self.run_scan(out, [pcap], c["args"], db=True,
+                                      want_dumps=False, timeout=60)
+            err = p.stderr.decode(errors="replace").strip().splitlines()
+            tag = " ".join(c["args"])
+            fx.check(p.returncode == 2, "%s: exit %d, expected 2" %
+                     (tag, p.returncode))
+            fx.check(len(err) == 1, "%s: want one stderr line, got %r" %
+                     (tag, err))
+            fx.check(err and c["names"] in err[-1],
+                     "%s: %r does not name %s" % (tag, err[-1:], c["names"]))
+            if "says" in c:
+                fx.check(err and c["says"] in err[-1],
+                         "%s: %r does not say %r" % (tag, err[-1:], c["says"]))
+            log = os.path.join(out, "log.jsonl")
+            fx.check(not os.path.exists(log) or os.path.getsize(log) == 0,
+                     "%s: verdict log written" % tag)
+        print("%s %s (%d cases, %d checks failed)" %
+              ("FAIL" if fx.items else "PASS", fx.name, len(cases),
+               len(fx.items)))
         return 1 if fx.items else 0
 
     def samples(self):
