@@ -41,7 +41,6 @@ enum app_dispatch {
 struct app_options {
 	uint64_t portmask;
 	char db_path[1024];
-	char db_pubkey_path[1024];
 	uint8_t db_pubkey[32];
 	bool have_pubkey;
 	enum mry_db_policy db_policy;
@@ -242,7 +241,6 @@ struct app {
 	uint64_t wall0_ns;
 	uint64_t start_ns;
 	FILE *log;
-	char file_prefix[128];
 	/* control-side state, published for telemetry */
 	struct app_ctl_snapshot ctl_snap;
 	uint64_t log_written;

@@ -118,9 +118,11 @@ void app_config_usage(FILE *f)
 "  --db FILE                signature database, watched and reloaded on change\n"
 "  --db-pubkey FILE         Ed25519 public key (32 raw bytes or 64 hex chars)\n"
 "  --db-policy hold|last-good  what an invalid database means (default hold)\n"
-"  --db-max-age SEC         database older than this is invalid (0: no limit)\n"
-"  --hold-timeout SEC       held message answered 451 after this (default 240)\n"
-"  --hold-store-size BYTES  hold store, total over workers; k/M/G suffixes (default 256M)\n"
+"  --db-max-age SEC         database older than this is invalid (0: no limit,\n"
+"                           else at least 60)\n"
+"  --hold-timeout SEC       held message answered 451 after this (1-599, default 240)\n"
+"  --hold-store-size BYTES  hold store, total over workers; k/M/G suffixes\n"
+"                           (1M-1T, default 256M; each worker's share at least 1M)\n"
 "  --smtp-ports LIST        SMTP server ports (default 25,587,2525)\n"
 "  --max-flows N            flow table entries, total over workers (default 65536)\n"
 "  --reasm-segments N       out-of-order segment buffers (2 KiB), total over\n"
@@ -218,7 +220,6 @@ static int load_pubkey(struct app_options *o, const char *path)
 	if (mry_sigdb_read_key(path, o->db_pubkey, sizeof(o->db_pubkey), why, sizeof(why)) != 0)
 		return bad("db-pubkey", path, why);
 	o->have_pubkey = true;
-	snprintf(o->db_pubkey_path, sizeof(o->db_pubkey_path), "%s", path);
 	return 0;
 }
 
@@ -264,7 +265,8 @@ static int apply(struct app_options *o, int id, const char *name, const char *va
 	case OPT_DB_MAX_AGE:
 		return parse_num(name, val, 0, UINT32_MAX, &o->db_max_age_s, false);
 	case OPT_HOLD_TIMEOUT:
-		return parse_num(name, val, 1, 86400, &o->hold_timeout_s, false);
+		/* the range (and why) is the engine's: check() */
+		return parse_num(name, val, 0, UINT32_MAX, &o->hold_timeout_s, false);
 	case OPT_HOLD_STORE:
 		return parse_num(name, val, 0, 1ULL << 40, &o->hold_store_bytes, true);
 	case OPT_SMTP_PORTS:
@@ -433,6 +435,31 @@ static int load_config_file(struct app_options *o, const char *path, int depth)
 	return rc;
 }
 
+/*
+ * What the values mean, after the file and the command line: the engine's
+ * shared range checks on the totals, in the same words as moray-scan (each
+ * worker's share is checked again once the workers are known).
+ */
+static int check(const struct app_options *o)
+{
+	struct mry_sigdb_ctl_config db = { .max_age_s = o->db_max_age_s };
+	struct mry_engine_config c;
+	char why[256];
+
+	mry_engine_config_defaults(&c);
+	memcpy(c.smtp_ports, o->smtp_ports, sizeof(c.smtp_ports));
+	c.nb_smtp_ports = o->nb_smtp_ports;
+	c.hold_timeout_ns = o->hold_timeout_s * MRY_NS_PER_SEC;
+	c.hold_store_bytes = o->hold_store_bytes;
+	c.flow.max_flows = o->max_flows;
+
+	if (mry_engine_config_check(&c, &db, why, sizeof(why)) != 0) {
+		fprintf(stderr, "moray: error: %s\n", why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int app_config_parse(struct app_options *o, int argc, char **argv)
 {
 	int c, i, rc;
@@ -482,5 +509,5 @@ int app_config_parse(struct app_options *o, int argc, char **argv)
 		fprintf(stderr, "moray: error: no ports: give -p PORTMASK (see --help)\n");
 		return -EINVAL;
 	}
-	return 0;
+	return check(o);
 }

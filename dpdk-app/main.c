@@ -322,6 +322,9 @@ int main(int argc, char **argv)
 		die("%s", err);
 	assign_lcores(a);
 	engine_config(a);
+	/* the totals passed at parse time; each worker's share must too */
+	if (mry_engine_config_check(&a->ecfg, NULL, err, sizeof(err)) != 0)
+		die("%s (each of %u workers' share)", err, a->nb_workers);
 	printf("moray %s: %u port(s), dispatch %s, %u rx lcore(s), %u worker(s)%s\n",
 	       MORAY_VERSION, a->nb_ports,
 	       a->dispatch == APP_DISPATCH_SW ? "sw" : a->nb_workers == 1 ? "direct" :

@@ -549,6 +549,44 @@ static enum mry_decode_result decode_ipv6(struct mry_pkt *pkt,
 	}
 }
 
+bool mry_decode_frag_may_be_tcp(const struct mry_pkt *pkt)
+{
+	const uint8_t *h = pkt->frag_data;
+	uint32_t left = pkt->frag_data_len;
+	unsigned nb_ext = 0;
+	uint8_t nh = pkt->frag_next_proto;
+
+	if (pkt->ip_version != 6)
+		return nh == PROTO_TCP;
+	/* the whole chain's bound is checked again on the reassembled datagram */
+	for (;;) {
+		uint32_t hlen;
+
+		switch (nh) {
+		case PROTO_TCP:
+			return true;
+		case PROTO_ROUTING:
+		case PROTO_DSTOPTS:
+		case PROTO_AH:
+		case PROTO_HOPOPTS:  /* misplaced: the datagram's decode refuses it */
+			break;
+		default:
+			return false;
+		}
+		/* only the first fragment holds the start of the chain */
+		if (pkt->frag_off != 0 || left < 8 ||
+		    ++nb_ext > MRY_DECODE_IPV6_MAX_EXTHDR)
+			return true;
+		hlen = nh == PROTO_AH ? ((uint32_t)h[1] + 2) * 4 :
+			((uint32_t)h[1] + 1) * 8;
+		if (hlen > left)
+			return true;
+		nh = h[0];
+		h += hlen;
+		left -= hlen;
+	}
+}
+
 /* ---- entry points ------------------------------------------------------ */
 
 static inline void pkt_init(struct mry_pkt *pkt, const uint8_t *frame,

@@ -437,7 +437,9 @@ static enum mry_pkt_verdict fragment(struct mry_engine *e, const uint8_t *frame,
 	const uint8_t *dg;
 	uint32_t dlen, l2 = fp->l3_off;
 	bool conflict = false;
-	bool tcp = fp->frag_next_proto == 6;
+	/* IPv6 may put Destination Options or Routing after the fragment
+	 * header: withhold whatever may carry TCP, the datagram decides */
+	bool tcp = mry_decode_frag_may_be_tcp(fp);
 	enum mry_ipfrag_result fr = mry_ipfrag_add(e->frag, fp, e->now_ns, &dg, &dlen,
 						   &conflict);
 	struct mry_pkt p;
@@ -460,7 +462,7 @@ static enum mry_pkt_verdict fragment(struct mry_engine *e, const uint8_t *frame,
 	if (!tcp)
 		return r == MRY_DECODE_INVALID ? drop(e, &e->st.drop_invalid) :
 			(e->st.pkts_forwarded++, MRY_PKT_FORWARD);
-	if (r != MRY_DECODE_TCP)
+	if (r != MRY_DECODE_TCP && r != MRY_DECODE_OTHER)
 		return drop(e, &e->st.drop_invalid);
 	if (l2 + dlen > EOM_FRAME_MAX || l2 + dlen > e->cfg.max_frame)
 		return drop(e, &e->st.frag_too_big);
@@ -468,9 +470,12 @@ static enum mry_pkt_verdict fragment(struct mry_engine *e, const uint8_t *frame,
 	memcpy(e->fragbuf, frame, l2);
 	memcpy(e->fragbuf + l2, dg, dlen);
 	r = mry_decode_frame(e->fragbuf, l2 + dlen, e->cfg.decode_flags, &p, &e->dst);
-	if (r != MRY_DECODE_TCP)
+	if (r == MRY_DECODE_TCP)
+		v = tcp_packet(e, &p, in_port);
+	else if (r == MRY_DECODE_OTHER)
+		v = (e->st.pkts_forwarded++, MRY_PKT_FORWARD);  /* withheld, not TCP */
+	else
 		return drop(e, &e->st.drop_invalid);
-	v = tcp_packet(e, &p, in_port);
 	if (v == MRY_PKT_FORWARD && e->io.emit != NULL) {
 		/* TO_SERVER with this port: out the pair of the port it came in on */
 		e->io.emit(e->io_ctx, MRY_EMIT_TO_SERVER, in_port, e->fragbuf, l2 + dlen);
@@ -525,6 +530,20 @@ void mry_engine_tick(struct mry_engine *e, uint64_t now_ns)
 	mry_ipfrag_expire(e->frag, now_ns, TICK_BUDGET);
 	if (e->hold_head != NULL)
 		mry_hold_tick(e);
+}
+
+uint64_t mry_engine_next_deadline(const struct mry_engine *e)
+{
+	uint64_t d = MRY_MIN(mry_flow_next_deadline(e->flows),
+			     mry_ipfrag_next_deadline(e->frag));
+
+	if (e->hold_head != NULL) {
+		/* hold_tick() goes oldest first: the head times out first */
+		if (mry_sigdb_ctl_usable(e->ctl) != NULL)
+			return e->now_ns;
+		d = MRY_MIN(d, e->hold_head->held_ns + e->cfg.hold_timeout_ns);
+	}
+	return d;
 }
 
 static bool shutdown_one(void *ctx, struct mry_flow *f)

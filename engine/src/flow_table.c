@@ -663,6 +663,15 @@ void mry_flow_release(struct mry_flow_table *t, struct mry_flow *f)
 	t->st.closed++;
 }
 
+uint64_t mry_flow_next_deadline(const struct mry_flow_table *t)
+{
+	if (t->st.active == 0 || !t->clock_started)
+		return UINT64_MAX;
+	if (!link_empty(&t->pending) && t->cur_tick > 0)
+		return (t->cur_tick - 1) * t->tick_ns;
+	return t->cur_tick * t->tick_ns;
+}
+
 void mry_flow_expire(struct mry_flow_table *t, uint64_t now_ns)
 {
 	uint32_t budget = t->budget;

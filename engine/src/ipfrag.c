@@ -611,6 +611,13 @@ void mry_ipfrag_expire(struct mry_ipfrag_table *t, uint64_t now_ns,
 	}
 }
 
+uint64_t mry_ipfrag_next_deadline(const struct mry_ipfrag_table *t)
+{
+	if (t->age_head == NIL)
+		return UINT64_MAX;
+	return t->slots[t->age_head].first_ns + t->cfg.timeout_ns;
+}
+
 void mry_ipfrag_get_stats(const struct mry_ipfrag_table *t,
 			  struct mry_ipfrag_stats *st)
 {

@@ -75,8 +75,9 @@ static void usage(FILE *f)
 	      "  --db-pubkey FILE        require databases signed with this Ed25519 key\n"
 	      "  --db-policy hold|last-good   invalid generation state policy (default hold)\n"
 	      "  --db-max-age SECONDS    a generation older than this makes the state invalid\n"
-	      "  --hold-timeout SECONDS  held messages are tempfailed after this (default 240)\n"
-	      "  --hold-store-size BYTES hold store cap (k/M/G suffixes; default 256M)\n"
+	      "                          (0: no limit, else at least 60)\n"
+	      "  --hold-timeout SECONDS  held messages are tempfailed after this (1-599, default 240)\n"
+	      "  --hold-store-size BYTES hold store cap (k/M/G suffixes; 1M-1T, default 256M)\n"
 	      "  --smtp-ports LIST       comma-separated SMTP ports (default 25,587,2525)\n"
 	      "  --log FILE              verdict log, JSON lines (default: stdout)\n"
 	      "  --dump-streams DIR      each TCP direction's reassembled bytes\n"
@@ -517,6 +518,50 @@ static int cmp_offer(const void *a, const void *b)
 	return x->at_ns < y->at_ns ? -1 : x->at_ns > y->at_ns;
 }
 
+/* a tick that leaves work due at the same instant runs again, this often at most */
+#define SAME_INSTANT_MAX 65536u
+
+/*
+ * The replay clock. moray runs its periodic work continuously, so a timer
+ * fires at its deadline and an offered database takes effect when offered,
+ * not at the next packet. Move the clock to @target through every timeline
+ * offer and engine deadline on the way, in time order, each handled at its
+ * own time (offers first at equal times, as they are applied before the
+ * packet that follows).
+ */
+static void advance(struct scan *sc, struct mry_engine *e,
+		    const struct db_offer *tl, unsigned nb_offers, unsigned *next,
+		    uint64_t t0, uint64_t *clock, uint64_t target)
+{
+	unsigned same = 0;
+
+	for (;;) {
+		uint64_t at = *next < nb_offers ? t0 + tl[*next].at_ns : UINT64_MAX;
+
+		at = MRY_MIN(at, mry_engine_next_deadline(e));
+		if (at > target)
+			break;
+		if (at <= *clock) {
+			/* due already (budget left work, or the capture went back) */
+			at = *clock;
+			if (++same > SAME_INSTANT_MAX)
+				break;
+		} else {
+			same = 0;
+		}
+		*clock = at;
+		while (*next < nb_offers && t0 + tl[*next].at_ns <= at) {
+			offer(sc, tl[*next].path, t0 + tl[*next].at_ns);
+			(*next)++;
+		}
+		if (mry_sigdb_ctl_tick(sc->ctl, at / MRY_NS_PER_SEC))
+			db_event(sc, at, NULL, MRY_SIGDB_OK);
+		mry_engine_tick(e, at);
+	}
+	if (target > *clock)
+		*clock = target;
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 /*
@@ -627,9 +672,9 @@ int main(int argc, char **argv)
 	struct scan sc = { 0 };
 	struct mry_engine *e = NULL;
 	uint8_t pubkey[32];
-	char why[128];
+	char why[256];
 	bool have_key = false, quiet = false, first = true;
-	uint64_t t0 = 0, now = 0, v;
+	uint64_t t0 = 0, now = 0, clock = 0, v;
 	int opt, rc = 0, i, csum_mode = 2;
 	char errbuf[PCAP_ERRBUF_SIZE];
 
@@ -699,8 +744,8 @@ int main(int argc, char **argv)
 			}
 			break;
 		case OPT_HOLD_TIMEOUT:
-			if (mry_parse_u64(optarg, 1, 86400, false, &v) != 0) {
-				fprintf(stderr, "moray-scan: --hold-timeout: 1..86400 seconds\n");
+			if (mry_parse_u64(optarg, 0, UINT32_MAX, false, &v) != 0) {
+				fprintf(stderr, "moray-scan: --hold-timeout: bad number '%s'\n", optarg);
 				return 2;
 			}
 			cfg.hold_timeout_ns = v * MRY_NS_PER_SEC;
@@ -781,6 +826,11 @@ int main(int argc, char **argv)
 	}
 	if (db != NULL && nb_offers > 0) {
 		fprintf(stderr, "moray-scan: use --db or --db-at, not both\n");
+		return 2;
+	}
+	/* the same range checks as moray's, in the same words */
+	if (mry_engine_config_check(&cfg, &ccfg, why, sizeof(why)) != 0) {
+		fprintf(stderr, "moray-scan: %s\n", why);
 		return 2;
 	}
 	{
@@ -893,11 +943,8 @@ int main(int argc, char **argv)
 				t0 = now;
 				first = false;
 			}
-			while (next_offer < nb_offers && now - t0 >= timeline[next_offer].at_ns) {
-				/* stamped with the scheduled time, applied before this packet */
-				offer(&sc, timeline[next_offer].path, t0 + timeline[next_offer].at_ns);
-				next_offer++;
-			}
+			/* offers and timers due before this packet, each at its time */
+			advance(&sc, e, timeline, nb_offers, &next_offer, t0, &clock, now);
 			if (mry_sigdb_ctl_tick(sc.ctl, now / MRY_NS_PER_SEC))
 				db_event(&sc, now, NULL, NULL);
 			sc.cur_hdr = *h;
@@ -932,14 +979,15 @@ int main(int argc, char **argv)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		now = t0 = (uint64_t)ts.tv_sec * MRY_NS_PER_SEC + (uint64_t)ts.tv_nsec;
 	}
-	/* offers scheduled after the last packet still happen, in order */
-	while (next_offer < nb_offers) {
-		uint64_t at = t0 + timeline[next_offer].at_ns;
+	/* offers scheduled after the last packet still happen, in order, with
+	 * the timers due between them */
+	if (next_offer < nb_offers) {
+		uint64_t last = t0 + timeline[nb_offers - 1].at_ns;
 
-		now = at > now ? at : now;
-		offer(&sc, timeline[next_offer].path, now);
-		next_offer++;
-		mry_engine_tick(e, now);
+		clock = MRY_MAX(clock, now);
+		advance(&sc, e, timeline, nb_offers, &next_offer, t0, &clock,
+			MRY_MAX(last, now));
+		now = clock;
 	}
 
 out:

@@ -21,15 +21,12 @@
 #   stop     SIGTERM: moray exits 0 with final statistics.
 # Skipped (exit 77) with a clear reason when not root or veth is missing.
 #
-# usage: moray_netns_test.sh MORAY MORAY-SIGC SIGS.ndb [--shim]
-# --shim: the engine is a forward-everything development stand-in: only the
-# forwarding checks run (never used by meson).
+# usage: moray_netns_test.sh MORAY MORAY-SIGC SIGS.ndb
 set -u
 
 MORAY=$1
 SIGC=$2
 SIGS=$3
-SHIM=${4:-}
 
 skip() { echo "SKIP: $*"; exit 77; }
 . "$(dirname "$0")/netns_lib.sh"
@@ -105,11 +102,9 @@ ip netns exec "$NSS" ss -ltn | grep -q ':25 ' || { cat "$PF/fg.out" "$PF/maillog
 DB=$TMP/test.mdb
 LIVE=$TMP/live.mdb
 if ! "$SIGC" compile -o "$DB" --generation 1 "$SIGS" >"$TMP/sigc.out" 2>&1; then
-	if [ "$SHIM" != --shim ]; then
-		cat "$TMP/sigc.out"
-		fail "moray-sigc compile failed"
-		exit 1
-	fi
+	cat "$TMP/sigc.out"
+	fail "moray-sigc compile failed"
+	exit 1
 fi
 
 stop_moray() {
@@ -170,32 +165,28 @@ EOF
 }
 
 # ---------------------------------------------------------------- hold
-if [ "$SHIM" != --shim ]; then
-	start_moray --db "$LIVE" --hold-timeout 120
-	grep -q '"state":"invalid"' "$TMP/moray.jsonl" || fail "hold: no db invalid event at start"
-	make_msg "$TMP/hold.eml" "hold$ID" 8
-	send "$TMP/hold.eml" "$TMP/hold.out" 90 &
-	SWAKS=$!
-	sleep 4
-	if kill -0 $SWAKS 2>/dev/null && [ "$(delivered "hold$ID")" = 0 ]; then
-		ok "hold: message held without a database (client waiting, nothing delivered)"
-	else
-		fail "hold: message not held ($(delivered "hold$ID") delivered)"
-	fi
-	cp "$DB" "$LIVE.tmp" && mv "$LIVE.tmp" "$LIVE"
-	wait $SWAKS
-	rc=$?
-	if [ $rc = 0 ] && wait_delivered "hold$ID" && [ "$(delivered "hold$ID")" = 1 ] &&
-		same_bytes "hold$ID" "$TMP/hold.eml"; then
-		ok "hold: released after the database arrived, delivered once, byte-identical"
-	else
-		fail "hold: swaks rc $rc, delivered $(delivered "hold$ID")"
-		tail -5 "$TMP/hold.out"
-	fi
-	grep -q '"state":"valid"' "$TMP/moray.jsonl" || fail "hold: no db valid event"
+start_moray --db "$LIVE" --hold-timeout 120
+grep -q '"state":"invalid"' "$TMP/moray.jsonl" || fail "hold: no db invalid event at start"
+make_msg "$TMP/hold.eml" "hold$ID" 8
+send "$TMP/hold.eml" "$TMP/hold.out" 90 &
+SWAKS=$!
+sleep 4
+if kill -0 $SWAKS 2>/dev/null && [ "$(delivered "hold$ID")" = 0 ]; then
+	ok "hold: message held without a database (client waiting, nothing delivered)"
 else
-	start_moray
+	fail "hold: message not held ($(delivered "hold$ID") delivered)"
 fi
+cp "$DB" "$LIVE.tmp" && mv "$LIVE.tmp" "$LIVE"
+wait $SWAKS
+rc=$?
+if [ $rc = 0 ] && wait_delivered "hold$ID" && [ "$(delivered "hold$ID")" = 1 ] &&
+	same_bytes "hold$ID" "$TMP/hold.eml"; then
+	ok "hold: released after the database arrived, delivered once, byte-identical"
+else
+	fail "hold: swaks rc $rc, delivered $(delivered "hold$ID")"
+	tail -5 "$TMP/hold.out"
+fi
+grep -q '"state":"valid"' "$TMP/moray.jsonl" || fail "hold: no db valid event"
 
 # ---------------------------------------------------------------- clean
 make_msg "$TMP/clean.eml" "clean$ID" 200
@@ -208,20 +199,18 @@ else
 fi
 
 # ---------------------------------------------------------------- eicar
-if [ "$SHIM" != --shim ]; then
-	EICAR=$(printf '%s' 58354f2150254041505b345c505a58353428505e2937434329377d24454943\
+EICAR=$(printf '%s' 58354f2150254041505b345c505a58353428505e2937434329377d24454943\
 41522d5354414e444152442d414e544956495255532d544553542d46494c452124482b482a |
-		xxd -r -p)
-	make_msg "$TMP/eicar.eml" "eicar$ID" 4 "$EICAR"
-	send "$TMP/eicar.eml" "$TMP/eicar.out"
-	rc=$?
-	sleep 2
-	if [ $rc != 0 ] && grep -q '554 5.7.1' "$TMP/eicar.out" && [ "$(delivered "eicar$ID")" = 0 ]; then
-		ok "eicar: refused with 554 5.7.1, never delivered"
-	else
-		fail "eicar: swaks rc $rc, delivered $(delivered "eicar$ID")"
-		grep -E '^ *<~?\*? *[0-9]{3}' "$TMP/eicar.out" | tail -3
-	fi
+	xxd -r -p)
+make_msg "$TMP/eicar.eml" "eicar$ID" 4 "$EICAR"
+send "$TMP/eicar.eml" "$TMP/eicar.out"
+rc=$?
+sleep 2
+if [ $rc != 0 ] && grep -q '554 5.7.1' "$TMP/eicar.out" && [ "$(delivered "eicar$ID")" = 0 ]; then
+	ok "eicar: refused with 554 5.7.1, never delivered"
+else
+	fail "eicar: swaks rc $rc, delivered $(delivered "eicar$ID")"
+	grep -E '^ *<~?\*? *[0-9]{3}' "$TMP/eicar.out" | tail -3
 fi
 
 # ---------------------------------------------------------------- parallel
@@ -247,21 +236,19 @@ fi
 stop_moray && ok "stop: SIGTERM, exit 0, final statistics"
 
 # ---------------------------------------------------------------- tempfail
-if [ "$SHIM" != --shim ]; then
-	rm -f "$LIVE"
-	start_moray --db "$LIVE" --hold-timeout 3
-	make_msg "$TMP/tf.eml" "tf$ID" 4
-	send "$TMP/tf.eml" "$TMP/tf.out"
-	rc=$?
-	sleep 1
-	if [ $rc != 0 ] && grep -q '451 4.7.1' "$TMP/tf.out" && [ "$(delivered "tf$ID")" = 0 ]; then
-		ok "tempfail: hold timeout answered 451 4.7.1, nothing delivered"
-	else
-		fail "tempfail: swaks rc $rc, delivered $(delivered "tf$ID")"
-		tail -5 "$TMP/tf.out"
-	fi
-	stop_moray
+rm -f "$LIVE"
+start_moray --db "$LIVE" --hold-timeout 3
+make_msg "$TMP/tf.eml" "tf$ID" 4
+send "$TMP/tf.eml" "$TMP/tf.out"
+rc=$?
+sleep 1
+if [ $rc != 0 ] && grep -q '451 4.7.1' "$TMP/tf.out" && [ "$(delivered "tf$ID")" = 0 ]; then
+	ok "tempfail: hold timeout answered 451 4.7.1, nothing delivered"
+else
+	fail "tempfail: swaks rc $rc, delivered $(delivered "tf$ID")"
+	tail -5 "$TMP/tf.out"
 fi
+stop_moray
 
 check_log_schema
 echo "$FAILS failure(s)"

@@ -144,7 +144,7 @@ class Runner:
                 int(d["msg_index"]))
 
     def check_events(self, fx, evs, expected, with_db, allow_extra=False,
-                     allow_encrypted=False):
+                     allow_encrypted=False, t0=None):
         msgs = [e for e in evs if e.get("event") == "message"]
         for e in msgs:
             miss = [k for k in REQUIRED if k not in e]
@@ -210,6 +210,8 @@ class Runner:
                 fx.check(last.get("action") == ACTION_FOR[x["verdict"]],
                          "%s action %r, expected %r" %
                          (tag, last.get("action"), ACTION_FOR[x["verdict"]]))
+            if "at" in x and t0 is not None:
+                self.check_times(fx, tag, got, x["at"], t0)
             if "generation" in x:
                 fx.check(last.get("generation") == x["generation"],
                          "%s generation %r, expected %r" %
@@ -228,6 +230,51 @@ class Runner:
                      (allow_encrypted and all(g.get("verdict") == "encrypted"
                                               for g in bykey[k]))]
             fx.check(not extra, "unexpected message events for %s" % extra)
+
+    @staticmethod
+    def first_packet_time(pcap):
+        from scapy.all import PcapReader
+        with PcapReader(pcap) as r:
+            for p in r:
+                return float(p.time)
+        return None
+
+    @staticmethod
+    def ts_seconds(ts):
+        """RFC 3339 UTC timestamp ('...Z', microseconds) -> epoch seconds."""
+        import calendar
+        m = re.match(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)"
+                     r"(\.\d+)?Z$", str(ts))
+        if m is None:
+            return None
+        whole = calendar.timegm(tuple(int(g) for g in m.groups()[:6]))
+        return whole + float(m.group(7) or 0)
+
+    def check_times(self, fx, tag, got, want, t0):
+        """want: one entry per event of the message, in order: seconds
+        after the capture's first packet, "+S" for S seconds after the
+        previous event, or null (not checked). Exact to the microsecond the
+        log carries."""
+        if not fx.check(len(got) == len(want), "%s %d events, expected %d for "
+                        "times %r" % (tag, len(got), len(want), want)):
+            return
+        prev = None
+        for g, w in zip(got, want):
+            t = self.ts_seconds(g.get("ts"))
+            if not fx.check(t is not None, "%s ts %r not UTC RFC 3339" %
+                            (tag, g.get("ts"))):
+                return
+            if isinstance(w, str) and w.startswith("+") and prev is not None:
+                exp = prev + float(w[1:])
+            elif w is not None and not isinstance(w, str):
+                exp = t0 + float(w)
+            else:
+                exp = None
+            if exp is not None:
+                fx.check(abs(t - exp) < 2e-6,
+                         "%s %s at %.6f s, expected %.6f s (after the first "
+                         "packet)" % (tag, g.get("action"), t - t0, exp - t0))
+            prev = t
 
     def check_out_pcap(self, fx, path, spec):
         from scapy.all import rdpcap, TCP
@@ -331,6 +378,8 @@ class Runner:
                 print("SKIP %s: %s missing" % (name, pcap))
                 return SKIP
             exp = {"streams": [], "messages": spec.get("messages", [])}
+        if "bad_options" in spec:
+            return self.bad_options(fx, spec["bad_options"], pcap, wd)
         args = list(spec.get("args", []))
         with_db = spec.get("db", True) and bool(self.db)
         if "dbs" in spec:
@@ -377,7 +426,8 @@ class Runner:
                 fx.add(b)
             self.check_events(fx, evs, msgs, with_db,
                               allow_encrypted=spec.get("allow_encrypted",
-                                                       False))
+                                                       False),
+                              t0=self.first_packet_time(pcap))
             for want in spec.get("db_events", []):
                 got = [e for e in evs if e.get("event") == "db"]
                 fx.check(any(all(e.get(k) == v for k, v in want.items())
@@ -391,6 +441,33 @@ class Runner:
             self.check_out_pcap(fx, os.path.join(out, "forwarded.pcap"), sp)
         print("%s %s (%.2fs, %d checks failed)" %
               ("FAIL" if fx.items else "PASS", name, dt, len(fx.items)))
+        return 1 if fx.items else 0
+
+    def bad_options(self, fx, cases, pcap, wd):
+        """Each case: {"args": [...], "names": "--option"}: moray-scan
+        refuses to start (exit 2), says so in one stderr line naming the
+        option, and writes no verdict log."""
+        for c in cases:
+            out = os.path.join(wd, "bad")
+            p, _, cmd = self.run_scan(out, [pcap], c["args"], db=True,
+                                      want_dumps=False, timeout=60)
+            err = p.stderr.decode(errors="replace").strip().splitlines()
+            tag = " ".join(c["args"])
+            fx.check(p.returncode == 2, "%s: exit %d, expected 2" %
+                     (tag, p.returncode))
+            fx.check(len(err) == 1, "%s: want one stderr line, got %r" %
+                     (tag, err))
+            fx.check(err and c["names"] in err[-1],
+                     "%s: %r does not name %s" % (tag, err[-1:], c["names"]))
+            if "says" in c:
+                fx.check(err and c["says"] in err[-1],
+                         "%s: %r does not say %r" % (tag, err[-1:], c["says"]))
+            log = os.path.join(out, "log.jsonl")
+            fx.check(not os.path.exists(log) or os.path.getsize(log) == 0,
+                     "%s: verdict log written" % tag)
+        print("%s %s (%d cases, %d checks failed)" %
+              ("FAIL" if fx.items else "PASS", fx.name, len(cases),
+               len(fx.items)))
         return 1 if fx.items else 0
 
     def samples(self):

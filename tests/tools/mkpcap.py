@@ -37,6 +37,8 @@ import sys
 from scapy.all import (  # noqa: E402
     Ether, Dot1Q, IP, IPv6, TCP, Raw, PcapWriter, fragment,
     IPv6ExtHdrFragment, fragment6, conf)
+from scapy.layers.inet6 import (  # noqa: E402
+    IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, Pad1, PadN)
 
 try:
     from scapy.layers.l2 import Dot1AD
@@ -44,6 +46,24 @@ except ImportError:  # pragma: no cover
     Dot1AD = None
 
 conf.verb = 0
+
+
+def _ext6(spec):
+    """An IPv6 extension header from 'hbh', 'dst' or 'rt', optionally
+    ':N' for its length in bytes (a multiple of 8, padded with PadN)."""
+    name, _, n = spec.partition(":")
+    n = int(n or 8)
+    pad = n - 2
+    opts = [] if pad == 0 else [PadN(optdata=b"\0" * (pad - 2))] if pad > 1 \
+        else [Pad1()]
+    if name == "hbh":
+        return IPv6ExtHdrHopByHop(options=opts)
+    if name == "dst":
+        return IPv6ExtHdrDestOpt(options=opts)
+    if name == "rt":
+        return IPv6ExtHdrRouting(type=0, segleft=0,
+                                 addresses=["::"] * ((n - 8) // 16))
+    raise ValueError("unknown extension header %r" % spec)
 
 EICAR_HEX = ("58354f2150254041505b345c505a58353428505e2937434329377d24"
              "45494341522d5354414e444152442d414e544956495255532d544553"
@@ -322,6 +342,11 @@ class Session:
     vlan: [] | [vid] | [outer, inner] (QinQ, 802.1ad outer tag);
     frag: IPv4/IPv6 fragment size for client packets carrying payload;
     frag_order: 'forward' | 'reverse';
+    ext6: IPv6 extension headers of client fragments, in order: 'hbh'
+          (Hop-by-Hop), 'dst' (Destination Options), 'rt' (Routing type 0,
+          segments left 0), each optionally ':N' bytes long (PadN-padded);
+          'frag' marks where the fragment header goes (default: last), so
+          what follows it is in the fragmentable part (RFC 8200 §4.5);
     midstream: no handshake in the capture (and the greeting/EHLO turns are
           dropped from the capture when midstream == 'late');
     close: 'fin' | 'rst' | 'none'; isn: (client, server) initial sequence
@@ -331,7 +356,7 @@ class Session:
                  cport=40000, sport=25, messages=(), pipelining=False,
                  starttls=False, mss=1460, server_mss=None, cuts=None,
                  reorder=None, dup=0, overlap=None, only_data=True, vlan=(),
-                 frag=0, frag_order="forward", midstream=False, close="fin",
+                 frag=0, frag_order="forward", ext6=(), midstream=False, close="fin",
                  isn=None, seed=None, helo="client.example", turns=None,
                  client_mac="02:00:00:00:00:01",
                  server_mac="02:00:00:00:00:02", start=None, step=None,
@@ -349,6 +374,7 @@ class Session:
         self.only_data = only_data
         self.vlan = list(vlan)
         self.frag, self.frag_order = frag, frag_order
+        self.ext6 = list(ext6)
         self.midstream, self.close = midstream, close
         self.rng = random.Random(seed if seed is not None else
                                  zlib.crc32(("%s/%d" % (client, cport)).encode()))
@@ -399,9 +425,17 @@ class Session:
             if isinstance(l4, IPv6):
                 nh = l4.nh
                 l4 = IPv6(bytes(l4))
-                base = IPv6(src=l4.src, dst=l4.dst) / IPv6ExtHdrFragment(
-                    nh=nh, id=self.rng.getrandbits(32)) / l4.payload
-                frags = fragment6(base, self.frag + 48 + 8)
+                ext = self.ext6 if "frag" in self.ext6 else self.ext6 + ["frag"]
+                cut = ext.index("frag")
+                base = IPv6(src=l4.src, dst=l4.dst)
+                for x in ext[:cut]:
+                    base = base / _ext6(x)
+                base = base / IPv6ExtHdrFragment(id=self.rng.getrandbits(32))
+                for x in ext[cut + 1:]:
+                    base = base / _ext6(x)
+                base = base / l4.payload
+                unfrag = sum(len(bytes(_ext6(x))) for x in ext[:cut])
+                frags = fragment6(base, self.frag + 48 + 8 + unfrag)
             else:
                 frags = fragment(l4, fragsize=max(8, self.frag // 8 * 8))
             if self.frag_order == "reverse":

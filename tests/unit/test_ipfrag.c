@@ -463,6 +463,77 @@ Test(ipfrag, ipv6_unfragmentable_headers_are_kept_and_chained)
 	assert_rebuilt(1200);
 }
 
+/* decode a fragment frame, as feed() does, and ask whether it may be TCP */
+static bool may_be_tcp(uint32_t n)
+{
+	struct mry_pkt p;
+
+	cr_assert(eq(int, mry_decode_frame(frame, n, ALLF, &p, &dst),
+		     MRY_DECODE_FRAGMENT));
+	return mry_decode_frag_may_be_tcp(&p);
+}
+
+Test(ipfrag, ipv6_destination_options_after_the_fragment_header)
+{
+	/* hop-by-hop (unfragmentable), fragment header, then destination
+	 * options in the fragmentable part before TCP, as Linux sends with
+	 * IPV6_HOPOPTS + IPV6_DSTOPTS (RFC 8200 §4.1 order) */
+	static const uint8_t ext[16] = { 60, 0, 1, 4, 0, 0, 0, 0,
+					 6, 0, 1, 4, 0, 0, 0, 0 };
+	static uint8_t pay[1200];
+	struct pb_spec s = pb_default(6);
+
+	s.ext = ext;
+	s.ext_len = sizeof(ext);
+	s.ext_first_nh = 0;
+	s.payload = pay;
+	s.payload_len = sizeof(pay);
+	orig_len = pb_ip(orig, &s);
+	/* the fragment header names destination options, not TCP */
+	uint32_t n = frag6x(48, 40, 800, orig_len - 48 - 800, false, 6);
+
+	cr_assert(eq(u8, frame[14 + 48], 60));
+	cr_assert(may_be_tcp(n), "a later fragment cannot rule TCP out");
+	cr_assert(eq(int, feed(n), MRY_IPFRAG_NEED_MORE));
+	n = frag6x(48, 40, 0, 800, true, 6);
+	cr_assert(may_be_tcp(n), "the chain dstopts -> TCP is walked");
+	cr_assert(eq(int, feed(n), MRY_IPFRAG_COMPLETE));
+	/* the rebuilt datagram walks hbh -> dstopts -> TCP */
+	assert_rebuilt(1200);
+}
+
+Test(ipfrag, ipv6_fragmentable_chain_ending_in_another_protocol_is_not_tcp)
+{
+	/* fragmentable part: destination options -> UDP (17) */
+	uint8_t ext[8] = { 17, 0, 1, 4, 0, 0, 0, 0 };
+	static uint8_t pay[400];
+	struct pb_spec s = pb_default(6);
+	uint32_t n;
+
+	s.ext = ext;
+	s.ext_len = sizeof(ext);
+	s.ext_first_nh = 60;
+	s.payload = pay;
+	s.payload_len = sizeof(pay);
+	orig_len = pb_ip(orig, &s);
+	n = frag6x(40, 6, 0, 200, true, 7);
+	cr_assert_not(may_be_tcp(n));
+	/* the same chain ending in ESP, or in No Next Header: not TCP */
+	frame[14 + 48] = 50;
+	cr_assert_not(may_be_tcp(n));
+	frame[14 + 48] = 59;
+	cr_assert_not(may_be_tcp(n));
+	/* K destination options headers, the last one naming UDP: walked to
+	 * the end up to the bound; past it, left to the datagram's decode */
+	for (uint32_t k = MRY_DECODE_IPV6_MAX_EXTHDR; k <= MRY_DECODE_IPV6_MAX_EXTHDR + 1; k++) {
+		for (uint32_t i = 0; i < k; i++) {
+			frame[14 + 48 + 8 * i] = i + 1 < k ? 60 : 17;
+			frame[14 + 48 + 8 * i + 1] = 0;
+		}
+		cr_assert(eq(int, may_be_tcp(n), k > MRY_DECODE_IPV6_MAX_EXTHDR));
+	}
+}
+
 Test(ipfrag, ipv6_conflict_is_flagged)
 {
 	uint32_t n;

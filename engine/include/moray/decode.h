@@ -145,6 +145,20 @@ enum mry_decode_result mry_decode_ip(const uint8_t *ip, uint32_t len,
 				     unsigned flags, struct mry_pkt *pkt,
 				     struct mry_decode_stats *st);
 
+/**
+ * Whether the datagram a fragment (result MRY_DECODE_FRAGMENT) belongs to
+ * may carry TCP, so that the fragment must be withheld until the datagram is
+ * complete and judged. IPv4: the protocol is TCP. IPv6: the fragmentable
+ * part's extension-header chain (Routing, Destination Options, AH; RFC 8200
+ * §4.1 allows them after the fragment header) is walked as far as this
+ * fragment carries it, at most MRY_DECODE_IPV6_MAX_EXTHDR headers in all:
+ * true when it reaches TCP, or when it cannot be followed to its end here (a
+ * later fragment, a header cut by the fragment boundary, too many headers:
+ * the reassembled datagram decides); false when it ends in another protocol
+ * (ESP, No Next Header, UDP, ICMPv6, ...). Fast-path safe.
+ */
+bool mry_decode_frag_may_be_tcp(const struct mry_pkt *pkt);
+
 /** Stable snake_case name of an event ("tcp_bad_csum"), for logs and telemetry. */
 const char *mry_decode_event_name(enum mry_decode_event ev);
 

@@ -100,6 +100,28 @@ struct mry_engine_config {
 /* Fills every field with its default. */
 void mry_engine_config_defaults(struct mry_engine_config *cfg);
 
+/* Range limits of the options both moray and moray-scan take (engine_check.c). */
+#define MRY_ENGINE_HOLD_STORE_MIN (1ULL << 20)    /* --hold-store-size: 64 hold chunks */
+#define MRY_ENGINE_HOLD_STORE_MAX (1ULL << 40)
+#define MRY_ENGINE_HOLD_TIMEOUT_MAX_S 599u        /* below the client's 10 min */
+#define MRY_ENGINE_MAX_FLOWS_MAX (1u << 26)
+#define MRY_ENGINE_DB_MAX_AGE_MIN_S 60u           /* --db-max-age, unless 0 */
+
+/**
+ * Refuse a configuration that would stop mail or contradict itself, before
+ * anything starts: SMTP ports (at least one, 1-65535, none twice), a hold
+ * store that cannot hold messages (--hold-store-size, which 0 turns into a
+ * tempfail for every message), a hold timeout that ends after the client
+ * stopped waiting (RFC 5321 §4.5.3.2.6: 10 minutes for the reply to the end
+ * of data), an empty flow table, and with @db (may be NULL) a database
+ * age limit so short that every database is refused (--db-max-age).
+ * Totals are checked (the app splits them between workers afterwards).
+ * @return 0, or -EINVAL with one line in @why naming the command-line option
+ * and its allowed range.
+ */
+int mry_engine_config_check(const struct mry_engine_config *cfg,
+			    const struct mry_sigdb_ctl_config *db, char *why, size_t len);
+
 /* struct mry_engine_stats: generated from the counter table, moray/counters.h. */
 
 struct mry_engine;
@@ -128,6 +150,16 @@ enum mry_pkt_verdict mry_engine_packet(struct mry_engine *e, const uint8_t *fram
  * messages when a valid generation appeared. Bounded per call.
  */
 void mry_engine_tick(struct mry_engine *e, uint64_t now_ns);
+
+/**
+ * The earliest time at which mry_engine_tick() has work: a flow or fragment
+ * timer, the hold timeout of the oldest held message, or at once (the
+ * current clock) when held messages wait and a usable generation is there.
+ * UINT64_MAX when nothing is pending. A replay (moray-scan) calls
+ * mry_engine_tick() at each such time before the next packet, so timers fire
+ * when they would have on the wire rather than at the next packet.
+ */
+uint64_t mry_engine_next_deadline(const struct mry_engine *e);
 
 /** Shutdown: answer every in-progress or held message with 451. */
 void mry_engine_shutdown(struct mry_engine *e, uint64_t now_ns);

@@ -163,6 +163,14 @@ void mry_flow_release(struct mry_flow_table *t, struct mry_flow *f);
 void mry_flow_expire(struct mry_flow_table *t, uint64_t now_ns);
 
 /**
+ * The earliest time at which mry_flow_expire() may end or re-arm a flow: the
+ * start of the next wheel tick not yet visited (or now, when a visit was cut
+ * short by the budget); UINT64_MAX when the table holds no flow. For replays
+ * that advance a clock between packets (moray-scan).
+ */
+uint64_t mry_flow_next_deadline(const struct mry_flow_table *t);
+
+/**
  * Current connection count from one source address: the client's address
  * for flows created with mry_flow_create_client() or given
  * mry_flow_set_client(), else the side-0 (lower) address. @addr is 4 bytes

@@ -79,6 +79,12 @@ enum mry_ipfrag_result mry_ipfrag_add(struct mry_ipfrag_table *t,
 				      const uint8_t **dgram, uint32_t *dgram_len,
 				      bool *conflict);
 
+/**
+ * When the oldest datagram in the table times out (mry_ipfrag_expire() drops
+ * it at or after that time); UINT64_MAX when the table is empty.
+ */
+uint64_t mry_ipfrag_next_deadline(const struct mry_ipfrag_table *t);
+
 /** Drop datagrams older than the timeout; at most @budget per call. */
 void mry_ipfrag_expire(struct mry_ipfrag_table *t, uint64_t now_ns, unsigned budget);
 
