@@ -1133,7 +1133,7 @@ Test(mime, names_cover_every_value)
 
 /* ---- ClamAV's test messages ------------------------------------------- */
 
-#define CLAM_DIR "/work/shared/data/mail/clamav-testfiles/"
+#define CLAM_DIR MORAY_TESTDATA "/mail/clamav-testfiles/"
 
 static bool read_all(const char *path, char *buf, size_t cap, size_t *len)
 {
@@ -1161,7 +1161,7 @@ Test(mime, clamav_messages_all_yield_the_same_clam_exe)
 
 		snprintf(path, sizeof(path), CLAM_DIR "%s", files[i]);
 		if (!read_all(path, buf, sizeof(buf), &len))
-			cr_skip_test("%s not present", path);
+			cr_fatal("test data %s missing", path);
 		parse_cfg(&c[i], NULL, buf, len, 13);
 		exe[i] = NULL;
 		for (size_t k = 0; k < c[i].n; k++)
