@@ -11,7 +11,7 @@ BUILD=${1:-build}
 MB=${2:-50}
 PASSES=${3:-5}
 HERE=$(cd "$(dirname "$0")" && pwd)
-SIGS=${MORAY_SIGS:-/work/shared/data/sigs}
+SIGS=${MORAY_SIGS:-$HERE/../../tests/data/sigs}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 

@@ -16,16 +16,16 @@ mkdir -p "$BUILD/bench"
 cc -std=c11 -O2 -D_GNU_SOURCE -Wall -Wextra -I"$ROOT/engine/include" \
 	"$ROOT/bench/mime/mime_bench.c" "$BUILD/engine/libmoray_engine.a" \
 	$(pkg-config --libs libhs jemalloc libsodium) -lpthread -lm -o "$BIN"
-OUT=$("$BIN" -n "$N")
+OUT=$("$BIN" -n "$N" "$ROOT/tests/data/mail" "$ROOT/tests/data/samples")
 echo "$OUT"
 MEMCPY=$(echo "$OUT" | sed -n 's/.*memcpy_mbps=\([0-9.]*\).*/\1/p')
 MIME=$(echo "$OUT" | sed -n 's/.*mime_mbps=\([0-9.]*\).*/\1/p')
 PYN=$(( N / 10 > 0 ? N / 10 : 1 ))
-PY=$(/usr/bin/python3 - "$PYN" <<'PYEOF'
+PY=$(/usr/bin/python3 - "$PYN" "$ROOT/tests/data" <<'PYEOF'
 import email, email.policy, glob, os, sys, time
 n = int(sys.argv[1])
-paths = [p for p in glob.glob('/work/shared/data/mail/**', recursive=True) if os.path.isfile(p)]
-paths += glob.glob('/work/shared/samples/*.eml')
+paths = [p for p in glob.glob(sys.argv[2] + '/mail/**', recursive=True) if os.path.isfile(p)]
+paths += glob.glob(sys.argv[2] + '/samples/*.eml')
 data = [open(p, 'rb').read() for p in paths]
 total = sum(len(d) for d in data)
 t0 = time.perf_counter()

@@ -11,11 +11,11 @@
 # corpus once and its time is multiplied. Times are CPU seconds
 # (user+sys), start-up included for moray-scan and clamscan alike.
 #
-#   bench/scan/e2e.sh [BUILD_DIR] [DATA_DIR]       (defaults: build ../shared/data)
+#   bench/scan/e2e.sh [BUILD_DIR] [DATA_DIR]       (defaults: build tests/data)
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 BUILD=${1:-build}
-DATA=${2:-$HERE/../../../shared/data}
+DATA=${2:-$HERE/../../tests/data}
 SIGS="$DATA/sigs/rfxn-2013.ndb $DATA/sigs/test-eicar-clamexe.ndb"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM

@@ -4,14 +4,14 @@
 # (streaming in the same chunks, and block mode) vs ClamAV's clamscan with
 # the same .ndb signatures over the same messages.
 #
-#   bench/scan/run.sh [BUILD_DIR] [DATA_DIR]      (defaults: build ../shared/data)
+#   bench/scan/run.sh [BUILD_DIR] [DATA_DIR]      (defaults: build tests/data)
 #
 # BUILD_DIR must hold bench/scan/bench_scan (bench/meson.build: subdir('scan')).
 # ClamAV: Debian package clamav; -d with the .ndb files, so no freshclam.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 BUILD=${1:-build}
-DATA=${2:-$HERE/../../../shared/data}
+DATA=${2:-$HERE/../../tests/data}
 BENCH=$BUILD/bench/scan/bench_scan
 SIGS="$DATA/sigs/rfxn-2013.ndb $DATA/sigs/test-eicar-clamexe.ndb"
 [ -x "$BENCH" ] || { echo "run.sh: $BENCH not built" >&2; exit 2; }
