@@ -1831,8 +1831,17 @@ Test(smtp, block_line_scanner_matches_the_per_line_code)
 	block_scanner_matches_per_line_code(true);
 }
 
-/* the AVX2 scanner where the CPU has it (else the SSE2 one again) */
+/*
+ * the AVX2 scanner where the CPU has it; without AVX2 (or with
+ * MORAY_FORCE_SCALAR=1, as the smtp_scalar test runs) the SSE2 one again,
+ * and the test says so
+ */
 Test(smtp, block_line_scanner_avx2_matches_the_per_line_code)
 {
+	fprintf(stderr, "block line scanner: %s\n",
+		mry_cpu_force_baseline(false)
+			? "compared the AVX2 scanner with the per-line code"
+			: "no AVX2 scanner here (CPU without AVX2, or MORAY_FORCE_SCALAR=1): "
+			  "compared the SSE2 scanner only");
 	block_scanner_matches_per_line_code(false);
 }
