@@ -587,6 +587,11 @@ def main():
                                      "throughput"])
     ap.add_argument("arg", nargs="*")
     a = ap.parse_args()
+    if not a.db:
+        # without one every verdict, action and signature check would be
+        # passed over: a run without a database is not a test
+        print("FAIL: no --db given (MORAY_DB): verdict checks need a database")
+        return 1
     for what, path in (("moray-scan", a.scan), ("database", a.db)):
         if path and os.path.sep in path and not os.path.exists(path):
             print("FAIL: %s %s missing (not built?)" % (what, path))
