@@ -13,7 +13,7 @@ MB=${2:-50}
 PASSES=${3:-5}
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib/env.sh"
-SIGS=${MORAY_SIGS:-/work/shared/data/sigs}
+SIGS=${MORAY_SIGS:-$HERE/../../tests/data/sigs}
 bench_env "$BUILD"
 echo "reference: Hyperscan streaming over the client payload of every SMTP flow, same segments, same database; moray: one worker's whole engine on every frame (reassembly, SMTP, MIME, scan, verdicts) - see payload_bench.c"
 tmp=$(mktemp -d)

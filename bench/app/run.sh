@@ -65,7 +65,7 @@ done
 
 DB=
 if "$SIGC" compile -o "$TMP/test.mdb" --generation 1 \
-	"${MORAY_SIGS:-/work/shared/data/sigs/test-eicar-clamexe.ndb}" >/dev/null 2>&1; then
+	"${MORAY_SIGS:-$ROOT/tests/data/sigs/test-eicar-clamexe.ndb}" >/dev/null 2>&1; then
 	DB=$TMP/test.mdb
 fi
 

@@ -4,7 +4,7 @@
 
 Writes a pcap (Ethernet, IPv4, valid IP/TCP/UDP checksums) holding many
 concurrent, interleaved SMTP sessions that carry real messages (the mail
-corpus in /work/shared/data/mail, or --mail DIR), mixed with non-SMTP
+corpus in tests/data/mail, or --mail DIR), mixed with non-SMTP
 traffic: HTTP-like TCP sessions on port 80 and DNS queries/answers over UDP.
 Every TCP session is complete (handshake, seq/ack, FIN) so moray reassembles
 it; the file replays with DPDK net_pcap (rx_pcap=FILE,infinite_rx=1) or
@@ -25,7 +25,8 @@ import random
 import struct
 import sys
 
-MAIL_DIR = "/work/shared/data/mail"
+MAIL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                        "tests", "data", "mail")
 
 
 def csum(data):

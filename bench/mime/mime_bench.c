@@ -7,7 +7,8 @@
  * machines (STYLE.md §11).
  *
  * usage: mime_bench [-n N] [-c chunk] [paths...]
- *        default paths: /work/shared/data/mail /work/shared/samples
+ *        paths: corpus directories or files (bench/mime/run.sh passes
+ *        tests/data/mail and tests/data/samples)
  * Output (last line, parsed by run.sh):
  *   bytes=<corpus bytes> mime_mbps=<x> memcpy_mbps=<y> ratio=<x/y>
  */
@@ -90,13 +91,8 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[a], "-c") == 0 && a + 1 < argc)
 			chunk = (size_t)atol(argv[++a]);
 	}
-	if (a >= argc) {
-		nftw("/work/shared/data/mail", add_file, 16, FTW_PHYS);
-		nftw("/work/shared/samples", add_file, 16, FTW_PHYS);
-	} else {
-		for (; a < argc; a++)
-			nftw(argv[a], add_file, 16, FTW_PHYS);
-	}
+	for (; a < argc; a++)
+		nftw(argv[a], add_file, 16, FTW_PHYS);
 	if (total == 0 || chunk == 0) {
 		fprintf(stderr, "no input\n");
 		return 1;

@@ -14,8 +14,8 @@ N=${1:-50}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
 BIN=$BUILD/bench/mime_bench
-MAIL=${MORAY_MAIL:-/work/shared/data/mail}
-SAMPLES=${MORAY_SAMPLES:-/work/shared/samples}
+MAIL=${MORAY_MAIL:-$ROOT/tests/data/mail}
+SAMPLES=${MORAY_SAMPLES:-$ROOT/tests/data/samples}
 . "$ROOT/bench/lib/env.sh"
 bench_env "$BUILD"
 mkdir -p "$BUILD/bench"

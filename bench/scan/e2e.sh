@@ -25,13 +25,13 @@
 # Also printed: a plain hs_scan block-mode loop over the already-decoded
 # bytes (bench_scan's "hs block"), the floor for moray-scan's scan work.
 #
-#   bench/scan/e2e.sh [BUILD_DIR] [DATA_DIR]       (defaults: build ../shared/data)
+#   bench/scan/e2e.sh [BUILD_DIR] [DATA_DIR]       (defaults: build tests/data)
 #   REPEAT=R (default 10); MORAY_SIGS="a.ndb b.ndb" overrides the sig files.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib/env.sh"
 BUILD=${1:-build}
-DATA=${2:-$HERE/../../../shared/data}
+DATA=${2:-$HERE/../../tests/data}
 SIGS=${MORAY_SIGS:-"$DATA/sigs/rfxn-2013.ndb $DATA/sigs/test-eicar-clamexe.ndb"}
 REPEAT=${REPEAT:-10}
 command -v clamscan >/dev/null || { echo "e2e.sh: clamscan not installed (apt-get install clamav)" >&2; exit 2; }

@@ -28,7 +28,7 @@
 # clamscan (start-up and database load separately from scanning) and
 # moray-scan end to end are compared in e2e.sh.
 #
-#   bench/scan/run.sh [BUILD_DIR] [DATA_DIR]      (defaults: build ../shared/data)
+#   bench/scan/run.sh [BUILD_DIR] [DATA_DIR]      (defaults: build tests/data)
 #
 # DATA_DIR holds mail/ (the messages) and sigs/*.ndb (MORAY_SIGS overrides
 # the list of signature files). BUILD_DIR must hold bench/scan/bench_scan.
@@ -37,7 +37,7 @@ set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib/env.sh"
 BUILD=${1:-build}
-DATA=${2:-$HERE/../../../shared/data}
+DATA=${2:-$HERE/../../tests/data}
 BENCH=$BUILD/bench/scan/bench_scan
 SIGS=${MORAY_SIGS:-"$DATA/sigs/rfxn-2013.ndb $DATA/sigs/test-eicar-clamexe.ndb"}
 [ -x "$BENCH" ] || { echo "run.sh: $BENCH not built" >&2; exit 2; }

@@ -19,7 +19,9 @@
 #   tempfail moray restarted with no database and --hold-timeout 3: the
 #            client gets 451 4.7.1, nothing is delivered.
 #   stop     SIGTERM: moray exits 0 with final statistics.
-# Skipped (exit 77) with a clear reason when not root or veth is missing.
+# Skipped (exit 77, "SKIP-REASON: <key>") only for a reason tests/data/README.md
+# lists: not root, no veth support, no free test subnet. A missing tool or an
+# unbuilt binary fails.
 #
 # usage: moray_netns_test.sh MORAY MORAY-SIGC SIGS.ndb
 set -u
@@ -28,13 +30,15 @@ MORAY=$1
 SIGC=$2
 SIGS=$3
 
-skip() { echo "SKIP: $*"; exit 77; }
+skip() { k=$1; shift; echo "SKIP-REASON: $k ($*)"; exit 77; }
+missing() { echo "FAIL: $* missing"; exit 1; }
 . "$(dirname "$0")/netns_lib.sh"
-[ "$(id -u)" = 0 ] || skip "needs root (network namespaces, af_packet)"
+[ "$(id -u)" = 0 ] || skip not-root "network namespaces, af_packet"
 for t in ip ethtool swaks postfix postconf ss; do
-	command -v "$t" >/dev/null 2>&1 || skip "$t not installed"
+	command -v "$t" >/dev/null 2>&1 || missing "tool $t"
 done
-[ -x "$MORAY" ] || skip "moray not built"
+for b in "$MORAY" "$SIGC"; do [ -x "$b" ] || missing "binary $b (not built?)"; done
+[ -f "$SIGS" ] || missing "test data $SIGS"
 
 ID=$(( $$ % 100000 ))
 NSC=mry${ID}c

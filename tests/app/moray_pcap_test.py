@@ -631,9 +631,11 @@ def case_sigterm(tmp):
             break
     check("running" in line, "moray did not report running")
     time.sleep(1)
+    # DPDK telemetry command names (dpdk-app/telemetry.c), not file paths
+    cmds = ["/moray/" + c for c in ("stats", "db", "alarm", "hold", "ports", "workers",
+                                    "counters")]
     tel = subprocess.run(["/usr/bin/python3", "/usr/bin/dpdk-telemetry.py", "-f", prefix],
-                         input="/moray/stats\n/moray/db\n/moray/alarm\n/moray/hold\n/moray/ports\n"
-                               "/moray/workers\n/moray/counters\n",
+                         input="".join(c + "\n" for c in cmds),
                          capture_output=True, text=True, timeout=30)
     docs = {}
     for ln in tel.stdout.splitlines():
@@ -643,8 +645,7 @@ def case_sigterm(tmp):
                 docs.update(json.loads(ln))
             except ValueError:
                 pass
-    for c in ("/moray/stats", "/moray/db", "/moray/alarm", "/moray/hold", "/moray/ports",
-              "/moray/workers", "/moray/counters"):
+    for c in cmds:
         check(c in docs, "telemetry %s missing (%s)" % (c, tel.stdout[-300:]))
     if "/moray/stats" in docs:
         check(docs["/moray/stats"].get("pkts") == len(rdpcap(inp)),
@@ -686,11 +687,14 @@ def main():
         ARGS.sigs = os.path.join(os.path.dirname(os.path.abspath(ARGS.samples)), "data", "sigs",
                                  "test-eicar-clamexe.ndb")
     if os.geteuid() != 0:
-        print("SKIP: DPDK virtual devices need root here")
+        print("SKIP-REASON: not-root (DPDK virtual devices need root here)")
         return 77
-    if not os.path.exists(os.path.join(ARGS.samples, "samples.json")):
-        print("SKIP: sample captures not found in " + ARGS.samples)
-        return 77
+    missing = [p for p in (ARGS.moray, ARGS.scan, ARGS.sigc, ARGS.sigs,
+                           os.path.join(ARGS.samples, "samples.json"))
+               if not os.path.exists(p)]
+    if missing:
+        print("FAIL: missing " + ", ".join(missing))
+        return 1
     names = ARGS.cases or sorted(CASES)
     tmp = tempfile.mkdtemp(prefix="moray-app-test-")
     try:

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Shared by the end-to-end tests: two network namespaces (client $NSC and
 # server $NSS) joined to the host through veth pairs $VC/$VS, which moray
-# bridges with net_af_packet (../shared/LAB.md §2). The caller sets NSC NSS
+# bridges with net_af_packet (veth pairs bridged by af_packet). The caller sets NSC NSS
 # VC VS MORAY PREFIX TMP and defines skip() and fail(); this sets NET CLI
 # SRV, and start_moray sets MORAY_PID.
 
@@ -11,14 +11,14 @@ netns_pick_net() {
 	for n in 198.51.100 203.0.113; do
 		if ! ip -4 addr | grep -q " $n\."; then NET=$n; break; fi
 	done
-	[ -n "$NET" ] || skip "198.51.100.0/24 and 203.0.113.0/24 both in use on this host"
+	[ -n "$NET" ] || skip no-free-net "198.51.100.0/24 and 203.0.113.0/24 both in use on this host"
 	CLI=$NET.1
 	SRV=$NET.2
 }
 
 netns_up() {
 	netns_pick_net
-	ip link add "$VC" type veth peer name "${VC}n" 2>/dev/null || skip "cannot create veth pairs"
+	ip link add "$VC" type veth peer name "${VC}n" 2>/dev/null || skip no-veth "cannot create veth pairs"
 	ip link add "$VS" type veth peer name "${VS}n"
 	ip netns add "$NSC"
 	ip netns add "$NSS"

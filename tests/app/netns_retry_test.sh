@@ -21,7 +21,9 @@
 #   clean   a clean mail afterwards is delivered exactly once.
 #   count   the receiver holds exactly the retry and clean mails, the
 #           sender's queue is empty, moray logged each message as expected.
-# Skipped (exit 77) with a clear reason when not root or veth is missing.
+# Skipped (exit 77, "SKIP-REASON: <key>") only for a reason tests/data/README.md
+# lists: not root, no veth support, no free test subnet. A missing tool or an
+# unbuilt binary fails.
 #
 # usage: netns_retry_test.sh MORAY MORAY-SIGC SIGS.ndb
 set -u
@@ -30,13 +32,15 @@ MORAY=$1
 SIGC=$2
 SIGS=$3
 
-skip() { echo "SKIP: $*"; exit 77; }
+skip() { k=$1; shift; echo "SKIP-REASON: $k ($*)"; exit 77; }
+missing() { echo "FAIL: $* missing"; exit 1; }
 . "$(dirname "$0")/netns_lib.sh"
-[ "$(id -u)" = 0 ] || skip "needs root (network namespaces, af_packet)"
+[ "$(id -u)" = 0 ] || skip not-root "network namespaces, af_packet"
 for t in ip ethtool postfix postconf postqueue sendmail ss; do
-	command -v "$t" >/dev/null 2>&1 || skip "$t not installed"
+	command -v "$t" >/dev/null 2>&1 || missing "tool $t"
 done
-[ -x "$MORAY" ] || skip "moray not built"
+for b in "$MORAY" "$SIGC"; do [ -x "$b" ] || missing "binary $b (not built?)"; done
+[ -f "$SIGS" ] || missing "test data $SIGS"
 
 ID=$(( $$ % 100000 ))
 NSC=mrr${ID}c

@@ -210,19 +210,21 @@ def main():
     ap.add_argument("--sigc", required=True)
     ap.add_argument("--gen", required=True)
     ap.add_argument("--sigs", required=True)
-    ap.add_argument("--mail", default="/work/shared/data/mail")
+    ap.add_argument("--mail", default=os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "data", "mail"))
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--seconds", type=float, default=12.0)
     ap.add_argument("--sessions", type=int, default=400)
     ap.add_argument("--keep", action="store_true")
     ARGS = ap.parse_args()
     if os.geteuid() != 0:
-        print("SKIP: DPDK virtual devices need root here")
+        print("SKIP-REASON: not-root (DPDK virtual devices need root here)")
         return 77
-    for p in (ARGS.mail, ARGS.sigs, ARGS.gen):
-        if not os.path.exists(p):
-            print("SKIP: %s not found" % p)
-            return 77
+    missing = [p for p in (ARGS.moray, ARGS.scan, ARGS.sigc, ARGS.mail, ARGS.sigs, ARGS.gen)
+               if not os.path.exists(p)]
+    if missing:
+        print("FAIL: missing " + ", ".join(missing))
+        return 1
     tmp = tempfile.mkdtemp(prefix="moray-swap-test-")
     try:
         run(tmp)

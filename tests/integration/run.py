@@ -3,9 +3,9 @@
 """Integration test runner: runs the real moray-scan over captures and checks
 what it reports (after suricata-verify: one directory per scenario with a
 test.json; the capture is generated at test time by tests/tools/mkpcap.py or
-referenced from the shared data).
+referenced from the repository's test data, tests/data).
 
-  run.py [--scan BIN] [--sigc BIN] [--db FILE] [--work DIR] [--shared DIR]
+  run.py [--scan BIN] [--sigc BIN] [--db FILE] [--work DIR] [--data DIR]
          scenario DIR | samples | peer | throughput MB
 
 Checks (each only where the scenario has an expectation):
@@ -14,7 +14,8 @@ Checks (each only where the scenario has an expectation):
   events    the verdict log's message events: envelope, size, verdict,
             action(s), signatures, evasions, required fields, ts format
   out_pcap  what moray would forward (--out-pcap): payload present/absent
-Exit: 0 pass, 1 fail, 77 skip (shared data missing)."""
+Exit: 0 pass, 1 fail. Missing test data, a missing database or a missing
+tool is a failure naming what is missing, never a skip."""
 
 import argparse
 import gzip
@@ -34,7 +35,6 @@ import mkpcap    # noqa: E402
 import refreasm  # noqa: E402
 import validate_log  # noqa: E402
 
-SKIP = 77
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 REQUIRED = ("event", "ts", "src", "sport", "dst", "dport", "msg_index",
             "mail_from", "rcpt_to", "size", "generation", "verdict",
@@ -66,7 +66,7 @@ class Runner:
     def __init__(self, a):
         self.scan, self.sigc, self.db = a.scan, a.sigc, a.db
         self.work = os.path.abspath(a.work)
-        self.shared = a.shared
+        self.data = a.data
         self.verbose = a.verbose
         self.schema_errors = []   # every log moray-scan writes is validated
         os.makedirs(self.work, exist_ok=True)
@@ -373,19 +373,20 @@ class Runner:
             if fx.items:
                 return 1
         else:
-            pcap = os.path.join(self.shared, spec["pcap"])
+            pcap = os.path.join(self.data, spec["pcap"])
             if not os.path.exists(pcap):
-                print("SKIP %s: %s missing" % (name, pcap))
-                return SKIP
+                print("FAIL %s: test data %s missing" % (name, pcap))
+                return 1
             exp = {"streams": [], "messages": spec.get("messages", [])}
         if "bad_options" in spec:
             return self.bad_options(fx, spec["bad_options"], pcap, wd)
         args = list(spec.get("args", []))
         with_db = spec.get("db", True) and bool(self.db)
         if "dbs" in spec:
-            if not self.sigc:
-                print("SKIP %s: needs moray-sigc" % name)
-                return SKIP
+            if not self.sigc or not os.access(self.sigc, os.X_OK):
+                print("FAIL %s: needs moray-sigc (%s not built)" %
+                      (name, self.sigc))
+                return 1
             paths = self.make_dbs(fx, spec["dbs"], wd)
             if paths is None:
                 return 1
@@ -472,14 +473,20 @@ class Runner:
 
     def samples(self):
         fx = Failures("samples")
-        sdir = os.path.join(self.shared, "samples")
+        sdir = os.path.join(self.data, "samples")
         jpath = os.path.join(sdir, "samples.json")
         if not os.path.exists(jpath):
-            print("SKIP samples: %s missing" % jpath)
-            return SKIP
+            print("FAIL samples: test data %s missing" % jpath)
+            return 1
         for s in json.load(open(jpath))["samples"]:
             stem = s["pcap"][:-len(".pcap")]
             out = os.path.join(self.work, "samples", stem)
+            missing = [os.path.join(sdir, f) for f in
+                       [s["pcap"]] + [m["eml"] for m in s["messages"]]
+                       if not os.path.exists(os.path.join(sdir, f))]
+            if missing:
+                fx.add("test data missing: " + ", ".join(missing))
+                continue
             p, dt, _ = self.run_scan(out, [os.path.join(sdir, s["pcap"])])
             sfx = Failures("samples/" + stem)
             sfx.check(p.returncode == 0, "exit status %d: %s" %
@@ -514,16 +521,19 @@ class Runner:
 
     def peer(self):
         fx = Failures("peer")
-        pdir = os.path.join(self.shared, "peer")
+        pdir = os.path.join(self.data, "peer")
         ents = json.load(open(os.path.join(HERE, "peer", "expect.json")))
         if not os.path.isdir(pdir):
-            print("SKIP peer: %s missing" % pdir)
-            return SKIP
+            print("FAIL peer: test data %s missing" % pdir)
+            return 1
         npass = 0
         for e in ents["captures"]:
             src = os.path.join(pdir, e["file"])
             tag = e["file"].replace("/", "_")
             out = os.path.join(self.work, "peer", tag)
+            if not os.path.exists(src):
+                fx.add("test data %s missing" % src)
+                continue
             pcap = src
             if src.endswith(".gz"):
                 os.makedirs(os.path.join(self.work, "peer-unz"),
@@ -652,15 +662,22 @@ def main():
     ap.add_argument("--db", default=os.environ.get("MORAY_DB") or None)
     ap.add_argument("--work", default=os.environ.get(
         "MORAY_TEST_WORK", os.path.join(os.getcwd(), "integration-work")))
-    ap.add_argument("--shared", default=os.environ.get(
-        "MORAY_SHARED", os.path.join(os.path.dirname(SRC), "shared")))
+    ap.add_argument("--data", default=os.path.join(SRC, "tests", "data"),
+                    help="test data directory (default: tests/data)")
     ap.add_argument("-v", "--verbose", action="store_true")
     ap.add_argument("mode", choices=["scenario", "samples", "peer",
                                      "throughput"])
     ap.add_argument("arg", nargs="*")
     a = ap.parse_args()
-    if a.db and not os.path.exists(a.db):
-        a.db = None
+    if not a.db:
+        # without one every verdict, action and signature check would be
+        # passed over: a run without a database is not a test
+        print("FAIL: no --db given (MORAY_DB): verdict checks need a database")
+        return 1
+    for what, path in (("moray-scan", a.scan), ("database", a.db)):
+        if path and os.path.sep in path and not os.path.exists(path):
+            print("FAIL: %s %s missing (not built?)" % (what, path))
+            return 1
     r = Runner(a)
     if a.mode == "scenario":
         rc = 0

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: BSD-3-Clause
-"""Extract per-capture expectations from /work/shared/peer/*/README.md
+"""Extract per-capture expectations from tests/data/peer/*/README.md
 ("What an SMTP scanner should report") into JSON for run.py peer.
 
-  peer_expect.py PEERDIR > tests/integration/peer/expect.json
+  peer_expect.py tests/data/peer > tests/integration/peer/expect.json
 
 Each entry: file (relative to PEERDIR), messages (int, or [min, max] when
 the README says the count depends on the engine's scope), eicar (bool),

@@ -2,7 +2,7 @@
 /*
  * Signature sources: every syntax feature of moray's format proven by what
  * the compiled database matches, every mistake reported at its file:line:col,
- * and the ClamAV .ndb import: each feature of ../shared/data/README.md's
+ * and the ClamAV .ndb import: each feature of tests/data/sigs-and-mail.md's
  * table by behaviour, each untranslatable form counted under its reason, and
  * the real rfxn-2013.ndb with its translation report.
  */
@@ -545,7 +545,7 @@ static char *slurp(const char *path, size_t *len)
 
 Test(sigsrc, rfxn_2013_ndb_imports_with_a_translation_report)
 {
-	const char *path = MORAY_SRCDIR "/../shared/data/sigs/rfxn-2013.ndb";
+	const char *path = MORAY_TESTDATA "/sigs/rfxn-2013.ndb";
 	struct mry_sigsrc *s = mry_sigsrc_create();
 	struct mry_sigc_opts o = { .generation = 1 };
 	struct mry_sigc_report rep;
@@ -555,11 +555,8 @@ Test(sigsrc, rfxn_2013_ndb_imports_with_a_translation_report)
 	size_t len = 0;
 	char *text = slurp(path, &len);
 
-	if (text == NULL) {
-		text = slurp("/work/shared/data/sigs/rfxn-2013.ndb", &len);
-		if (text == NULL)
-			cr_skip_test("rfxn-2013.ndb not available");
-	}
+	if (text == NULL)
+		cr_fatal("test data %s missing", path);
 	cr_assert(eq(int, mry_sigsrc_parse_ndb(s, "rfxn-2013.ndb", text, len), 0));
 	r = mry_sigsrc_ndb_report(s);
 	for (int k = 0; k < MRY_NDB_SKIP_MAX; k++)

@@ -1358,7 +1358,7 @@ Test(smtp, pending_cap_behind_auth_reads_commands)
 	assert_msg_bytes(0, "m\r\n");
 }
 
-/* ---- real captures: /work/shared/samples ------------------------------ */
+/* ---- real captures: tests/data/samples --------------------------------- */
 
 static uint8_t *slurp(const char *path, size_t *len)
 {
@@ -1381,17 +1381,16 @@ static uint8_t *slurp(const char *path, size_t *len)
 	return b;
 }
 
-static const char *samples_dir(void)
+/* a test-data directory the build names (MORAY_TESTDATA): missing fails */
+static const char *data_dir(const char *sub)
 {
-	static const char *cands[] = { MORAY_SRCDIR "/tests/data/samples", "/work/shared/samples" };
+	static char path[512];
 	struct stat st;
 
-	if (getenv("MORAY_SAMPLES") != NULL)
-		return getenv("MORAY_SAMPLES");
-	for (size_t i = 0; i < MRY_ARRAY_SIZE(cands); i++)
-		if (stat(cands[i], &st) == 0)
-			return cands[i];
-	return NULL;
+	snprintf(path, sizeof(path), "%s/%s", MORAY_TESTDATA, sub);
+	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+		cr_fatal("test data directory %s missing", path);
+	return path;
 }
 
 struct conn {
@@ -1569,10 +1568,8 @@ static int replay_sample(const char *dir, const char *stem, bool client_first)
 
 static void sample_test(const char *stem, int conns)
 {
-	const char *dir = samples_dir();
+	const char *dir = data_dir("samples");
 
-	if (dir == NULL)
-		cr_skip_test("no samples directory");
 	for (int mode = 0; mode < 2; mode++) {
 		teardown();
 		setup();
@@ -1606,7 +1603,7 @@ Test(smtp, sample_exim_bdat_is_byte_identical)
 	cr_assert(eq(u64, R.m[0].declared, 1575));
 }
 
-/* ---- suricata-verify captures (/work/shared/peer) --------------------- */
+/* ---- suricata-verify captures (tests/data/peer) ----------------------- */
 
 struct peer_case {
 	const char *file;
@@ -1650,16 +1647,8 @@ static const struct peer_case PEERS[] = {
 
 Test(smtp, suricata_verify_captures_give_the_expected_messages)
 {
-	static const char *dirs[] = { MORAY_SRCDIR "/tests/data/peer/suricata-verify",
-				      "/work/shared/peer/suricata-verify" };
-	const char *dir = NULL;
-	struct stat st;
+	const char *dir = data_dir("peer/suricata-verify");
 
-	for (size_t i = 0; i < MRY_ARRAY_SIZE(dirs); i++)
-		if (stat(dirs[i], &st) == 0 && dir == NULL)
-			dir = dirs[i];
-	if (dir == NULL)
-		cr_skip_test("no suricata-verify captures");
 	for (size_t i = 0; i < MRY_ARRAY_SIZE(PEERS); i++) {
 		for (int mode = 0; mode < 2; mode++) {
 			char path[512];
@@ -1696,17 +1685,10 @@ Test(smtp, suricata_verify_captures_give_the_expected_messages)
 
 Test(smtp, zeek_captures_give_byte_identical_messages)
 {
-	static const char *dirs[] = { MORAY_SRCDIR "/tests/data/peer/zeek", "/work/shared/peer/zeek" };
 	/* client side only (IPv6, no replies): flushed at close; BDAT non-ASCII */
 	static const char *stems[] = { "smtp-attachment-msg", "rfc3030-bdat-nonascii" };
-	const char *dir = NULL;
-	struct stat st;
+	const char *dir = data_dir("peer/zeek");
 
-	for (size_t i = 0; i < MRY_ARRAY_SIZE(dirs); i++)
-		if (stat(dirs[i], &st) == 0 && dir == NULL)
-			dir = dirs[i];
-	if (dir == NULL)
-		cr_skip_test("no zeek captures");
 	for (size_t i = 0; i < MRY_ARRAY_SIZE(stems); i++) {
 		char path[512];
 		uint8_t *want;
@@ -1718,7 +1700,7 @@ Test(smtp, zeek_captures_give_byte_identical_messages)
 		replay_pcap(path, false);
 		snprintf(path, sizeof(path), "%s/%s.expected-message.eml", dir, stems[i]);
 		want = slurp(path, &wlen);
-		cr_assert_not_null(want);
+		cr_assert_not_null(want, "test data %s missing", path);
 		cr_assert(eq(int, R.nmsg, 1), "%s", stems[i]);
 		cr_assert(R.m[0].ended, "%s", stems[i]);
 		cr_assert(eq(sz, R.m[0].len, wlen), "%s", stems[i]);
@@ -1738,13 +1720,7 @@ Test(smtp, zeek_bdat_captures)
 		{ "smtp-bdat-cmd-negative-chunk-size.pcap", 0, 0, 0, 0 },
 		{ "smtp-starttls.pcap", 0, 0, 0, 0 },
 	};
-	const char *dir = "/work/shared/peer/zeek";
-	struct stat st;
-
-	if (stat(MORAY_SRCDIR "/tests/data/peer/zeek", &st) == 0)
-		dir = MORAY_SRCDIR "/tests/data/peer/zeek";
-	else if (stat(dir, &st) != 0)
-		cr_skip_test("no zeek captures");
+	const char *dir = data_dir("peer/zeek");
 	for (size_t i = 0; i < MRY_ARRAY_SIZE(zk); i++) {
 		char path[512];
 		int ended = 0;
@@ -1855,8 +1831,17 @@ Test(smtp, block_line_scanner_matches_the_per_line_code)
 	block_scanner_matches_per_line_code(true);
 }
 
-/* the AVX2 scanner where the CPU has it (else the SSE2 one again) */
+/*
+ * the AVX2 scanner where the CPU has it; without AVX2 (or with
+ * MORAY_FORCE_SCALAR=1, as the smtp_scalar test runs) the SSE2 one again,
+ * and the test says so
+ */
 Test(smtp, block_line_scanner_avx2_matches_the_per_line_code)
 {
+	fprintf(stderr, "block line scanner: %s\n",
+		mry_cpu_force_baseline(false)
+			? "compared the AVX2 scanner with the per-line code"
+			: "no AVX2 scanner here (CPU without AVX2, or MORAY_FORCE_SCALAR=1): "
+			  "compared the SSE2 scanner only");
 	block_scanner_matches_per_line_code(false);
 }

@@ -194,7 +194,10 @@ int mry_parse_port_list(const char *s, uint16_t *ports, unsigned cap);
 
 /* ---- CPU features (cpu.c) ---------------------------------------------- */
 
-/** True when the AVX2 kernels run (the CPU has AVX2, not forced off). */
+/**
+ * True when the AVX2 kernels run: the CPU has AVX2, MORAY_FORCE_SCALAR=1 was
+ * not in the environment at the first call, and not forced off below.
+ */
 bool mry_cpu_avx2(void);
 /**
  * For tests and benchmarks: @on limits every kernel to the x86-64 baseline
