@@ -71,14 +71,10 @@ struct mry_mime {
 	uint8_t eol_len;
 
 	char *field;                        /* [MRY_MIME_FIELD_MAX] */
-	uint32_t field_len;
-	uint32_t hdr_bytes;
-	bool hdr_capped;
-	uint32_t hdr_lines;                 /* lines in this header block */
+	struct mry_mime_hdr_block hb;       /* the header block being read */
 
 	uint32_t entity_index;
 	uint32_t entity_depth;
-	struct mry_mime_hdr hdr;
 
 	struct mry_mime_part_info pi;
 	enum mry_mime_encoding dec_enc;
@@ -391,19 +387,15 @@ static void start_entity(struct mry_mime *m)
 	if (!alloc_index(m, &m->entity_index))
 		return;
 	m->entity_depth = m->nframes;
-	memset(&m->hdr, 0, sizeof(m->hdr));
-	m->field_len = 0;
-	m->hdr_bytes = 0;
-	m->hdr_capped = false;
-	m->hdr_lines = 0;
+	mry_mime_hdr_block_init(&m->hb, m->field, m->ctx->cfg.max_header_bytes);
 	m->an_mask = 0;
 	m->state = ST_HEADERS;
 }
 
-/* the text leaf described by m->hdr opens (again, after a uu region) */
+/* the text leaf described by m->hb.hdr opens (again, after a uu region) */
 static void open_text_leaf(struct mry_mime *m, uint32_t index)
 {
-	const struct mry_mime_hdr *h = &m->hdr;
+	const struct mry_mime_hdr *h = &m->hb.hdr;
 
 	m->pi.index = index;
 	m->pi.depth = m->entity_depth;
@@ -425,54 +417,33 @@ static void push_frame(struct mry_mime *m, enum frame_kind kind)
 	struct mime_frame *f = &m->frames[m->nframes++];
 
 	f->kind = (uint8_t)kind;
-	f->digest = strcmp(m->hdr.ct, "multipart/digest") == 0;
+	f->digest = strcmp(m->hb.hdr.ct, "multipart/digest") == 0;
 	f->blen = 0;
 	if (kind == FR_MULTIPART) {
-		memcpy(f->boundary, m->hdr.boundary, m->hdr.boundary_len);
-		f->blen = m->hdr.boundary_len;
+		memcpy(f->boundary, m->hb.hdr.boundary, m->hb.hdr.boundary_len);
+		f->blen = m->hb.hdr.boundary_len;
 	}
 }
 
-static void finish_field(struct mry_mime *m)
+/* report what the header-block reader noted, once per entity */
+static void header_anomalies(struct mry_mime *m)
 {
-	const char *f = m->field, *colon;
-	size_t nl;
+	uint32_t bits = m->hb.hdr.anomalies;
+	unsigned an;
 
-	if (m->field_len == 0)
-		return;
-	colon = memchr(f, ':', m->field_len);
-	if (colon != NULL) {
-		nl = (size_t)(colon - f);
-		while (nl > 0 && (f[nl - 1] == ' ' || f[nl - 1] == '\t'))
-			nl--;
-		mry_mime_hdr_field(&m->hdr, f, nl, colon + 1,
-				   m->field_len - (size_t)(colon + 1 - f));
-	}
-	m->field_len = 0;
-}
-
-static void field_append(struct mry_mime *m, const uint8_t *p, size_t n)
-{
-	size_t room = MRY_MIME_FIELD_MAX - m->field_len;
-
-	if (n > room) {
-		n = room;
-		report_once(m, MRY_MIME_AN_HEADER_TOO_LONG);
-	}
-	memcpy(m->field + m->field_len, p, n);
-	m->field_len += (uint32_t)n;
+	m->hb.hdr.anomalies = 0;
+	for (an = 0; bits != 0 && an < MRY_MIME_AN_MAX; an++)
+		if (bits & (1u << an))
+			report_once(m, (enum mry_mime_anomaly)an);
 }
 
 static void headers_done(struct mry_mime *m)
 {
-	struct mry_mime_hdr *h = &m->hdr;
-	unsigned an;
+	struct mry_mime_hdr *h = &m->hb.hdr;
 	bool parent_digest;
 
-	finish_field(m);
-	for (an = 0; an < MRY_MIME_AN_MAX; an++)
-		if (h->anomalies & (1u << an))
-			report_once(m, (enum mry_mime_anomaly)an);
+	mry_mime_hdr_block_finish(&m->hb);
+	header_anomalies(m);
 	parent_digest = m->nframes > 0 && m->frames[m->nframes - 1].kind == FR_MULTIPART &&
 			m->frames[m->nframes - 1].digest;
 	if (!h->have_ct || h->ct[0] == '\0')
@@ -513,7 +484,7 @@ static void unwind(struct mry_mime *m, uint32_t keep)
 {
 	/* a delimiter right after a delimiter is no part (GMime agrees);
 	 * headers without a body are an empty leaf */
-	if (m->state == ST_HEADERS && m->hdr_lines > 0)
+	if (m->state == ST_HEADERS && m->hb.lines > 0)
 		headers_done(m);
 	if (m->state == ST_BODY || m->state == ST_UU)
 		leaf_end(m);
@@ -559,64 +530,35 @@ static int match_boundary(const struct mry_mime *m, const uint8_t *p, size_t n,
 	return -1;
 }
 
-static bool header_name_ok(const uint8_t *p, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		if (p[i] == ':')
-			return i > 0;
-		if (p[i] <= ' ' || p[i] >= 0x7f)
-			return false;
-	}
-	return false;
-}
-
 /* one header-block line, or a piece of a long one */
 static void header_line(struct mry_mime *m, const uint8_t *p, size_t n,
 			size_t clen, bool line_start)
 {
 	const struct mry_mime_callbacks *cb = &m->ctx->cb;
 	bool first = m->first_line;
+	enum mry_mime_hdr_line kind;
 
 	m->first_line = false;
 	if (cb->header_data != NULL)
 		cb->header_data(m->user, m->entity_index, p, n);
-	if (memchr(p, '\0', n) != NULL)
-		report_once(m, MRY_MIME_AN_NUL_IN_HEADER);
-	m->hdr_bytes += (uint32_t)n;
-	if (m->hdr_bytes > m->ctx->cfg.max_header_bytes && !m->hdr_capped) {
-		m->hdr_capped = true;
-		report_once(m, MRY_MIME_AN_HEADER_TOO_LONG);
-		finish_field(m);
-	}
-	if (line_start && clen > 0 && p[0] != ' ' && p[0] != '\t' &&
-	    !header_name_ok(p, clen)) {
+	kind = mry_mime_hdr_block_line(&m->hb, p, n, clen, line_start);
+	header_anomalies(m);
+	switch (kind) {
+	case MRY_MIME_HL_NOT_FIELD:
 		/* GMime 3.2 keeps a non-header line inside the header block
 		 * (real mailers emit broken folded lines); only an empty line
 		 * ends it. It is not a field, and a block of nothing else
-		 * before a delimiter makes no part (hdr_lines stays 0). */
-		finish_field(m);
+		 * before a delimiter makes no part (hb.lines stays 0). */
 		if (!(m->entity_index == 0 && first && clen >= 5 &&
 		      memcmp(p, "From ", 5) == 0))
 			report_once(m, MRY_MIME_AN_HEADER_MALFORMED);
 		return;
-	}
-	m->hdr_lines++;
-	if (line_start && clen == 0 && n > 0) {
-		headers_done(m);              /* the empty line */
+	case MRY_MIME_HL_END:
+		headers_done(m);
+		return;
+	case MRY_MIME_HL_FIELD:
 		return;
 	}
-	if (m->hdr_capped)
-		return;
-	if (line_start && (p[0] == ' ' || p[0] == '\t')) {
-		if (m->field_len > 0)
-			field_append(m, p, clen);
-		return;
-	}
-	if (line_start)
-		finish_field(m);
-	field_append(m, p, clen);
 }
 
 /* a text leaf's line: it may open an embedded uuencoded file (ClamAV does) */
@@ -846,7 +788,7 @@ void mry_mime_end(struct mry_mime *m)
 		handle_line(m, m->line, m->line_len, false);
 		m->line_len = 0;
 	}
-	if (m->state == ST_HEADERS && (m->hdr_lines > 0 || m->nframes == 0))
+	if (m->state == ST_HEADERS && (m->hb.lines > 0 || m->nframes == 0))
 		headers_done(m);
 	if (m->state == ST_BODY || m->state == ST_UU) {
 		/* no delimiter follows: the last line end is content */
