@@ -673,18 +673,23 @@ static void field_append(struct mry_mime_hdr_block *b, const uint8_t *p, size_t 
 	b->field_len += (uint32_t)n;
 }
 
-/* RFC 5322 §2.2: a field name is printable US-ASCII but ':', then ':' */
+/*
+ * RFC 5322 §2.2: a field name is printable US-ASCII but ':', then ':';
+ * §4.5.3 (obsolete syntax) allows blanks before the colon. Bytes over
+ * 0x7f are taken as name characters, as GMime does, so 8-bit garbage in
+ * a name does not end the header.
+ */
 static bool header_name_ok(const uint8_t *p, size_t n)
 {
-	size_t i;
+	size_t i = 0;
 
-	for (i = 0; i < n; i++) {
-		if (p[i] == ':')
-			return i > 0;
-		if (p[i] <= ' ' || p[i] >= 0x7f)
-			return false;
-	}
-	return false;
+	while (i < n && p[i] > ' ' && p[i] != ':' && p[i] != 0x7f)
+		i++;
+	if (i == 0)
+		return false;
+	while (i < n && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	return i < n && p[i] == ':';
 }
 
 enum mry_mime_hdr_line mry_mime_hdr_block_line(struct mry_mime_hdr_block *b,
