@@ -22,7 +22,7 @@
  *  - a message/rfc822 body sent base64, quoted-printable or uuencoded
  *    (RFC 2046 §5.2.1 forbids it; clients send it and ClamAV decodes it)
  *    is decoded and parsed as a message by a nested layer: a second
- *    struct mry_mime from the same pool, fed the decoded bytes, its depth
+ *    struct mry_mime from a pool of its own, fed the decoded bytes, its depth
  *    counted on from its parent's so the depth cap holds across layers;
  *  - a multipart whose boundary never appears keeps its body as one text
  *    part (Python's email keeps it as the payload). The preamble is held
@@ -67,6 +67,7 @@ struct mry_mime_ctx {
 	struct mry_mime_config cfg;
 	struct mry_mime_callbacks cb;
 	struct mry_pool *pool;
+	struct mry_pool *nested_pool;       /* layers for encoded messages only */
 	size_t off_frames;
 	size_t off_line;
 	size_t off_field;
@@ -79,6 +80,7 @@ struct mry_mime {
 	void *user;
 	struct mry_mime *root;              /* outermost layer (this one at top level) */
 	struct mry_mime *child;             /* layer parsing this one's decoded body */
+	bool nested;                        /* from nested_pool */
 	uint32_t depth_base;                /* depth of this layer's first entity */
 	enum mime_state state;
 	uint32_t nframes;
@@ -209,6 +211,8 @@ struct mry_mime_ctx *mry_mime_ctx_create(const struct mry_alloc *a,
 		c->cfg.max_msg_bytes = 256ULL << 20;
 	if (c->cfg.pool_count == 0)
 		c->cfg.pool_count = 1024;
+	if (c->cfg.nested_pool_count == 0)
+		c->cfg.nested_pool_count = c->cfg.pool_count / 8 + 4;
 	if (c->cfg.max_preamble == 0)
 		c->cfg.max_preamble = 4096;
 	if (c->cfg.max_preamble > 1024 * 1024)
@@ -230,6 +234,14 @@ struct mry_mime_ctx *mry_mime_ctx_create(const struct mry_alloc *a,
 		mry_free(a, c);
 		return NULL;
 	}
+	/* a separate pool, so nested messages never take a new message's parser */
+	c->nested_pool = mry_pool_create_ex(a, "mime_nested", sz, c->cfg.nested_pool_count,
+					    sizeof(struct mry_mime));
+	if (c->nested_pool == NULL) {
+		mry_pool_destroy(c->pool);
+		mry_free(a, c);
+		return NULL;
+	}
 	return c;
 }
 
@@ -237,6 +249,7 @@ void mry_mime_ctx_destroy(struct mry_mime_ctx *c)
 {
 	if (c == NULL)
 		return;
+	mry_pool_destroy(c->nested_pool);
 	mry_pool_destroy(c->pool);
 	mry_free(c->alloc, c);
 }
@@ -512,13 +525,14 @@ static bool open_encoded_message(struct mry_mime *m)
 	struct mry_mime *c;
 
 	report_once(m, MRY_MIME_AN_MESSAGE_ENCODED);
-	c = mry_pool_get(m->ctx->pool);
+	c = mry_pool_get(m->ctx->nested_pool);
 	if (c == NULL) {
 		m->ctx->st.encoded_msg_no_parser++;
 		return false;
 	}
 	/* the nested message sits one level below this entity, as an
 	 * unencoded one does below its message frame */
+	c->nested = true;
 	if (!layer_start(c, m->ctx, m->user, m->root, m->depth_base + m->nframes + 1)) {
 		layer_release(c);
 		m->state = ST_DEAD;
@@ -1002,7 +1016,7 @@ static void layer_release(struct mry_mime *m)
 	while (m != NULL) {
 		struct mry_mime *c = m->child;
 
-		mry_pool_put(m->ctx->pool, m);
+		mry_pool_put(m->nested ? m->ctx->nested_pool : m->ctx->pool, m);
 		m = c;
 	}
 }

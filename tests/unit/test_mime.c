@@ -1390,9 +1390,10 @@ Test(mime, encoded_messages_nest_within_the_depth_cap)
 	cr_assert(eq(u32, c.p[0].pi.depth, 1));
 	cr_assert(eq(u32, c.an[MRY_MIME_AN_DEPTH_EXCEEDED], 1));
 	EXPECT(&c, 0, "Content-Type: text/plain\r\n\r\ndeep\r\n");
-	/* one parser only: no layer for the nested message, one leaf */
+	/* one nested parser only: no layer for the second message, one leaf */
 	cfg.max_depth = 0;
 	cfg.pool_count = 1;
+	cfg.nested_pool_count = 1;
 	x = mry_mime_ctx_create(mry_alloc_default(), &cfg, &cbs);
 	memset(&c, 0, sizeof(c));
 	m = mry_mime_begin(x, &c);
@@ -1401,8 +1402,10 @@ Test(mime, encoded_messages_nest_within_the_depth_cap)
 	mry_mime_get_stats(x, &st);
 	cr_assert(eq(sz, c.n, 1));
 	cr_assert(eq(str, c.p[0].ct, "message/rfc822"));
+	cr_assert(eq(u32, c.p[0].pi.depth, 1));
 	cr_assert(eq(u64, st.encoded_msg_no_parser, 1));
-	cr_assert(eq(u64, st.encoded_msgs, 0));
+	cr_assert(eq(u64, st.encoded_msgs, 1));
+	cr_assert(eq(u64, st.pool_empty, 0));
 	mry_mime_ctx_destroy(x);
 }
 

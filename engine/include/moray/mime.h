@@ -72,11 +72,12 @@ enum mry_mime_anomaly {
  *    outgrows the buffer first is delivered as that text part at once
  *    (counted in stats.preamble_spills); if the delimiter comes later the
  *    multipart's parts follow it as usual.
- *  - nesting: an encoded message/rfc822 (MESSAGE_ENCODED) is parsed by a
- *    second parser taken from the same pool, counted against max_depth,
- *    max_parts and max_msg_bytes like an unencoded one; with no parser
- *    free it is one decoded leaf (stats.encoded_msg_no_parser, and the
- *    pool's empty counter).
+ *  - nested_pool_count: an encoded message/rfc822 (MESSAGE_ENCODED) is
+ *    parsed by a second parser from a pool of this many kept for nesting
+ *    (so it never takes a new message's parser), counted against
+ *    max_depth, max_parts and max_msg_bytes like an unencoded one; with
+ *    no nested parser free it is one decoded leaf, as before
+ *    (stats.encoded_msg_no_parser).
  */
 struct mry_mime_config {
 	uint32_t max_depth;          /* default 20 */
@@ -87,6 +88,7 @@ struct mry_mime_config {
 	uint64_t max_msg_bytes;      /* decoded bytes per message, default 256 MiB */
 	uint32_t pool_count;         /* parsers per worker, default 1024 */
 	uint32_t max_preamble;       /* multipart body held before its first delimiter, default 4 KiB */
+	uint32_t nested_pool_count;  /* parsers for encoded message/rfc822 layers, default pool_count / 8 + 4 */
 };
 
 struct mry_mime_part_info {
@@ -107,7 +109,7 @@ struct mry_mime_stats {
 	uint64_t pool_empty;
 	uint64_t preamble_spills;        /* preambles over max_preamble delivered as a text part */
 	uint64_t encoded_msgs;           /* encoded message/rfc822 bodies parsed as messages */
-	uint64_t encoded_msg_no_parser;  /* ... left as one leaf: no parser free in the pool */
+	uint64_t encoded_msg_no_parser;  /* ... left as one leaf: no nested parser free */
 	uint64_t anomalies[MRY_MIME_AN_MAX];
 };
 
