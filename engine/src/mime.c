@@ -36,224 +36,6 @@
 
 #include "mime_priv.h"
 
-#define MIME_SLICE 4096            /* input decoded per step into m->out */
-#define MIME_OUT_MAX (MRY_QP_DEC_BOUND(MIME_SLICE) + 128)
-
-enum mime_state {
-	ST_HEADERS = 0,  /* an entity's header block */
-	ST_BODY,         /* a leaf body, through its decoder */
-	ST_SKIP,         /* epilogue, empty container: ignored */
-	ST_PREAMBLE,     /* before a multipart's first delimiter: held in m->pre */
-	ST_UU,           /* a uuencoded region found inside a text leaf */
-	ST_TEXT_RESUME,  /* text after such a region, not yet reopened */
-	ST_DEAD,         /* part cap reached: nothing more is parsed */
-};
-
-enum frame_kind {
-	FR_MULTIPART = 0,
-	FR_MESSAGE,
-};
-
-struct mime_frame {
-	uint8_t kind;
-	bool digest;
-	bool seen;                          /* one of its delimiters appeared */
-	uint16_t blen;
-	char boundary[MRY_MIME_BOUNDARY_MAX];
-};
-
-struct mry_mime_ctx {
-	const struct mry_alloc *alloc;
-	struct mry_mime_config cfg;
-	struct mry_mime_callbacks cb;
-	struct mry_pool *pool;
-	struct mry_pool *nested_pool;       /* layers for encoded messages only */
-	size_t off_frames;
-	size_t off_line;
-	size_t off_field;
-	size_t off_pre;
-	struct mry_mime_stats st;
-};
-
-struct mry_mime {
-	struct mry_mime_ctx *ctx;
-	void *user;
-	struct mry_mime *root;              /* outermost layer (this one at top level) */
-	struct mry_mime *child;             /* layer parsing this one's decoded body */
-	bool nested;                        /* from nested_pool */
-	uint32_t depth_base;                /* depth of this layer's first entity */
-	enum mime_state state;
-	uint32_t nframes;
-	struct mime_frame *frames;          /* [cfg.max_depth] */
-
-	uint8_t *line;                      /* [cfg.max_line] */
-	uint32_t line_len;
-	bool in_long_line;                  /* the next bytes continue a line */
-	bool first_line;
-	uint8_t eol[2];                     /* held-back EOL of the last body line */
-	uint8_t eol_len;
-
-	char *field;                        /* [MRY_MIME_FIELD_MAX] */
-	uint8_t *pre;                       /* [cfg.max_preamble] */
-	uint32_t pre_len;
-	bool pre_text;                      /* a held line has more than blanks */
-	struct mry_mime_hdr_block hb;       /* the header block being read */
-
-	uint32_t entity_index;
-	uint32_t entity_depth;
-
-	struct mry_mime_part_info pi;
-	enum mry_mime_encoding dec_enc;
-	union {
-		struct mry_b64_dec b64;
-		struct mry_qp_dec qp;
-		struct mry_uu_dec uu;
-	} dec;
-	bool uu_scan;
-	char uu_name[MRY_MIME_NAME_MAX];
-	uint32_t an_mask;                   /* anomalies reported once per entity */
-	uint64_t part_bytes;
-	uint64_t msg_bytes;
-	bool part_over;
-	bool msg_over;
-	uint32_t nparts;
-	uint8_t out[MIME_OUT_MAX];
-};
-
-static const char *const anomaly_names[MRY_MIME_AN_MAX] = {
-	[MRY_MIME_AN_B64_INVALID_CHAR] = "b64_invalid_char",
-	[MRY_MIME_AN_B64_BAD_PADDING] = "b64_bad_padding",
-	[MRY_MIME_AN_B64_UNPADDED] = "b64_unpadded",
-	[MRY_MIME_AN_QP_INVALID_ESCAPE] = "qp_invalid_escape",
-	[MRY_MIME_AN_QP_LOWERCASE_HEX] = "qp_lowercase_hex",
-	[MRY_MIME_AN_CTE_CONFLICT] = "cte_conflict",
-	[MRY_MIME_AN_CTE_UNKNOWN] = "cte_unknown",
-	[MRY_MIME_AN_CT_DUPLICATE] = "ct_duplicate",
-	[MRY_MIME_AN_BOUNDARY_MISSING] = "boundary_missing",
-	[MRY_MIME_AN_BOUNDARY_INVALID] = "boundary_invalid",
-	[MRY_MIME_AN_BOUNDARY_NO_END] = "boundary_no_end",
-	[MRY_MIME_AN_DEPTH_EXCEEDED] = "depth_exceeded",
-	[MRY_MIME_AN_HEADER_TOO_LONG] = "header_too_long",
-	[MRY_MIME_AN_HEADER_MALFORMED] = "header_malformed",
-	[MRY_MIME_AN_LINE_TOO_LONG] = "line_too_long",
-	[MRY_MIME_AN_PART_TOO_BIG] = "part_too_big",
-	[MRY_MIME_AN_MSG_TOO_BIG] = "msg_too_big",
-	[MRY_MIME_AN_TOO_MANY_PARTS] = "too_many_parts",
-	[MRY_MIME_AN_UU_MALFORMED] = "uu_malformed",
-	[MRY_MIME_AN_NUL_IN_HEADER] = "nul_in_header",
-	[MRY_MIME_AN_BOUNDARY_NOT_FOUND] = "boundary_not_found",
-	[MRY_MIME_AN_MESSAGE_ENCODED] = "message_encoded",
-};
-
-const char *mry_mime_anomaly_name(enum mry_mime_anomaly an)
-{
-	if ((unsigned)an >= MRY_MIME_AN_MAX)
-		return "unknown";
-	return anomaly_names[an];
-}
-
-const char *mry_mime_encoding_name(enum mry_mime_encoding e)
-{
-	switch (e) {
-	case MRY_MIME_ENC_7BIT: return "7bit";
-	case MRY_MIME_ENC_8BIT: return "8bit";
-	case MRY_MIME_ENC_BINARY: return "binary";
-	case MRY_MIME_ENC_BASE64: return "base64";
-	case MRY_MIME_ENC_QP: return "quoted-printable";
-	case MRY_MIME_ENC_UUENCODE: return "x-uuencode";
-	case MRY_MIME_ENC_UNKNOWN: return "unknown";
-	}
-	return "unknown";
-}
-
-void mry_mime_get_stats(const struct mry_mime_ctx *c, struct mry_mime_stats *st)
-{
-	struct mry_pool_stats ps;
-
-	*st = c->st;
-	mry_pool_get_stats(c->pool, &ps);
-	st->pool_empty = ps.empty;
-}
-
-struct mry_mime_ctx *mry_mime_ctx_create(const struct mry_alloc *a,
-					 const struct mry_mime_config *cfg,
-					 const struct mry_mime_callbacks *cb)
-{
-	struct mry_mime_ctx *c;
-	size_t sz;
-
-	c = mry_zalloc(a, sizeof(*c));
-	if (c == NULL) {
-		mry_log(MRY_LOG_ERR, "mime", "cannot allocate context");
-		return NULL;
-	}
-	c->alloc = a;
-	if (cfg != NULL)
-		c->cfg = *cfg;
-	if (cb != NULL)
-		c->cb = *cb;
-	if (c->cfg.max_depth == 0)
-		c->cfg.max_depth = 20;
-	if (c->cfg.max_depth > 1000)
-		c->cfg.max_depth = 1000;
-	if (c->cfg.max_parts == 0)
-		c->cfg.max_parts = 1000;
-	if (c->cfg.max_header_bytes == 0)
-		c->cfg.max_header_bytes = 64 * 1024;
-	if (c->cfg.max_line == 0)
-		c->cfg.max_line = 8 * 1024;
-	/* a boundary line must fit one buffered line */
-	if (c->cfg.max_line < MRY_MIME_BOUNDARY_MAX + 64)
-		c->cfg.max_line = MRY_MIME_BOUNDARY_MAX + 64;
-	if (c->cfg.max_part_bytes == 0)
-		c->cfg.max_part_bytes = 64ULL << 20;
-	if (c->cfg.max_msg_bytes == 0)
-		c->cfg.max_msg_bytes = 256ULL << 20;
-	if (c->cfg.pool_count == 0)
-		c->cfg.pool_count = 1024;
-	if (c->cfg.nested_pool_count == 0)
-		c->cfg.nested_pool_count = c->cfg.pool_count / 8 + 4;
-	if (c->cfg.max_preamble == 0)
-		c->cfg.max_preamble = 4096;
-	if (c->cfg.max_preamble > 1024 * 1024)
-		c->cfg.max_preamble = 1024 * 1024;
-
-	sz = (sizeof(struct mry_mime) + 15) & ~(size_t)15;
-	c->off_frames = sz;
-	sz += (size_t)c->cfg.max_depth * sizeof(struct mime_frame);
-	sz = (sz + 15) & ~(size_t)15;
-	c->off_line = sz;
-	sz += c->cfg.max_line;
-	c->off_field = sz;
-	sz += MRY_MIME_FIELD_MAX;
-	c->off_pre = sz;
-	sz += c->cfg.max_preamble;
-	/* frames, line and field buffers are written before they are read */
-	c->pool = mry_pool_create_ex(a, "mime", sz, c->cfg.pool_count, sizeof(struct mry_mime));
-	if (c->pool == NULL) {
-		mry_free(a, c);
-		return NULL;
-	}
-	/* a separate pool, so nested messages never take a new message's parser */
-	c->nested_pool = mry_pool_create_ex(a, "mime_nested", sz, c->cfg.nested_pool_count,
-					    sizeof(struct mry_mime));
-	if (c->nested_pool == NULL) {
-		mry_pool_destroy(c->pool);
-		mry_free(a, c);
-		return NULL;
-	}
-	return c;
-}
-
-void mry_mime_ctx_destroy(struct mry_mime_ctx *c)
-{
-	if (c == NULL)
-		return;
-	mry_pool_destroy(c->nested_pool);
-	mry_pool_destroy(c->pool);
-	mry_free(c->alloc, c);
-}
-
 /* ---- anomalies, caps, delivery ---------------------------------------- */
 
 static void report(struct mry_mime *m, enum mry_mime_anomaly an)
@@ -758,7 +540,9 @@ static void preamble_open(struct mry_mime *m)
 static void preamble_line(struct mry_mime *m, const uint8_t *p, size_t n,
 			  size_t clen, size_t eol_len, bool line_start)
 {
-	if (line_start && eol_len > 0 && n <= m->ctx->cfg.max_preamble - m->pre_len) {
+	bool fits = n <= m->ctx->cfg.max_preamble - m->pre_len;
+
+	if (line_start && eol_len > 0 && fits) {
 		size_t i;
 
 		memcpy(m->pre + m->pre_len, p, n);
@@ -767,7 +551,8 @@ static void preamble_line(struct mry_mime *m, const uint8_t *p, size_t n,
 			m->pre_text = p[i] != ' ' && p[i] != '\t' && p[i] != '\r';
 		return;
 	}
-	m->ctx->st.preamble_spills++;
+	if (!fits || !line_start)
+		m->ctx->st.preamble_spills++;   /* over the buffer, not the end */
 	preamble_open(m);
 	dispatch(m, p, n, clen, eol_len, line_start);
 }

@@ -91,4 +91,93 @@ void mry_mime_hdr_block_finish(struct mry_mime_hdr_block *b);
  */
 void mry_mime_decode_2047(const char *in, char *out, size_t cap);
 
+/*
+ * Parser state, shared by mime.c (the parser) and mime_ctx.c (the per-worker
+ * context that sizes and pools it). Nothing else looks inside.
+ */
+
+#define MIME_SLICE 4096            /* input decoded per step into m->out */
+#define MIME_OUT_MAX (MRY_QP_DEC_BOUND(MIME_SLICE) + 128)
+
+enum mime_state {
+	ST_HEADERS = 0,  /* an entity's header block */
+	ST_BODY,         /* a leaf body, through its decoder */
+	ST_SKIP,         /* epilogue, empty container: ignored */
+	ST_PREAMBLE,     /* before a multipart's first delimiter: held in m->pre */
+	ST_UU,           /* a uuencoded region found inside a text leaf */
+	ST_TEXT_RESUME,  /* text after such a region, not yet reopened */
+	ST_DEAD,         /* part cap reached: nothing more is parsed */
+};
+
+enum frame_kind {
+	FR_MULTIPART = 0,
+	FR_MESSAGE,
+};
+
+struct mime_frame {
+	uint8_t kind;
+	bool digest;
+	bool seen;                          /* one of its delimiters appeared */
+	uint16_t blen;
+	char boundary[MRY_MIME_BOUNDARY_MAX];
+};
+
+struct mry_mime_ctx {
+	const struct mry_alloc *alloc;
+	struct mry_mime_config cfg;
+	struct mry_mime_callbacks cb;
+	struct mry_pool *pool;
+	struct mry_pool *nested_pool;       /* layers for encoded messages only */
+	size_t off_frames;
+	size_t off_line;
+	size_t off_field;
+	size_t off_pre;
+	struct mry_mime_stats st;
+};
+
+struct mry_mime {
+	struct mry_mime_ctx *ctx;
+	void *user;
+	struct mry_mime *root;              /* outermost layer (this one at top level) */
+	struct mry_mime *child;             /* layer parsing this one's decoded body */
+	bool nested;                        /* from nested_pool */
+	uint32_t depth_base;                /* depth of this layer's first entity */
+	enum mime_state state;
+	uint32_t nframes;
+	struct mime_frame *frames;          /* [cfg.max_depth] */
+
+	uint8_t *line;                      /* [cfg.max_line] */
+	uint32_t line_len;
+	bool in_long_line;                  /* the next bytes continue a line */
+	bool first_line;
+	uint8_t eol[2];                     /* held-back EOL of the last body line */
+	uint8_t eol_len;
+
+	char *field;                        /* [MRY_MIME_FIELD_MAX] */
+	uint8_t *pre;                       /* [cfg.max_preamble] */
+	uint32_t pre_len;
+	bool pre_text;                      /* a held line has more than blanks */
+	struct mry_mime_hdr_block hb;       /* the header block being read */
+
+	uint32_t entity_index;
+	uint32_t entity_depth;
+
+	struct mry_mime_part_info pi;
+	enum mry_mime_encoding dec_enc;
+	union {
+		struct mry_b64_dec b64;
+		struct mry_qp_dec qp;
+		struct mry_uu_dec uu;
+	} dec;
+	bool uu_scan;
+	char uu_name[MRY_MIME_NAME_MAX];
+	uint32_t an_mask;                   /* anomalies reported once per entity */
+	uint64_t part_bytes;
+	uint64_t msg_bytes;
+	bool part_over;
+	bool msg_over;
+	uint32_t nparts;
+	uint8_t out[MIME_OUT_MAX];
+};
+
 #endif /* MORAY_MIME_PRIV_H */

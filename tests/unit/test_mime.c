@@ -1501,3 +1501,25 @@ Test(mime, long_preamble_is_scanned_as_it_comes_and_parts_follow)
 	cr_assert(eq(u32, c.an[MRY_MIME_AN_BOUNDARY_NOT_FOUND], 0));
 	mry_mime_ctx_destroy(x);
 }
+
+Test(mime, header_block_reader_classifies_lines_without_callbacks)
+{
+	static char field[MRY_MIME_FIELD_MAX];
+	struct mry_mime_hdr_block b;
+
+#define LINE(s, start) mry_mime_hdr_block_line(&b, (const uint8_t *)(s), strlen(s), \
+			strcspn((s), "\r\n"), (start))
+	mry_mime_hdr_block_init(&b, field, 1024);
+	cr_assert(eq(int, LINE("Content-Type: text/x-a;\r\n", true), MRY_MIME_HL_FIELD));
+	cr_assert(eq(int, LINE(" name=\"a.b\"\r\n", true), MRY_MIME_HL_FIELD));
+	cr_assert(eq(int, LINE("Content-Transfer-Encoding  : base64\r\n", true), MRY_MIME_HL_FIELD));
+	cr_assert(eq(int, LINE("aGVsbG8=\r\n", true), MRY_MIME_HL_NOT_FIELD));
+	cr_assert(eq(int, LINE(": no name\r\n", true), MRY_MIME_HL_NOT_FIELD));
+	cr_assert(eq(int, LINE("\r\n", true), MRY_MIME_HL_END));
+	/* the fields before the non-field line were parsed */
+	cr_assert(eq(str, b.hdr.ct, "text/x-a"));
+	cr_assert(eq(str, b.hdr.name, "a.b"));
+	cr_assert(eq(int, b.hdr.enc, MRY_MIME_ENC_BASE64));
+	cr_assert(eq(u32, b.lines, 4));
+#undef LINE
+}
