@@ -14,204 +14,27 @@
  * boundary belongs to the boundary, so each body line's EOL is held back
  * until the next line proves it is not a delimiter. Lenient choices that
  * decide what a client would show are counted as anomalies.
+ *
+ * Where clients see more than the RFCs allow, so does the parser:
+ *  - the header ends at the first line that is not a field (RFC 5322
+ *    parsers, Postfix cleanup and Python's email do this), so a body sent
+ *    without the empty line is still decoded;
+ *  - a message/rfc822 body sent base64, quoted-printable or uuencoded
+ *    (RFC 2046 §5.2.1 forbids it; clients send it and ClamAV decodes it)
+ *    is decoded and parsed as a message by a nested layer: a second
+ *    struct mry_mime from a pool of its own, fed the decoded bytes, its depth
+ *    counted on from its parent's so the depth cap holds across layers;
+ *  - a multipart whose boundary never appears keeps its body as one text
+ *    part (Python's email keeps it as the payload). The preamble is held
+ *    in a max_preamble buffer until the first delimiter; a preamble that
+ *    outgrows it is delivered as that text part at once, so nothing is
+ *    buffered without bound.
  */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "mime_priv.h"
-
-#define MIME_SLICE 4096            /* input decoded per step into m->out */
-#define MIME_OUT_MAX (MRY_QP_DEC_BOUND(MIME_SLICE) + 128)
-
-enum mime_state {
-	ST_HEADERS = 0,  /* an entity's header block */
-	ST_BODY,         /* a leaf body, through its decoder */
-	ST_SKIP,         /* preamble, epilogue, empty container: ignored */
-	ST_UU,           /* a uuencoded region found inside a text leaf */
-	ST_TEXT_RESUME,  /* text after such a region, not yet reopened */
-	ST_DEAD,         /* part cap reached: nothing more is parsed */
-};
-
-enum frame_kind {
-	FR_MULTIPART = 0,
-	FR_MESSAGE,
-};
-
-struct mime_frame {
-	uint8_t kind;
-	bool digest;
-	uint16_t blen;
-	char boundary[MRY_MIME_BOUNDARY_MAX];
-};
-
-struct mry_mime_ctx {
-	const struct mry_alloc *alloc;
-	struct mry_mime_config cfg;
-	struct mry_mime_callbacks cb;
-	struct mry_pool *pool;
-	size_t off_frames;
-	size_t off_line;
-	size_t off_field;
-	struct mry_mime_stats st;
-};
-
-struct mry_mime {
-	struct mry_mime_ctx *ctx;
-	void *user;
-	enum mime_state state;
-	uint32_t nframes;
-	struct mime_frame *frames;          /* [cfg.max_depth] */
-
-	uint8_t *line;                      /* [cfg.max_line] */
-	uint32_t line_len;
-	bool in_long_line;                  /* the next bytes continue a line */
-	bool first_line;
-	uint8_t eol[2];                     /* held-back EOL of the last body line */
-	uint8_t eol_len;
-
-	char *field;                        /* [MRY_MIME_FIELD_MAX] */
-	uint32_t field_len;
-	uint32_t hdr_bytes;
-	bool hdr_capped;
-	uint32_t hdr_lines;                 /* lines in this header block */
-
-	uint32_t entity_index;
-	uint32_t entity_depth;
-	struct mry_mime_hdr hdr;
-
-	struct mry_mime_part_info pi;
-	enum mry_mime_encoding dec_enc;
-	union {
-		struct mry_b64_dec b64;
-		struct mry_qp_dec qp;
-		struct mry_uu_dec uu;
-	} dec;
-	bool uu_scan;
-	char uu_name[MRY_MIME_NAME_MAX];
-	uint32_t an_mask;                   /* anomalies reported once per entity */
-	uint64_t part_bytes;
-	uint64_t msg_bytes;
-	bool part_over;
-	bool msg_over;
-	uint32_t nparts;
-	uint8_t out[MIME_OUT_MAX];
-};
-
-static const char *const anomaly_names[MRY_MIME_AN_MAX] = {
-	[MRY_MIME_AN_B64_INVALID_CHAR] = "b64_invalid_char",
-	[MRY_MIME_AN_B64_BAD_PADDING] = "b64_bad_padding",
-	[MRY_MIME_AN_B64_UNPADDED] = "b64_unpadded",
-	[MRY_MIME_AN_QP_INVALID_ESCAPE] = "qp_invalid_escape",
-	[MRY_MIME_AN_QP_LOWERCASE_HEX] = "qp_lowercase_hex",
-	[MRY_MIME_AN_CTE_CONFLICT] = "cte_conflict",
-	[MRY_MIME_AN_CTE_UNKNOWN] = "cte_unknown",
-	[MRY_MIME_AN_CT_DUPLICATE] = "ct_duplicate",
-	[MRY_MIME_AN_BOUNDARY_MISSING] = "boundary_missing",
-	[MRY_MIME_AN_BOUNDARY_INVALID] = "boundary_invalid",
-	[MRY_MIME_AN_BOUNDARY_NO_END] = "boundary_no_end",
-	[MRY_MIME_AN_DEPTH_EXCEEDED] = "depth_exceeded",
-	[MRY_MIME_AN_HEADER_TOO_LONG] = "header_too_long",
-	[MRY_MIME_AN_HEADER_MALFORMED] = "header_malformed",
-	[MRY_MIME_AN_LINE_TOO_LONG] = "line_too_long",
-	[MRY_MIME_AN_PART_TOO_BIG] = "part_too_big",
-	[MRY_MIME_AN_MSG_TOO_BIG] = "msg_too_big",
-	[MRY_MIME_AN_TOO_MANY_PARTS] = "too_many_parts",
-	[MRY_MIME_AN_UU_MALFORMED] = "uu_malformed",
-	[MRY_MIME_AN_NUL_IN_HEADER] = "nul_in_header",
-};
-
-const char *mry_mime_anomaly_name(enum mry_mime_anomaly an)
-{
-	if ((unsigned)an >= MRY_MIME_AN_MAX)
-		return "unknown";
-	return anomaly_names[an];
-}
-
-const char *mry_mime_encoding_name(enum mry_mime_encoding e)
-{
-	switch (e) {
-	case MRY_MIME_ENC_7BIT: return "7bit";
-	case MRY_MIME_ENC_8BIT: return "8bit";
-	case MRY_MIME_ENC_BINARY: return "binary";
-	case MRY_MIME_ENC_BASE64: return "base64";
-	case MRY_MIME_ENC_QP: return "quoted-printable";
-	case MRY_MIME_ENC_UUENCODE: return "x-uuencode";
-	case MRY_MIME_ENC_UNKNOWN: return "unknown";
-	}
-	return "unknown";
-}
-
-void mry_mime_get_stats(const struct mry_mime_ctx *c, struct mry_mime_stats *st)
-{
-	struct mry_pool_stats ps;
-
-	*st = c->st;
-	mry_pool_get_stats(c->pool, &ps);
-	st->pool_empty = ps.empty;
-}
-
-struct mry_mime_ctx *mry_mime_ctx_create(const struct mry_alloc *a,
-					 const struct mry_mime_config *cfg,
-					 const struct mry_mime_callbacks *cb)
-{
-	struct mry_mime_ctx *c;
-	size_t sz;
-
-	c = mry_zalloc(a, sizeof(*c));
-	if (c == NULL) {
-		mry_log(MRY_LOG_ERR, "mime", "cannot allocate context");
-		return NULL;
-	}
-	c->alloc = a;
-	if (cfg != NULL)
-		c->cfg = *cfg;
-	if (cb != NULL)
-		c->cb = *cb;
-	if (c->cfg.max_depth == 0)
-		c->cfg.max_depth = 20;
-	if (c->cfg.max_depth > 1000)
-		c->cfg.max_depth = 1000;
-	if (c->cfg.max_parts == 0)
-		c->cfg.max_parts = 1000;
-	if (c->cfg.max_header_bytes == 0)
-		c->cfg.max_header_bytes = 64 * 1024;
-	if (c->cfg.max_line == 0)
-		c->cfg.max_line = 8 * 1024;
-	/* a boundary line must fit one buffered line */
-	if (c->cfg.max_line < MRY_MIME_BOUNDARY_MAX + 64)
-		c->cfg.max_line = MRY_MIME_BOUNDARY_MAX + 64;
-	if (c->cfg.max_part_bytes == 0)
-		c->cfg.max_part_bytes = 64ULL << 20;
-	if (c->cfg.max_msg_bytes == 0)
-		c->cfg.max_msg_bytes = 256ULL << 20;
-	if (c->cfg.pool_count == 0)
-		c->cfg.pool_count = 1024;
-
-	sz = (sizeof(struct mry_mime) + 15) & ~(size_t)15;
-	c->off_frames = sz;
-	sz += (size_t)c->cfg.max_depth * sizeof(struct mime_frame);
-	sz = (sz + 15) & ~(size_t)15;
-	c->off_line = sz;
-	sz += c->cfg.max_line;
-	c->off_field = sz;
-	sz += MRY_MIME_FIELD_MAX;
-	/* frames, line and field buffers are written before they are read */
-	c->pool = mry_pool_create_ex(a, "mime", sz, c->cfg.pool_count, sizeof(struct mry_mime));
-	if (c->pool == NULL) {
-		mry_free(a, c);
-		return NULL;
-	}
-	return c;
-}
-
-void mry_mime_ctx_destroy(struct mry_mime_ctx *c)
-{
-	if (c == NULL)
-		return;
-	mry_pool_destroy(c->pool);
-	mry_free(c->alloc, c);
-}
 
 /* ---- anomalies, caps, delivery ---------------------------------------- */
 
@@ -234,22 +57,24 @@ static void deliver(struct mry_mime *m, const uint8_t *p, size_t n)
 {
 	const struct mry_mime_config *cfg = &m->ctx->cfg;
 
-	if (n == 0 || m->part_over || m->msg_over)
+	struct mry_mime *r = m->root;
+
+	if (n == 0 || m->part_over || r->msg_over)
 		return;
 	if (m->part_bytes + n > cfg->max_part_bytes) {
 		n = (size_t)(cfg->max_part_bytes - m->part_bytes);
 		m->part_over = true;
 		report(m, MRY_MIME_AN_PART_TOO_BIG);
 	}
-	if (m->msg_bytes + n > cfg->max_msg_bytes) {
-		n = (size_t)(cfg->max_msg_bytes - m->msg_bytes);
-		m->msg_over = true;
+	if (r->msg_bytes + n > cfg->max_msg_bytes) {
+		n = (size_t)(cfg->max_msg_bytes - r->msg_bytes);
+		r->msg_over = true;
 		report(m, MRY_MIME_AN_MSG_TOO_BIG);
 	}
 	if (n == 0)
 		return;
 	m->part_bytes += n;
-	m->msg_bytes += n;
+	r->msg_bytes += n;
 	m->ctx->st.bytes_decoded += n;
 	if (m->ctx->cb.part_data != NULL)
 		m->ctx->cb.part_data(m->user, p, n);
@@ -281,6 +106,17 @@ static void decoder_anomalies(struct mry_mime *m)
 	}
 }
 
+static void feed_layer(struct mry_mime *m, const uint8_t *data, size_t len);
+
+/* decoded bytes: to the nested message's layer, or to the leaf */
+static void emit(struct mry_mime *m, const uint8_t *p, size_t n)
+{
+	if (m->child != NULL)
+		feed_layer(m->child, p, n);
+	else
+		deliver(m, p, n);
+}
+
 /* raw body bytes of the open leaf -> its decoder -> caps -> part_data */
 static void body_bytes(struct mry_mime *m, const uint8_t *p, size_t n)
 {
@@ -301,7 +137,7 @@ static void body_bytes(struct mry_mime *m, const uint8_t *p, size_t n)
 			deliver(m, p, n);
 			return;
 		}
-		deliver(m, m->out, w);
+		emit(m, m->out, w);
 		p += take;
 		n -= take;
 	}
@@ -323,7 +159,7 @@ static void body_line(struct mry_mime *m, const uint8_t *p, size_t n,
 	}
 }
 
-static void leaf_start(struct mry_mime *m, enum mry_mime_encoding enc)
+static void decoder_start(struct mry_mime *m, enum mry_mime_encoding enc)
 {
 	m->dec_enc = enc;
 	switch (enc) {
@@ -335,12 +171,17 @@ static void leaf_start(struct mry_mime *m, enum mry_mime_encoding enc)
 		break;
 	case MRY_MIME_ENC_UUENCODE:
 		/* a CTE x-uuencode body starts with "begin"; an embedded region
-		 * is entered on its begin line */
-		mry_uu_init(&m->dec.uu, m->state != ST_UU);
+		 * is given its begin line, which says classic or base64 */
+		mry_uu_init(&m->dec.uu, true);
 		break;
 	default:
 		break;
 	}
+}
+
+static void leaf_start(struct mry_mime *m, enum mry_mime_encoding enc)
+{
+	decoder_start(m, enc);
 	m->part_bytes = 0;
 	m->part_over = false;
 	m->eol_len = 0;
@@ -348,6 +189,9 @@ static void leaf_start(struct mry_mime *m, enum mry_mime_encoding enc)
 	if (m->ctx->cb.part_begin != NULL)
 		m->ctx->cb.part_begin(m->user, &m->pi);
 }
+
+static void layer_finish(struct mry_mime *m);
+static void layer_release(struct mry_mime *m);
 
 static void leaf_end(struct mry_mime *m)
 {
@@ -366,9 +210,17 @@ static void leaf_end(struct mry_mime *m)
 	default:
 		break;
 	}
-	deliver(m, m->out, w);
+	emit(m, m->out, w);
 	decoder_anomalies(m);
 	m->eol_len = 0;
+	if (m->child != NULL) {
+		/* an encoded message ends: its layer closes what it opened */
+		layer_finish(m->child);
+		layer_release(m->child);
+		m->child = NULL;
+		m->state = ST_SKIP;
+		return;
+	}
 	if (m->ctx->cb.part_end != NULL)
 		m->ctx->cb.part_end(m->user, &m->pi);
 	m->state = ST_SKIP;
@@ -377,12 +229,12 @@ static void leaf_end(struct mry_mime *m)
 /* a new index for an entity or an embedded part; false at the cap */
 static bool alloc_index(struct mry_mime *m, uint32_t *idx)
 {
-	if (m->nparts >= m->ctx->cfg.max_parts) {
+	if (m->root->nparts >= m->ctx->cfg.max_parts) {
 		report(m, MRY_MIME_AN_TOO_MANY_PARTS);
 		m->state = ST_DEAD;
 		return false;
 	}
-	*idx = m->nparts++;
+	*idx = m->root->nparts++;
 	return true;
 }
 
@@ -390,20 +242,16 @@ static void start_entity(struct mry_mime *m)
 {
 	if (!alloc_index(m, &m->entity_index))
 		return;
-	m->entity_depth = m->nframes;
-	memset(&m->hdr, 0, sizeof(m->hdr));
-	m->field_len = 0;
-	m->hdr_bytes = 0;
-	m->hdr_capped = false;
-	m->hdr_lines = 0;
+	m->entity_depth = m->depth_base + m->nframes;
+	mry_mime_hdr_block_init(&m->hb, m->field, m->ctx->cfg.max_header_bytes);
 	m->an_mask = 0;
 	m->state = ST_HEADERS;
 }
 
-/* the text leaf described by m->hdr opens (again, after a uu region) */
+/* the text leaf described by m->hb.hdr opens (again, after a uu region) */
 static void open_text_leaf(struct mry_mime *m, uint32_t index)
 {
-	const struct mry_mime_hdr *h = &m->hdr;
+	const struct mry_mime_hdr *h = &m->hb.hdr;
 
 	m->pi.index = index;
 	m->pi.depth = m->entity_depth;
@@ -425,54 +273,68 @@ static void push_frame(struct mry_mime *m, enum frame_kind kind)
 	struct mime_frame *f = &m->frames[m->nframes++];
 
 	f->kind = (uint8_t)kind;
-	f->digest = strcmp(m->hdr.ct, "multipart/digest") == 0;
+	f->digest = strcmp(m->hb.hdr.ct, "multipart/digest") == 0;
+	f->seen = false;
 	f->blen = 0;
 	if (kind == FR_MULTIPART) {
-		memcpy(f->boundary, m->hdr.boundary, m->hdr.boundary_len);
-		f->blen = m->hdr.boundary_len;
+		memcpy(f->boundary, m->hb.hdr.boundary, m->hb.hdr.boundary_len);
+		f->blen = m->hb.hdr.boundary_len;
 	}
 }
 
-static void finish_field(struct mry_mime *m)
+/* report what the header-block reader noted, once per entity */
+static void header_anomalies(struct mry_mime *m)
 {
-	const char *f = m->field, *colon;
-	size_t nl;
+	uint32_t bits = m->hb.hdr.anomalies;
+	unsigned an;
 
-	if (m->field_len == 0)
-		return;
-	colon = memchr(f, ':', m->field_len);
-	if (colon != NULL) {
-		nl = (size_t)(colon - f);
-		while (nl > 0 && (f[nl - 1] == ' ' || f[nl - 1] == '\t'))
-			nl--;
-		mry_mime_hdr_field(&m->hdr, f, nl, colon + 1,
-				   m->field_len - (size_t)(colon + 1 - f));
-	}
-	m->field_len = 0;
+	m->hb.hdr.anomalies = 0;
+	for (an = 0; bits != 0 && an < MRY_MIME_AN_MAX; an++)
+		if (bits & (1u << an))
+			report_once(m, (enum mry_mime_anomaly)an);
 }
 
-static void field_append(struct mry_mime *m, const uint8_t *p, size_t n)
-{
-	size_t room = MRY_MIME_FIELD_MAX - m->field_len;
+static bool layer_start(struct mry_mime *m, struct mry_mime_ctx *c, void *user,
+			struct mry_mime *root, uint32_t depth_base);
 
-	if (n > room) {
-		n = room;
-		report_once(m, MRY_MIME_AN_HEADER_TOO_LONG);
+/*
+ * An encoded message/rfc822 body: decode it through this layer's decoder
+ * into a nested layer that parses it as a message. false when no parser is
+ * free (counted): the body is then one decoded leaf, as before.
+ */
+static bool open_encoded_message(struct mry_mime *m)
+{
+	struct mry_mime *c;
+
+	report_once(m, MRY_MIME_AN_MESSAGE_ENCODED);
+	c = mry_pool_get(m->ctx->nested_pool);
+	if (c == NULL) {
+		m->ctx->st.encoded_msg_no_parser++;
+		return false;
 	}
-	memcpy(m->field + m->field_len, p, n);
-	m->field_len += (uint32_t)n;
+	/* the nested message sits one level below this entity, as an
+	 * unencoded one does below its message frame */
+	c->nested = true;
+	if (!layer_start(c, m->ctx, m->user, m->root, m->depth_base + m->nframes + 1)) {
+		layer_release(c);
+		m->state = ST_DEAD;
+		return true;
+	}
+	m->ctx->st.encoded_msgs++;
+	m->child = c;
+	m->uu_scan = false;
+	m->state = ST_BODY;
+	decoder_start(m, m->hb.hdr.enc);
+	return true;
 }
 
 static void headers_done(struct mry_mime *m)
 {
-	struct mry_mime_hdr *h = &m->hdr;
-	unsigned an;
+	struct mry_mime_hdr *h = &m->hb.hdr;
 	bool parent_digest;
 
-	finish_field(m);
-	for (an = 0; an < MRY_MIME_AN_MAX; an++)
-		if (h->anomalies & (1u << an))
-			report_once(m, (enum mry_mime_anomaly)an);
+	mry_mime_hdr_block_finish(&m->hb);
+	header_anomalies(m);
 	parent_digest = m->nframes > 0 && m->frames[m->nframes - 1].kind == FR_MULTIPART &&
 			m->frames[m->nframes - 1].digest;
 	if (!h->have_ct || h->ct[0] == '\0')
@@ -485,27 +347,45 @@ static void headers_done(struct mry_mime *m)
 		if (!h->have_boundary || h->boundary_too_long) {
 			if (!h->have_boundary)
 				report_once(m, MRY_MIME_AN_BOUNDARY_MISSING);
-		} else if (m->nframes >= m->ctx->cfg.max_depth) {
+		} else if (m->depth_base + m->nframes >= m->ctx->cfg.max_depth) {
 			report_once(m, MRY_MIME_AN_DEPTH_EXCEEDED);
 		} else {
 			push_frame(m, FR_MULTIPART);
-			m->state = ST_SKIP;    /* preamble */
+			m->pre_len = 0;
+			m->pre_text = false;
+			m->state = ST_PREAMBLE;
 			return;
 		}
-	} else if ((strcmp(h->ct, "message/rfc822") == 0 ||
-		    strcmp(h->ct, "message/news") == 0 ||
-		    strcmp(h->ct, "message/global") == 0) &&
-		   h->enc != MRY_MIME_ENC_BASE64 && h->enc != MRY_MIME_ENC_QP &&
-		   h->enc != MRY_MIME_ENC_UUENCODE) {
-		if (m->nframes >= m->ctx->cfg.max_depth) {
+	} else if (strcmp(h->ct, "message/rfc822") == 0 ||
+		   strcmp(h->ct, "message/news") == 0 ||
+		   strcmp(h->ct, "message/global") == 0) {
+		bool encoded = h->enc == MRY_MIME_ENC_BASE64 || h->enc == MRY_MIME_ENC_QP ||
+			       h->enc == MRY_MIME_ENC_UUENCODE;
+
+		if (m->depth_base + m->nframes >= m->ctx->cfg.max_depth) {
 			report_once(m, MRY_MIME_AN_DEPTH_EXCEEDED);
-		} else {
+		} else if (!encoded) {
 			push_frame(m, FR_MESSAGE);
 			start_entity(m);
+			return;
+		} else if (open_encoded_message(m)) {
 			return;
 		}
 	}
 	open_text_leaf(m, m->entity_index);
+}
+
+static void preamble_open(struct mry_mime *m);
+
+/* a multipart frame goes without its final delimiter */
+static void pop_frame(struct mry_mime *m)
+{
+	m->nframes--;
+	if (m->frames[m->nframes].kind == FR_MULTIPART) {
+		report(m, MRY_MIME_AN_BOUNDARY_NO_END);
+		if (!m->frames[m->nframes].seen)
+			report(m, MRY_MIME_AN_BOUNDARY_NOT_FOUND);
+	}
 }
 
 /* close the entity in progress and every container above frame @keep */
@@ -513,15 +393,16 @@ static void unwind(struct mry_mime *m, uint32_t keep)
 {
 	/* a delimiter right after a delimiter is no part (GMime agrees);
 	 * headers without a body are an empty leaf */
-	if (m->state == ST_HEADERS && m->hdr_lines > 0)
+	if (m->state == ST_HEADERS && m->hb.lines > 0)
 		headers_done(m);
+	/* an outer delimiter (or the end) before this multipart's own: the
+	 * body it held is its only content */
+	if (m->state == ST_PREAMBLE && keep < m->nframes && m->pre_text)
+		preamble_open(m);
 	if (m->state == ST_BODY || m->state == ST_UU)
 		leaf_end(m);
-	while (m->nframes > keep) {
-		m->nframes--;
-		if (m->frames[m->nframes].kind == FR_MULTIPART)
-			report(m, MRY_MIME_AN_BOUNDARY_NO_END);
-	}
+	while (m->nframes > keep)
+		pop_frame(m);
 }
 
 /* index of the multipart frame whose delimiter this line is, or -1 */
@@ -559,68 +440,53 @@ static int match_boundary(const struct mry_mime *m, const uint8_t *p, size_t n,
 	return -1;
 }
 
-static bool header_name_ok(const uint8_t *p, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		if (p[i] == ':')
-			return i > 0;
-		if (p[i] <= ' ' || p[i] >= 0x7f)
-			return false;
-	}
-	return false;
-}
-
 /* one header-block line, or a piece of a long one */
-static void header_line(struct mry_mime *m, const uint8_t *p, size_t n,
+/*
+ * One header-block line, or a piece of a long one. false when the line is
+ * not a header line: the block ended before it (RFC 5322 §2.1 leaves no
+ * room for anything else between fields), and the caller hands the line
+ * to whatever the entity turned out to be.
+ */
+static bool header_line(struct mry_mime *m, const uint8_t *p, size_t n,
 			size_t clen, bool line_start)
 {
 	const struct mry_mime_callbacks *cb = &m->ctx->cb;
 	bool first = m->first_line;
+	enum mry_mime_hdr_line kind;
 
 	m->first_line = false;
-	if (cb->header_data != NULL)
+	if (first && clen >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0) {
+		/* a UTF-8 byte order mark before the first field (editors
+		 * save .eml files so; GMime skips it) is not part of a name */
+		kind = mry_mime_hdr_block_line(&m->hb, p + 3, n - 3, clen - 3, line_start);
+	} else {
+		kind = mry_mime_hdr_block_line(&m->hb, p, n, clen, line_start);
+	}
+	header_anomalies(m);
+	if (kind == MRY_MIME_HL_NOT_FIELD && m->entity_index == 0 && first &&
+	    clen >= 5 && memcmp(p, "From ", 5) == 0)
+		kind = MRY_MIME_HL_FIELD;     /* an mbox separator, not a field */
+	if (kind != MRY_MIME_HL_NOT_FIELD && cb->header_data != NULL)
 		cb->header_data(m->user, m->entity_index, p, n);
-	if (memchr(p, '\0', n) != NULL)
-		report_once(m, MRY_MIME_AN_NUL_IN_HEADER);
-	m->hdr_bytes += (uint32_t)n;
-	if (m->hdr_bytes > m->ctx->cfg.max_header_bytes && !m->hdr_capped) {
-		m->hdr_capped = true;
-		report_once(m, MRY_MIME_AN_HEADER_TOO_LONG);
-		finish_field(m);
+	switch (kind) {
+	case MRY_MIME_HL_NOT_FIELD:
+		/* Python's email, Postfix cleanup and RFC 5322 parsers start
+		 * the body here; a mailer that forgot the empty line still
+		 * gets its body decoded. Counted: GMime 3.2 reads on as header. */
+		report_once(m, MRY_MIME_AN_HEADER_MALFORMED);
+		headers_done(m);
+		return false;
+	case MRY_MIME_HL_END:
+		headers_done(m);
+		return true;
+	case MRY_MIME_HL_FIELD:
+		return true;
 	}
-	if (line_start && clen > 0 && p[0] != ' ' && p[0] != '\t' &&
-	    !header_name_ok(p, clen)) {
-		/* GMime 3.2 keeps a non-header line inside the header block
-		 * (real mailers emit broken folded lines); only an empty line
-		 * ends it. It is not a field, and a block of nothing else
-		 * before a delimiter makes no part (hdr_lines stays 0). */
-		finish_field(m);
-		if (!(m->entity_index == 0 && first && clen >= 5 &&
-		      memcmp(p, "From ", 5) == 0))
-			report_once(m, MRY_MIME_AN_HEADER_MALFORMED);
-		return;
-	}
-	m->hdr_lines++;
-	if (line_start && clen == 0 && n > 0) {
-		headers_done(m);              /* the empty line */
-		return;
-	}
-	if (m->hdr_capped)
-		return;
-	if (line_start && (p[0] == ' ' || p[0] == '\t')) {
-		if (m->field_len > 0)
-			field_append(m, p, clen);
-		return;
-	}
-	if (line_start)
-		finish_field(m);
-	field_append(m, p, clen);
+	return true;
 }
 
 /* a text leaf's line: it may open an embedded uuencoded file (ClamAV does) */
-static bool uu_begin_line(struct mry_mime *m, const uint8_t *p, size_t clen)
+static bool uu_begin_line(struct mry_mime *m, const uint8_t *p, size_t n, size_t clen)
 {
 	uint32_t idx;
 
@@ -638,7 +504,107 @@ static bool uu_begin_line(struct mry_mime *m, const uint8_t *p, size_t clen)
 	m->pi.attachment = false;
 	m->state = ST_UU;
 	leaf_start(m, MRY_MIME_ENC_UUENCODE);
+	/* the decoder reads "begin" or "begin-base64" from the line itself */
+	body_bytes(m, p, n);
 	return true;
+}
+
+static void dispatch(struct mry_mime *m, const uint8_t *p, size_t n, size_t clen,
+		     size_t eol_len, bool line_start);
+
+/*
+ * The multipart's own delimiter has not come, and its body outgrew the
+ * preamble buffer or ended: that body is one text part (the multipart's
+ * index, text/plain, decoded with the multipart's transfer encoding).
+ * The held lines are replayed through it, so a uuencoded file in them is
+ * cut out as in any text part.
+ */
+static void preamble_open(struct mry_mime *m)
+{
+	const uint8_t *b = m->pre, *end = m->pre + m->pre_len;
+
+	snprintf(m->hb.hdr.ct, sizeof(m->hb.hdr.ct), "text/plain");
+	open_text_leaf(m, m->entity_index);
+	while (b < end) {
+		const uint8_t *nl = memchr(b, '\n', (size_t)(end - b));
+		size_t n = (size_t)(nl + 1 - b), el = (n >= 2 && nl[-1] == '\r') ? 2 : 1;
+
+		dispatch(m, b, n, n - el, el, true);
+		b += n;
+	}
+	m->pre_len = 0;
+	m->pre_text = false;
+}
+
+/* a line before the first delimiter: held while it may be a preamble */
+static void preamble_line(struct mry_mime *m, const uint8_t *p, size_t n,
+			  size_t clen, size_t eol_len, bool line_start)
+{
+	bool fits = n <= m->ctx->cfg.max_preamble - m->pre_len;
+
+	if (line_start && eol_len > 0 && fits) {
+		size_t i;
+
+		memcpy(m->pre + m->pre_len, p, n);
+		m->pre_len += (uint32_t)n;
+		for (i = 0; i < clen && !m->pre_text; i++)
+			m->pre_text = p[i] != ' ' && p[i] != '\t' && p[i] != '\r';
+		return;
+	}
+	if (!fits || !line_start)
+		m->ctx->st.preamble_spills++;   /* over the buffer, not the end */
+	preamble_open(m);
+	dispatch(m, p, n, clen, eol_len, line_start);
+}
+
+/* a line (not a delimiter) in the current state */
+static void dispatch(struct mry_mime *m, const uint8_t *p, size_t n, size_t clen,
+		     size_t eol_len, bool line_start)
+{
+	for (;;) {
+		switch (m->state) {
+		case ST_HEADERS:
+			/* a non-header line ends the block and is read again:
+			 * each round opens a container, bounded by max_depth */
+			if (header_line(m, p, n, clen, line_start))
+				return;
+			continue;
+		case ST_PREAMBLE:
+			preamble_line(m, p, n, clen, eol_len, line_start);
+			return;
+		case ST_BODY:
+			if (m->uu_scan && line_start && clen > 6 && p[0] == 'b' &&
+			    uu_begin_line(m, p, n, clen))
+				return;
+			body_line(m, p, clen, p + clen, eol_len);
+			return;
+		case ST_UU:
+			/* line ends matter to uudecode; no boundary can follow inside */
+			body_bytes(m, p, n);
+			if (m->dec.uu.state == 2) {
+				leaf_end(m);
+				m->state = ST_TEXT_RESUME;
+			}
+			return;
+		case ST_TEXT_RESUME: {
+			uint32_t idx;
+
+			if (!line_start || clen == 0)
+				return;
+			if (!alloc_index(m, &idx))
+				return;
+			open_text_leaf(m, idx);
+			if (p[0] == 'b' && uu_begin_line(m, p, n, clen))
+				return;
+			body_line(m, p, clen, p + clen, eol_len);
+			return;
+		}
+		case ST_SKIP:
+		case ST_DEAD:
+			return;
+		}
+		return;
+	}
 }
 
 /*
@@ -660,7 +626,10 @@ static void handle_line(struct mry_mime *m, const uint8_t *p, size_t n, bool has
 	if (m->state == ST_DEAD)
 		return;
 	if (line_start && (fi = match_boundary(m, p, clen, &close)) >= 0) {
+		m->frames[fi].seen = true;
 		unwind(m, (uint32_t)fi + 1);
+		m->pre_len = 0;
+		m->pre_text = false;
 		if (close) {
 			m->nframes = (uint32_t)fi;   /* its epilogue follows */
 			m->state = ST_SKIP;
@@ -669,56 +638,15 @@ static void handle_line(struct mry_mime *m, const uint8_t *p, size_t n, bool has
 		}
 		return;
 	}
-	switch (m->state) {
-	case ST_HEADERS:
-		header_line(m, p, n, clen, line_start);
-		return;
-	case ST_BODY:
-		if (m->uu_scan && line_start && clen > 6 && p[0] == 'b' &&
-		    uu_begin_line(m, p, clen))
-			return;
-		body_line(m, p, clen, p + clen, eol_len);
-		return;
-	case ST_UU:
-		/* line ends matter to uudecode; no boundary can follow inside */
-		body_bytes(m, p, n);
-		if (m->dec.uu.state == 2) {
-			leaf_end(m);
-			m->state = ST_TEXT_RESUME;
-		}
-		return;
-	case ST_TEXT_RESUME: {
-		uint32_t idx;
-
-		if (!line_start || clen == 0)
-			return;
-		if (!alloc_index(m, &idx))
-			return;
-		open_text_leaf(m, idx);
-		if (p[0] == 'b' && uu_begin_line(m, p, clen))
-			return;
-		body_line(m, p, clen, p + clen, eol_len);
-		return;
-	}
-	case ST_SKIP:
-	case ST_DEAD:
-		return;
-	}
+	dispatch(m, p, clen + eol_len, clen, eol_len, line_start);
 }
 
-/*
- * Complete body lines from @p that cannot be delimiters, as one span. A
- * line can only be a delimiter if it starts with '-', so one SIMD memchr
- * for '-' over the span replaces a look at every line start (base64 has
- * no '-' at all). Text leaves that may hold a uuencode "begin" line, and
- * spans long enough to hide an over-long line, are walked line by line.
- */
 static size_t body_span(struct mry_mime *m, const uint8_t *p, size_t len)
 {
 	const uint8_t *s = p, *end;
 	const uint32_t max_line = m->ctx->cfg.max_line;
 
-	if (*p == '-' || (m->uu_scan && len >= 6 && memcmp(p, "begin ", 6) == 0))
+	if (*p == '-' || (m->uu_scan && len >= 5 && memcmp(p, "begin", 5) == 0))
 		return 0;
 	end = memrchr(p, '\n', len);
 	if (end == NULL)
@@ -726,7 +654,7 @@ static size_t body_span(struct mry_mime *m, const uint8_t *p, size_t len)
 	end++;
 	if ((size_t)(end - p) <= max_line) {
 		if (m->uu_scan) {
-			const uint8_t *b = memmem(p, (size_t)(end - p), "\nbegin ", 7);
+			const uint8_t *b = memmem(p, (size_t)(end - p), "\nbegin", 6);
 
 			if (b != NULL)
 				end = b + 1;
@@ -747,8 +675,8 @@ static size_t body_span(struct mry_mime *m, const uint8_t *p, size_t len)
 	while (s < end) {
 		const uint8_t *nl;
 
-		if (*s == '-' || (m->uu_scan && (size_t)(end - s) >= 6 &&
-				   memcmp(s, "begin ", 6) == 0))
+		if (*s == '-' || (m->uu_scan && (size_t)(end - s) >= 5 &&
+				   memcmp(s, "begin", 5) == 0))
 			break;
 		nl = memchr(s, '\n', (size_t)(end - s));
 		if ((size_t)(nl - s) >= max_line)
@@ -758,14 +686,11 @@ static size_t body_span(struct mry_mime *m, const uint8_t *p, size_t len)
 	return (size_t)(s - p);
 }
 
-void mry_mime_feed(struct mry_mime *m, const uint8_t *data, size_t len)
-{
-	uint32_t max_line;
 
-	if (m == NULL)
-		return;
-	max_line = m->ctx->cfg.max_line;
-	m->ctx->st.bytes_in += len;
+static void feed_layer(struct mry_mime *m, const uint8_t *data, size_t len)
+{
+	uint32_t max_line = m->ctx->cfg.max_line;
+
 	while (len > 0 && m->state != ST_DEAD) {
 		const uint8_t *nl;
 		size_t n;
@@ -822,32 +747,42 @@ void mry_mime_feed(struct mry_mime *m, const uint8_t *data, size_t len)
 	}
 }
 
-struct mry_mime *mry_mime_begin(struct mry_mime_ctx *c, void *user)
-{
-	struct mry_mime *m = mry_pool_get(c->pool);
-
-	if (m == NULL)
-		return NULL;       /* counted by the pool, see mry_mime_get_stats() */
-	m->ctx = c;
-	m->user = user;
-	m->frames = (struct mime_frame *)((uint8_t *)m + c->off_frames);
-	m->line = (uint8_t *)m + c->off_line;
-	m->field = (char *)m + c->off_field;
-	m->first_line = true;
-	start_entity(m);
-	return m;
-}
-
-void mry_mime_end(struct mry_mime *m)
+void mry_mime_feed(struct mry_mime *m, const uint8_t *data, size_t len)
 {
 	if (m == NULL)
 		return;
+	m->ctx->st.bytes_in += len;
+	feed_layer(m, data, len);
+}
+
+/* a layer from the pool starts reading a message; false at the part cap */
+static bool layer_start(struct mry_mime *m, struct mry_mime_ctx *c, void *user,
+			struct mry_mime *root, uint32_t depth_base)
+{
+	m->ctx = c;
+	m->user = user;
+	m->root = root != NULL ? root : m;
+	m->depth_base = depth_base;
+	m->frames = (struct mime_frame *)((uint8_t *)m + c->off_frames);
+	m->line = (uint8_t *)m + c->off_line;
+	m->field = (char *)m + c->off_field;
+	m->pre = (uint8_t *)m + c->off_pre;
+	m->first_line = root == NULL;
+	start_entity(m);
+	return m->state != ST_DEAD;
+}
+
+/* end of a layer's input: flush, close open parts and containers */
+static void layer_finish(struct mry_mime *m)
+{
 	if (m->line_len > 0) {
 		handle_line(m, m->line, m->line_len, false);
 		m->line_len = 0;
 	}
-	if (m->state == ST_HEADERS && (m->hdr_lines > 0 || m->nframes == 0))
+	if (m->state == ST_HEADERS && (m->hb.lines > 0 || m->nframes == 0))
 		headers_done(m);
+	if (m->state == ST_PREAMBLE && m->pre_text)
+		preamble_open(m);
 	if (m->state == ST_BODY || m->state == ST_UU) {
 		/* no delimiter follows: the last line end is content */
 		if (m->eol_len > 0) {
@@ -856,18 +791,43 @@ void mry_mime_end(struct mry_mime *m)
 		}
 		leaf_end(m);
 	}
-	while (m->nframes > 0) {
-		m->nframes--;
-		if (m->frames[m->nframes].kind == FR_MULTIPART)
-			report(m, MRY_MIME_AN_BOUNDARY_NO_END);
+	while (m->nframes > 0)
+		pop_frame(m);
+}
+
+/* back to the pool, with any nested layer still open */
+static void layer_release(struct mry_mime *m)
+{
+	while (m != NULL) {
+		struct mry_mime *c = m->child;
+
+		mry_pool_put(m->nested ? m->ctx->nested_pool : m->ctx->pool, m);
+		m = c;
 	}
+}
+
+struct mry_mime *mry_mime_begin(struct mry_mime_ctx *c, void *user)
+{
+	struct mry_mime *m = mry_pool_get(c->pool);
+
+	if (m == NULL)
+		return NULL;       /* counted by the pool, see mry_mime_get_stats() */
+	layer_start(m, c, user, NULL, 0);
+	return m;
+}
+
+void mry_mime_end(struct mry_mime *m)
+{
+	if (m == NULL)
+		return;
+	layer_finish(m);
 	m->ctx->st.messages++;
-	mry_pool_put(m->ctx->pool, m);
+	layer_release(m);
 }
 
 void mry_mime_abort(struct mry_mime *m)
 {
 	if (m == NULL)
 		return;
-	mry_pool_put(m->ctx->pool, m);
+	layer_release(m);
 }

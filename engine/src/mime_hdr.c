@@ -3,6 +3,9 @@
  * MIME header values: Content-Type (RFC 2045 §5, RFC 2046), parameters with
  * RFC 2231 continuations and charset'lang'value, RFC 2047 encoded-words in
  * file names, Content-Transfer-Encoding and Content-Disposition (RFC 2183).
+ * The block reader below unfolds a header block line by line and hands
+ * each complete field to the field parser; it returns what each line was
+ * and leaves every decision about the body to its caller (mime.c).
  * Runs once per header field, never per packet: written plainly, lenient
  * where mail clients are lenient (unquoted values up to ';', encoded-words
  * inside quoted strings), with every oddity a client might resolve
@@ -625,4 +628,99 @@ void mry_mime_hdr_field(struct mry_mime_hdr *h, const char *name, size_t name_le
 		parse_params(h, &c, WANT_CD);
 	}
 #undef FIELD_IS
+}
+
+/* ---- header block, line by line --------------------------------------- */
+
+void mry_mime_hdr_block_init(struct mry_mime_hdr_block *b, char *field, uint32_t max_bytes)
+{
+	memset(&b->hdr, 0, sizeof(b->hdr));
+	b->field = field;
+	b->field_len = 0;
+	b->bytes = 0;
+	b->max_bytes = max_bytes;
+	b->lines = 0;
+	b->capped = false;
+}
+
+void mry_mime_hdr_block_finish(struct mry_mime_hdr_block *b)
+{
+	const char *f = b->field, *colon;
+	size_t nl;
+
+	if (b->field_len == 0)
+		return;
+	colon = memchr(f, ':', b->field_len);
+	if (colon != NULL) {
+		nl = (size_t)(colon - f);
+		while (nl > 0 && (f[nl - 1] == ' ' || f[nl - 1] == '\t'))
+			nl--;
+		mry_mime_hdr_field(&b->hdr, f, nl, colon + 1,
+				   b->field_len - (size_t)(colon + 1 - f));
+	}
+	b->field_len = 0;
+}
+
+static void field_append(struct mry_mime_hdr_block *b, const uint8_t *p, size_t n)
+{
+	size_t room = MRY_MIME_FIELD_MAX - b->field_len;
+
+	if (n > room) {
+		n = room;
+		b->hdr.anomalies |= 1u << MRY_MIME_AN_HEADER_TOO_LONG;
+	}
+	memcpy(b->field + b->field_len, p, n);
+	b->field_len += (uint32_t)n;
+}
+
+/*
+ * RFC 5322 §2.2: a field name is printable US-ASCII but ':', then ':';
+ * §4.5.3 (obsolete syntax) allows blanks before the colon. Bytes over
+ * 0x7f are taken as name characters, as GMime does, so 8-bit garbage in
+ * a name does not end the header.
+ */
+static bool header_name_ok(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && p[i] > ' ' && p[i] != ':' && p[i] != 0x7f)
+		i++;
+	if (i == 0)
+		return false;
+	while (i < n && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	return i < n && p[i] == ':';
+}
+
+enum mry_mime_hdr_line mry_mime_hdr_block_line(struct mry_mime_hdr_block *b,
+					       const uint8_t *p, size_t n,
+					       size_t clen, bool line_start)
+{
+	if (memchr(p, '\0', n) != NULL)
+		b->hdr.anomalies |= 1u << MRY_MIME_AN_NUL_IN_HEADER;
+	b->bytes += (uint32_t)n;
+	if (b->bytes > b->max_bytes && !b->capped) {
+		b->capped = true;
+		b->hdr.anomalies |= 1u << MRY_MIME_AN_HEADER_TOO_LONG;
+		mry_mime_hdr_block_finish(b);
+	}
+	if (line_start && clen > 0 && p[0] != ' ' && p[0] != '\t' &&
+	    !header_name_ok(p, clen)) {
+		mry_mime_hdr_block_finish(b);
+		return MRY_MIME_HL_NOT_FIELD;
+	}
+	b->lines++;
+	if (line_start && clen == 0 && n > 0)
+		return MRY_MIME_HL_END;
+	if (b->capped)
+		return MRY_MIME_HL_FIELD;
+	if (line_start && (p[0] == ' ' || p[0] == '\t')) {
+		if (b->field_len > 0)
+			field_append(b, p, clen);
+		return MRY_MIME_HL_FIELD;
+	}
+	if (line_start)
+		mry_mime_hdr_block_finish(b);
+	field_append(b, p, clen);
+	return MRY_MIME_HL_FIELD;
 }

@@ -5,6 +5,8 @@
  * keeps one bounded line buffer across chunks and decodes at each LF.
  * Lines are decoded as ClamAV and GMime do: each character is taken modulo
  * 64 after subtracting 32, so both ' ' and '`' stand for zero.
+ * "begin-base64" (uuencode -m, POSIX) switches the same line loop to the
+ * base64 decoder until the "====" line, with the same line limit.
  */
 #include <string.h>
 
@@ -23,9 +25,13 @@ static bool is_ws(uint8_t c)
 
 bool mry_uu_is_begin(const uint8_t *line, size_t len, char *name, size_t name_cap)
 {
-	size_t i = 6, digits = 0, nl;
+	size_t i, digits = 0, nl;
 
-	if (len < 8 || memcmp(line, "begin ", 6) != 0)
+	if (len >= 13 && memcmp(line, "begin-base64 ", 13) == 0)
+		i = 13;
+	else if (len >= 8 && memcmp(line, "begin ", 6) == 0)
+		i = 6;
+	else
 		return false;
 	while (i < len && line[i] >= '0' && line[i] <= '7') {
 		i++;
@@ -46,6 +52,23 @@ bool mry_uu_is_begin(const uint8_t *line, size_t len, char *name, size_t name_ca
 	return true;
 }
 
+/* one line of a "begin-base64" body; "====" ends it */
+static size_t b64_line(struct mry_uu_dec *d, const uint8_t *l, size_t len, uint8_t *out)
+{
+	uint32_t invalid = d->b64d.invalid;
+	size_t w;
+
+	if (len == 4 && memcmp(l, "====", 4) == 0) {
+		d->state = 2;
+		w = mry_b64_finish(&d->b64d, out);
+	} else {
+		w = mry_b64_decode(&d->b64d, l, len, out);
+	}
+	if (d->b64d.invalid != invalid)
+		d->malformed++;
+	return w;
+}
+
 static size_t uu_line(struct mry_uu_dec *d, uint8_t *out)
 {
 	const uint8_t *l = d->line;
@@ -56,12 +79,17 @@ static size_t uu_line(struct mry_uu_dec *d, uint8_t *out)
 	if (d->overflow)
 		d->malformed++;
 	if (d->state == 0) {
-		if (mry_uu_is_begin(l, len, NULL, 0))
+		if (mry_uu_is_begin(l, len, NULL, 0)) {
 			d->state = 1;
+			d->b64 = l[5] == '-';
+			mry_b64_init(&d->b64d);
+		}
 		return 0;
 	}
 	if (d->state != 1 || len == 0)
 		return 0;
+	if (d->b64)
+		return b64_line(d, l, len, out);
 	if (len >= 3 && memcmp(l, "end", 3) == 0) {
 		for (i = 3; i < len && is_ws(l[i]); i++)
 			;
@@ -145,6 +173,8 @@ size_t mry_uu_finish(struct mry_uu_dec *d, uint8_t *out)
 
 	if (d->len > 0 && d->state != 2)
 		w = uu_line(d, out);
+	if (d->state == 1 && d->b64)        /* no "====": decode the tail */
+		w += mry_b64_finish(&d->b64d, out + w);
 	d->len = 0;
 	d->overflow = 0;
 	return w;

@@ -373,10 +373,11 @@ Test(mime, mbox_from_line_is_not_a_malformed_header)
 
 	cr_assert(eq(str, c->p[0].ct, "text/x-y"));
 	cr_assert(eq(u32, c->an[MRY_MIME_AN_HEADER_MALFORMED], 0));
+	/* anywhere else a line that is not a field ends the header */
 	c = parse("Subject: a\r\nnot a header\r\nContent-Type: text/x-y\r\n\r\nz");
 	cr_assert(eq(u32, c->an[MRY_MIME_AN_HEADER_MALFORMED], 1));
-	cr_assert(eq(str, c->p[0].ct, "text/x-y"));
-	EXPECT(c, 0, "z");
+	cr_assert(eq(str, c->p[0].ct, "text/plain"));
+	EXPECT(c, 0, "not a header\r\nContent-Type: text/x-y\r\n\r\nz");
 }
 
 Test(mime, header_data_gets_raw_header_bytes)
@@ -1211,7 +1212,7 @@ Test(mime, delimiter_right_after_delimiter_makes_no_part)
 {
 	struct coll *c = parse("Content-Type: multipart/mixed; boundary=b\r\n\r\n"
 			       "--b\r\n--b\r\nContent-Type: text/x-a\r\n\r\nA\r\n"
-			       "--b\r\nnot a header line\r\n--b\r\n\r\nB\r\n--b--\r\n");
+			       "--b\r\n\r\nB\r\n--b--\r\n");
 
 	cr_assert(eq(sz, c->n, 2));
 	EXPECT(c, 0, "A");
@@ -1247,9 +1248,302 @@ Test(mime, long_line_pieces_are_never_delimiters)
 
 Test(mime, malformed_header_lines_reach_header_data)
 {
-	struct coll *c = parse("Subject: a\r\nno colon here\r\n\r\nx");
+	struct coll *c = parse("Subject: a\r\nX-Odd  : b\r\n\r\nx");
 
-	cr_assert(eq(sz, c->hdr_len, 12 + 15 + 2));
-	cr_assert(eq(u32, c->an[MRY_MIME_AN_HEADER_MALFORMED], 1));
+	/* blanks before the colon are the obsolete syntax, still a field */
+	cr_assert(eq(sz, c->hdr_len, 12 + 12 + 2));
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_HEADER_MALFORMED], 0));
 	EXPECT(c, 0, "x");
+	/* a line that is no field is body, not header bytes */
+	c = parse("Subject: a\r\nno colon here\r\n\r\nx");
+	cr_assert(eq(sz, c->hdr_len, 12));
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_HEADER_MALFORMED], 1));
+	EXPECT(c, 0, "no colon here\r\n\r\nx");
+}
+
+/* ---- what real clients send beyond the RFCs ---------------------------- */
+
+Test(mime, header_without_empty_line_ends_at_first_non_field_line)
+{
+	struct coll *c = parse("From: a@example.com\r\nSubject: no gap\r\n"
+			       "Content-Type: text/plain\r\n"
+			       "Content-Transfer-Encoding: base64\r\n"
+			       "aGVsbG8gd29ybGQK\r\n");
+
+	cr_assert(eq(sz, c->n, 1));
+	EXPECT(c, 0, "hello world\n");
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_HEADER_MALFORMED], 1));
+	cr_assert_null(memmem(c->hdr, c->hdr_len, "aGVs", 4));
+}
+
+Test(mime, part_header_without_empty_line_ends_at_first_non_field_line)
+{
+	struct coll *c = parse("Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+			       "--b\r\nContent-Type: application/x-y\r\n"
+			       "Content-Transfer-Encoding: base64\r\n"
+			       "aGVsbG8gd29ybGQK\r\n--b\r\nnot a header line\r\n--b--\r\n");
+
+	cr_assert(eq(sz, c->n, 2));
+	cr_assert(eq(str, c->p[0].ct, "application/x-y"));
+	EXPECT(c, 0, "hello world\n");
+	/* no header at all: the line is the body of a text/plain part */
+	cr_assert(eq(str, c->p[1].ct, "text/plain"));
+	EXPECT(c, 1, "not a header line");
+}
+
+Test(mime, byte_order_mark_before_first_field_is_skipped)
+{
+	struct coll *c = parse("\xef\xbb\xbf" "Content-Type: text/x-y\r\n\r\nz");
+
+	cr_assert(eq(str, c->p[0].ct, "text/x-y"));
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_HEADER_MALFORMED], 0));
+	EXPECT(c, 0, "z");
+}
+
+/* an inner message with a base64 attachment, itself sent base64 */
+static const char inner_msg[] =
+	"Subject: inner\r\nMIME-Version: 1.0\r\n"
+	"Content-Type: multipart/mixed; boundary=in\r\n\r\n"
+	"--in\r\nContent-Type: text/plain\r\n\r\ninner text\r\n"
+	"--in\r\nContent-Type: application/octet-stream; name=\"x.bin\"\r\n"
+	"Content-Transfer-Encoding: base64\r\n\r\naGlkZGVuIHBheWxvYWQ=\r\n"
+	"--in--\r\n";
+
+static size_t b64_encode(const char *in, size_t n, char *out)
+{
+	static const char al[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t i, w = 0, col = 0;
+
+	for (i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)(uint8_t)in[i] << 16;
+
+		if (i + 1 < n)
+			v |= (uint32_t)(uint8_t)in[i + 1] << 8;
+		if (i + 2 < n)
+			v |= (uint8_t)in[i + 2];
+		out[w++] = al[v >> 18 & 63];
+		out[w++] = al[v >> 12 & 63];
+		out[w++] = i + 1 < n ? al[v >> 6 & 63] : '=';
+		out[w++] = i + 2 < n ? al[v & 63] : '=';
+		if ((col += 4) == 76) {
+			out[w++] = '\r';
+			out[w++] = '\n';
+			col = 0;
+		}
+	}
+	out[w++] = '\r';
+	out[w++] = '\n';
+	out[w] = '\0';
+	return w;
+}
+
+static size_t encoded_rfc822(char *msg, size_t cap)
+{
+	char enc[1024];
+
+	b64_encode(inner_msg, sizeof(inner_msg) - 1, enc);
+	return (size_t)snprintf(msg, cap,
+		"From: a@example.com\r\nContent-Type: multipart/mixed; boundary=out\r\n\r\n"
+		"--out\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+		"--out\r\nContent-Type: message/rfc822\r\n"
+		"Content-Transfer-Encoding: base64\r\n\r\n%s--out--\r\n", enc);
+}
+
+Test(mime, base64_message_rfc822_is_decoded_and_parsed_as_a_message, .timeout = 60)
+{
+	char msg[2048];
+	size_t len = encoded_rfc822(msg, sizeof(msg)), chunk;
+	struct coll c;
+
+	for (chunk = 0; chunk <= 64; chunk++) {
+		parse_cfg(&c, NULL, msg, len, chunk);
+		cr_assert(eq(sz, c.n, 3), "chunk %zu", chunk);
+		EXPECT(&c, 0, "see attached");
+		EXPECT(&c, 1, "inner text");
+		EXPECT(&c, 2, "hidden payload");
+		/* as deep as an unencoded message: top, part, message, its part */
+		cr_assert(eq(u32, c.p[2].pi.depth, 3));
+		cr_assert(eq(u32, c.p[2].pi.index, 5));
+		cr_assert(eq(str, c.p[2].filename, "x.bin"));
+		cr_assert(eq(u32, c.an[MRY_MIME_AN_MESSAGE_ENCODED], 1));
+		/* the inner message's header block reaches the header stream */
+		cr_assert_not_null(memmem(c.hdr, c.hdr_len, "Subject: inner\r\n", 16));
+	}
+}
+
+Test(mime, quoted_printable_message_rfc822_is_parsed_as_a_message)
+{
+	struct coll *c = parse("Content-Type: message/rfc822\r\n"
+			       "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+			       "Subject: q\r\nContent-Type: text/plain\r\n"
+			       "Content-Transfer-Encoding: base64\r\n\r\n"
+			       "aGlkZGVu=\r\nIHRleHQ=3D\r\n");
+
+	cr_assert(eq(sz, c->n, 1));
+	EXPECT(c, 0, "hidden text");
+	cr_assert(eq(u32, c->p[0].pi.depth, 1));
+}
+
+Test(mime, encoded_messages_nest_within_the_depth_cap)
+{
+	struct mry_mime_config cfg = { .max_depth = 3, .pool_count = 4 };
+	char l1[512], l2[1024], msg[2048];
+	struct coll c;
+	struct mry_mime_ctx *x;
+	struct mry_mime_stats st;
+	struct mry_mime *m;
+
+	/* message in a message in a message, each encoded */
+	b64_encode("Content-Type: text/plain\r\n\r\ndeep\r\n", 34, l1);
+	snprintf(l2, sizeof(l2), "Content-Type: message/rfc822\r\n"
+		 "Content-Transfer-Encoding: base64\r\n\r\n%s", l1);
+	b64_encode(l2, strlen(l2), l1);
+	snprintf(msg, sizeof(msg), "Content-Type: message/rfc822\r\n"
+		 "Content-Transfer-Encoding: base64\r\n\r\n%s", l1);
+	parse_cfg(&c, &cfg, msg, strlen(msg), 7);
+	cr_assert(eq(sz, c.n, 1));
+	EXPECT(&c, 0, "deep\r\n");
+	cr_assert(eq(u32, c.p[0].pi.depth, 2));
+	cr_assert(eq(u32, c.an[MRY_MIME_AN_DEPTH_EXCEEDED], 0));
+	/* with max_depth 1 the second one is a decoded leaf of its own */
+	cfg.max_depth = 1;
+	parse_cfg(&c, &cfg, msg, strlen(msg), 7);
+	cr_assert(eq(sz, c.n, 1));
+	cr_assert(eq(str, c.p[0].ct, "message/rfc822"));
+	cr_assert(eq(u32, c.p[0].pi.depth, 1));
+	cr_assert(eq(u32, c.an[MRY_MIME_AN_DEPTH_EXCEEDED], 1));
+	EXPECT(&c, 0, "Content-Type: text/plain\r\n\r\ndeep\r\n");
+	/* one nested parser only: no layer for the second message, one leaf */
+	cfg.max_depth = 0;
+	cfg.pool_count = 1;
+	cfg.nested_pool_count = 1;
+	x = mry_mime_ctx_create(mry_alloc_default(), &cfg, &cbs);
+	memset(&c, 0, sizeof(c));
+	m = mry_mime_begin(x, &c);
+	mry_mime_feed(m, (const uint8_t *)msg, strlen(msg));
+	mry_mime_end(m);
+	mry_mime_get_stats(x, &st);
+	cr_assert(eq(sz, c.n, 1));
+	cr_assert(eq(str, c.p[0].ct, "message/rfc822"));
+	cr_assert(eq(u32, c.p[0].pi.depth, 1));
+	cr_assert(eq(u64, st.encoded_msg_no_parser, 1));
+	cr_assert(eq(u64, st.encoded_msgs, 1));
+	cr_assert(eq(u64, st.pool_empty, 0));
+	mry_mime_ctx_destroy(x);
+}
+
+Test(mime, uuencode_base64_form_inside_text_becomes_its_own_part)
+{
+	struct coll *c = parse("Content-Type: text/plain\r\n\r\nhi\r\n"
+			       "begin-base64 644 x.txt\r\naGVsbG8g\r\nd29ybGQK\r\n====\r\n"
+			       "bye\r\n");
+
+	cr_assert(eq(sz, c->n, 3));
+	EXPECT(c, 0, "hi");
+	cr_assert(eq(str, c->p[1].ct, "application/octet-stream"));
+	cr_assert(eq(str, c->p[1].filename, "x.txt"));
+	EXPECT(c, 1, "hello world\n");
+	EXPECT(c, 2, "bye\r\n");
+}
+
+Test(mime, uuencode_base64_form_decoder_any_split)
+{
+	static const char in[] = "junk\nbegin-base64 600 f\naGVsbG8g\nd29y\nbGQK\n====\nafter\n";
+	uint8_t out[MRY_UU_DEC_BOUND(sizeof(in)) + 16];
+	size_t cut;
+
+	for (cut = 0; cut < sizeof(in) - 1; cut++) {
+		struct mry_uu_dec d;
+		size_t w;
+
+		mry_uu_init(&d, true);
+		w = mry_uu_decode(&d, (const uint8_t *)in, cut, out);
+		w += mry_uu_decode(&d, (const uint8_t *)in + cut, sizeof(in) - 1 - cut, out + w);
+		w += mry_uu_finish(&d, out + w);
+		cr_assert(eq(sz, w, 12), "cut %zu", cut);
+		cr_assert(eq(int, memcmp(out, "hello world\n", 12), 0));
+		cr_assert(eq(u8, d.state, 2));
+		cr_assert(eq(u32, d.malformed, 0));
+	}
+	cr_assert(mry_uu_is_begin((const uint8_t *)"begin-base64 644 a b", 20, NULL, 0));
+	cr_assert_not(mry_uu_is_begin((const uint8_t *)"begin-base64 x a", 16, NULL, 0));
+}
+
+Test(mime, multipart_whose_boundary_never_appears_is_one_text_part)
+{
+	struct coll *c = parse("Content-Type: multipart/mixed; boundary=zz\r\n\r\n"
+			       "hello there\r\nbegin 644 u.bin\r\n#86)C\r\n`\r\nend\r\n");
+
+	/* its body is text: a uuencoded file in it is cut out as usual */
+	cr_assert(eq(sz, c->n, 2));
+	cr_assert(eq(str, c->p[0].ct, "text/plain"));
+	EXPECT(c, 0, "hello there");
+	EXPECT(c, 1, "abc");
+	cr_assert(eq(u32, c->an[MRY_MIME_AN_BOUNDARY_NOT_FOUND], 1));
+	/* blank lines only: nothing to scan, no part (as GMime) */
+	c = parse("Content-Type: multipart/mixed; boundary=zz\r\n\r\n\r\n \r\n");
+	cr_assert(eq(sz, c->n, 0));
+}
+
+Test(mime, inner_multipart_closed_by_outer_delimiter_keeps_its_body)
+{
+	struct coll *c = parse("Content-Type: multipart/mixed; boundary=out\r\n\r\n"
+			       "--out\r\nContent-Type: multipart/alternative; boundary=in\r\n\r\n"
+			       "lost text\r\n--out\r\n\r\nlast\r\n--out--\r\n");
+
+	cr_assert(eq(sz, c->n, 2));
+	EXPECT(c, 0, "lost text");
+	cr_assert(eq(u32, c->p[0].pi.depth, 1));
+	EXPECT(c, 1, "last");
+}
+
+Test(mime, long_preamble_is_scanned_as_it_comes_and_parts_follow)
+{
+	struct mry_mime_config cfg = { .max_preamble = 64, .pool_count = 1 };
+	struct mry_mime_ctx *x = mry_mime_ctx_create(mry_alloc_default(), &cfg, &cbs);
+	const char *msg = "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+			  "0123456789012345678901234567890123456789\r\n"
+			  "0123456789012345678901234567890123456789\r\n"
+			  "--b\r\n\r\npart\r\n--b--\r\n";
+	struct mry_mime_stats st;
+	struct coll c;
+	struct mry_mime *m;
+	size_t i;
+
+	memset(&c, 0, sizeof(c));
+	m = mry_mime_begin(x, &c);
+	for (i = 0; msg[i] != '\0'; i++)
+		mry_mime_feed(m, (const uint8_t *)msg + i, 1);
+	mry_mime_end(m);
+	mry_mime_get_stats(x, &st);
+	cr_assert(eq(sz, c.n, 2));
+	EXPECT(&c, 0, "0123456789012345678901234567890123456789\r\n"
+		      "0123456789012345678901234567890123456789");
+	EXPECT(&c, 1, "part");
+	cr_assert(eq(u64, st.preamble_spills, 1));
+	cr_assert(eq(u32, c.an[MRY_MIME_AN_BOUNDARY_NOT_FOUND], 0));
+	mry_mime_ctx_destroy(x);
+}
+
+Test(mime, header_block_reader_classifies_lines_without_callbacks)
+{
+	static char field[MRY_MIME_FIELD_MAX];
+	struct mry_mime_hdr_block b;
+
+#define LINE(s, start) mry_mime_hdr_block_line(&b, (const uint8_t *)(s), strlen(s), \
+			strcspn((s), "\r\n"), (start))
+	mry_mime_hdr_block_init(&b, field, 1024);
+	cr_assert(eq(int, LINE("Content-Type: text/x-a;\r\n", true), MRY_MIME_HL_FIELD));
+	cr_assert(eq(int, LINE(" name=\"a.b\"\r\n", true), MRY_MIME_HL_FIELD));
+	cr_assert(eq(int, LINE("Content-Transfer-Encoding  : base64\r\n", true), MRY_MIME_HL_FIELD));
+	cr_assert(eq(int, LINE("aGVsbG8=\r\n", true), MRY_MIME_HL_NOT_FIELD));
+	cr_assert(eq(int, LINE(": no name\r\n", true), MRY_MIME_HL_NOT_FIELD));
+	cr_assert(eq(int, LINE("\r\n", true), MRY_MIME_HL_END));
+	/* the fields before the non-field line were parsed */
+	cr_assert(eq(str, b.hdr.ct, "text/x-a"));
+	cr_assert(eq(str, b.hdr.name, "a.b"));
+	cr_assert(eq(int, b.hdr.enc, MRY_MIME_ENC_BASE64));
+	cr_assert(eq(u32, b.lines, 4));
+#undef LINE
 }

@@ -39,13 +39,15 @@ enum mry_mime_anomaly {
 	MRY_MIME_AN_BOUNDARY_NO_END,      /* missing final boundary */
 	MRY_MIME_AN_DEPTH_EXCEEDED,       /* nesting deeper than max_depth: rest scanned as one leaf */
 	MRY_MIME_AN_HEADER_TOO_LONG,      /* header block or field over cap */
-	MRY_MIME_AN_HEADER_MALFORMED,     /* line without colon in a header block */
+	MRY_MIME_AN_HEADER_MALFORMED,     /* a line without a field name ended a header block */
 	MRY_MIME_AN_LINE_TOO_LONG,        /* over max_line (still decoded) */
 	MRY_MIME_AN_PART_TOO_BIG,         /* decoded bytes over the per-part cap */
 	MRY_MIME_AN_MSG_TOO_BIG,          /* decoded bytes over the per-message cap */
 	MRY_MIME_AN_TOO_MANY_PARTS,
 	MRY_MIME_AN_UU_MALFORMED,
 	MRY_MIME_AN_NUL_IN_HEADER,
+	MRY_MIME_AN_BOUNDARY_NOT_FOUND,   /* a multipart's boundary never appeared: body is one text part */
+	MRY_MIME_AN_MESSAGE_ENCODED,      /* message/rfc822 with base64/QP/uuencode CTE (RFC 2046 forbids it): decoded and parsed */
 	MRY_MIME_AN_MAX,
 };
 
@@ -63,6 +65,19 @@ enum mry_mime_anomaly {
  *    passed on in pieces, still decoded, and cannot be a delimiter.
  *  - max_part_bytes / max_msg_bytes: decoded bytes beyond the cap are not
  *    delivered (PART_TOO_BIG / MSG_TOO_BIG); parsing continues.
+ *  - max_preamble: a multipart's body before its first delimiter is held
+ *    up to this many bytes (complete lines), because it is either a
+ *    preamble (not a part) or, when the boundary never comes, the only
+ *    content (one text/plain part, BOUNDARY_NOT_FOUND). A body that
+ *    outgrows the buffer first is delivered as that text part at once
+ *    (counted in stats.preamble_spills); if the delimiter comes later the
+ *    multipart's parts follow it as usual.
+ *  - nested_pool_count: an encoded message/rfc822 (MESSAGE_ENCODED) is
+ *    parsed by a second parser from a pool of this many kept for nesting
+ *    (so it never takes a new message's parser), counted against
+ *    max_depth, max_parts and max_msg_bytes like an unencoded one; with
+ *    no nested parser free it is one decoded leaf, as before
+ *    (stats.encoded_msg_no_parser).
  */
 struct mry_mime_config {
 	uint32_t max_depth;          /* default 20 */
@@ -72,6 +87,8 @@ struct mry_mime_config {
 	uint64_t max_part_bytes;     /* decoded bytes per part, default 64 MiB */
 	uint64_t max_msg_bytes;      /* decoded bytes per message, default 256 MiB */
 	uint32_t pool_count;         /* parsers per worker, default 1024 */
+	uint32_t max_preamble;       /* multipart body held before its first delimiter, default 4 KiB */
+	uint32_t nested_pool_count;  /* parsers for encoded message/rfc822 layers, default pool_count / 8 + 4 */
 };
 
 struct mry_mime_part_info {
@@ -90,6 +107,9 @@ struct mry_mime_stats {
 	uint64_t bytes_in;
 	uint64_t bytes_decoded;
 	uint64_t pool_empty;
+	uint64_t preamble_spills;        /* preambles over max_preamble delivered as a text part */
+	uint64_t encoded_msgs;           /* encoded message/rfc822 bodies parsed as messages */
+	uint64_t encoded_msg_no_parser;  /* ... left as one leaf: no nested parser free */
 	uint64_t anomalies[MRY_MIME_AN_MAX];
 };
 
@@ -97,6 +117,7 @@ struct mry_mime_stats {
  * Callbacks, all optional, called from mry_mime_feed()/mry_mime_end().
  * Leaves are reported in order, never nested: part_begin, part_data*,
  * part_end. A non-multipart message is one leaf. A "begin NNN name" line
+ * (or "begin-base64 NNN name", uuencode -m)
  * in a 7bit/8bit text/plain leaf ends that leaf and opens a uuencoded leaf
  * (application/octet-stream, filename from the begin line); text after
  * its "end" line continues as a new text/plain leaf (ClamAV does the same).
@@ -188,10 +209,12 @@ size_t mry_qp_decode(struct mry_qp_dec *d, const uint8_t *in, size_t len, uint8_
 size_t mry_qp_finish(struct mry_qp_dec *d, uint8_t *out);
 
 /*
- * uuencode (POSIX uuencode historical format). Line based: lines before a
- * "begin NNN name" line are skipped when @seek_begin is set at init, data
- * lines are decoded by their length character, "end" stops decoding
- * (@done), the rest is ignored. Lines longer than MRY_UU_LINE_MAX, bytes
+ * uuencode (POSIX uuencode, both formats). Line based: lines before a
+ * "begin NNN name" or "begin-base64 NNN name" line are skipped when
+ * @seek_begin is set at init. Historical format: data lines are decoded by
+ * their length character, "end" stops decoding (@done). Base64 format
+ * (uuencode -m): lines are base64 until a "====" line (@done). The rest
+ * is ignored. Lines longer than MRY_UU_LINE_MAX, bytes
  * outside ' '..'`' and lines shorter than their length character are
  * counted in @malformed (short lines yield only their complete groups).
  */
@@ -200,14 +223,16 @@ struct mry_uu_dec {
 	uint8_t state;          /* 0 seeking "begin", 1 data, 2 done */
 	uint8_t overflow;       /* current line exceeded the buffer */
 	uint16_t len;
+	bool b64;               /* "begin-base64": lines are base64 */
 	uint32_t malformed;
+	struct mry_b64_dec b64d;
 	uint8_t line[MRY_UU_LINE_MAX];
 };
 #define MRY_UU_DEC_BOUND(len) ((len) / 4 * 3 + 100)  /* a buffered line may complete */
 void mry_uu_init(struct mry_uu_dec *d, bool seek_begin);
 size_t mry_uu_decode(struct mry_uu_dec *d, const uint8_t *in, size_t len, uint8_t *out);
 size_t mry_uu_finish(struct mry_uu_dec *d, uint8_t *out);
-/** True when @line (without EOL) is "begin NNN name" (3 or 4 octal digits); copies the name. */
+/** True when @line (without EOL) is "begin NNN name" or "begin-base64 NNN name" (3 or 4 octal digits); copies the name. */
 bool mry_uu_is_begin(const uint8_t *line, size_t len, char *name, size_t name_cap);
 
 #endif /* MORAY_MIME_H */
