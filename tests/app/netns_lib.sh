@@ -74,3 +74,42 @@ check_log_schema() {
 	/usr/bin/python3 "$(dirname "$0")/../tools/validate_log.py" "$TMP/moray.jsonl" ||
 		fail "verdict log does not match docs/verdict-log.schema.json"
 }
+
+# A private Postfix instance (own config, queue, data and Maildir base under
+# directory $1) for the end-to-end tests. The caller defines fail().
+pf_config() { # dir hostname extra-settings...
+	local d=$1 host=$2
+	shift 2
+	mkdir -p "$d/etc" "$d/spool" "$d/data" "$d/vmail"
+	chmod 755 "$(dirname "$d")"
+	cp /etc/postfix/main.cf /etc/postfix/master.cf "$d/etc/"
+	postconf -c "$d/etc" -e \
+		"queue_directory = $d/spool" "data_directory = $d/data" \
+		"myhostname = $host" "mydestination =" \
+		"inet_protocols = ipv4" "smtpd_peername_lookup = no" \
+		"smtp_dns_support_level = disabled" "maillog_file = $d/maillog" \
+		"maillog_file_prefixes = $d" "compatibility_level = 3.6" \
+		"virtual_mailbox_base = $d/vmail" \
+		"virtual_uid_maps = static:65534" "virtual_gid_maps = static:65534" \
+		"alias_maps =" "alias_database =" "smtpd_timeout = 300s" "$@"
+	chown postfix "$d/data"
+	chown 65534:65534 "$d/vmail"
+}
+
+pf_start() { # dir namespace
+	setsid ip netns exec "$2" postfix -c "$1/etc" start-fg >"$1/fg.out" 2>&1 &
+	for _ in $(seq 50); do
+		ip netns exec "$2" ss -ltn | grep -q ':25 ' && return 0
+		sleep 0.2
+	done
+	cat "$1/fg.out" "$1/maillog" 2>/dev/null
+	fail "postfix ($1) did not start"
+	exit 1
+}
+
+pf_stop() { # dir namespace
+	ip netns exec "$2" postfix -c "$1/etc" stop >/dev/null 2>&1
+	sleep 1
+	[ -f "$1/spool/pid/master.pid" ] &&
+		kill "$(tr -d ' ' < "$1/spool/pid/master.pid")" 2>/dev/null
+}
