@@ -23,6 +23,11 @@
  * Passes alternate between the two so drift on a shared machine hits both.
  *
  *   payload_bench DB.mdb CAPTURE.pcap [PASSES]
+ *   payload_bench --engine-only DB.mdb CAPTURE.pcap [PASSES]
+ *
+ * --engine-only runs the moray side alone (no reference, no recording):
+ * one untimed warm-up pass, then PASSES passes inside engine_passes(), the
+ * function bench/profile/breakdown.sh tells callgrind to collect in.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -356,6 +361,19 @@ static double run_moray(struct mry_engine *e, const struct capture *c, uint64_t 
 	return now_s() - t0;
 }
 
+/* the passes a profiler collects: kept out of line so it can be named */
+__attribute__((noinline)) double engine_passes(struct mry_engine *e, const struct capture *c,
+					      int passes, uint64_t span);
+__attribute__((noinline)) double engine_passes(struct mry_engine *e, const struct capture *c,
+					      int passes, uint64_t span)
+{
+	double t = 0;
+
+	for (int i = 0; i < passes; i++)
+		t += run_moray(e, c, (uint64_t)(i + 1) * span);
+	return t;
+}
+
 int main(int argc, char **argv)
 {
 	struct mry_sigdb_load_opts lo = { 0 };
@@ -369,12 +387,18 @@ int main(int argc, char **argv)
 	const hs_database_t *db, *slots[2];
 	hs_scratch_t *scratch = NULL;
 	char detail[256];
-	int passes = argc > 3 ? atoi(argv[3]) : 5;
+	bool engine_only = argc > 1 && strcmp(argv[1], "--engine-only") == 0;
+	int passes;
 	double best_hs = 1e9, best_mry = 1e9, best_scan = 1e9;
 	unsigned long matches = 0;
 
+	if (engine_only) {
+		argv++;
+		argc--;
+	}
+	passes = argc > 3 ? atoi(argv[3]) : 5;
 	if (argc < 3 || passes < 1) {
-		fprintf(stderr, "usage: payload_bench DB.mdb CAPTURE.pcap [PASSES]\n");
+		fprintf(stderr, "usage: payload_bench [--engine-only] DB.mdb CAPTURE.pcap [PASSES]\n");
 		return 2;
 	}
 	mry_log_set_level(MRY_LOG_WARNING);
@@ -406,6 +430,30 @@ int main(int argc, char **argv)
 		fprintf(stderr, "payload_bench: %s: no client payload to port 25\n", argv[2]);
 		return 2;
 	}
+	span = cap.f[cap.nf - 1].ts_ns - cap.f[0].ts_ns + 3600 * 1000000000ull;
+	if (engine_only) {
+		struct mry_engine_stats s0;
+		double t;
+
+		e = new_engine(ctl, false);
+		if (e == NULL)
+			return 2;
+		run_moray(e, &cap, 0);
+		mry_engine_get_stats(e, &s0);
+		t = engine_passes(e, &cap, passes, span);
+		mry_engine_get_stats(e, &st);
+		printf("engine only: %zu frames a pass, %d passes, %lu messages a pass, "
+		       "%.0f ns/frame\n", cap.nf, passes,
+		       (unsigned long)((st.msgs - s0.msgs) / (uint64_t)passes),
+		       t * 1e9 / (double)cap.nf / passes);
+		mry_engine_destroy(e, cap.f[cap.nf - 1].ts_ns + (uint64_t)(passes + 1) * span);
+		hs_free_scratch(scratch);
+		mry_sigdb_gen_unref(g);
+		mry_sigdb_ctl_destroy(ctl);
+		free(cap.f);
+		free(cap.bytes);
+		return 0;
+	}
 	/* untimed: record what moray scans, then warm the timed engine up */
 	e = new_engine(ctl, true);
 	if (e == NULL)
@@ -419,7 +467,6 @@ int main(int argc, char **argv)
 	e = new_engine(ctl, false);
 	if (e == NULL)
 		return 2;
-	span = cap.f[cap.nf - 1].ts_ns - cap.f[0].ts_ns + 3600 * 1000000000ull;
 	run_moray(e, &cap, 0);
 	for (int i = 0; i < passes; i++) {
 		struct mry_engine_stats s0;
