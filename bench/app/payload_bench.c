@@ -25,20 +25,39 @@
  *   payload_bench DB.mdb CAPTURE.pcap [PASSES]
  *   payload_bench --engine-only DB.mdb CAPTURE.pcap [PASSES]
  *
+ *   payload_bench --latency FRACTION DB.mdb CAPTURE.pcap [PASSES] [SWAP_FILE]
+ *
+ * --latency paces the capture into one warm engine at FRACTION of the
+ * capacity measured first (frames arrive evenly spaced on the monotonic
+ * clock), processes whatever has arrived in bursts of up to 32 as a worker
+ * polls (time is this thread's CPU time: the clock of a dedicated core,
+ * unaffected by preemption on a shared machine), and for every frame the engine reports as ending a judged message
+ * records the time from its arrival to the end of its burst (where a worker
+ * hands the burst to tx). With SWAP_FILE a second thread swaps the database
+ * every 5 ms, as the control thread would on a reload: it writes DB again
+ * to SWAP_FILE under the next generation number (new digest), offers it,
+ * and frees the retired generation after the worker passed two polls.
+ * Prints p50/p99/max and the longest gap between two polls of the worker.
+ *
  * --engine-only runs the moray side alone (no reference, no recording):
  * one untimed warm-up pass, then PASSES passes inside engine_passes(), the
  * function bench/profile/breakdown.sh tells callgrind to collect in.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <hs.h>
 #include <pcap/pcap.h>
 
+#include <sodium.h>
+
 #include "moray/engine.h"
 #include "moray/sigdb.h"
+#include "sigdb_priv.h"
 
 #define MAX_FLOWS 65536
 
@@ -374,6 +393,181 @@ __attribute__((noinline)) double engine_passes(struct mry_engine *e, const struc
 	return t;
 }
 
+/*
+ * The paced run's clock: this thread's CPU time. A worker owns its lcore
+ * (no other thread runs there), so its CPU time is wall time; on a shared
+ * machine the CPU clock stops while the thread is preempted, so the figures
+ * are those of a dedicated core rather than of the machine's scheduler.
+ */
+static double mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+struct swapper {
+	struct mry_sigdb_ctl *ctl;
+	const char *path;               /* where each new generation is written */
+	uint8_t *img;                   /* the database file, unsigned */
+	size_t len;
+	volatile int stop;
+	volatile uint64_t polls;        /* the worker's poll count: its quiescent points */
+	unsigned long swaps, failed;
+};
+
+static void *swap_main(void *arg)
+{
+	struct swapper *sw = arg;
+	uint64_t gen = mry_rd64(sw->img + MRY_SIGDB_OFF_GENERATION);
+	size_t dig = MRY_SIGDB_HDR_LEN + mry_rd64(sw->img + MRY_SIGDB_OFF_PAYLOAD_LEN);
+
+	while (!sw->stop) {
+		struct mry_sigdb_gen *retired = NULL;
+		uint64_t p0;
+		FILE *f;
+
+		usleep(5000);
+		mry_wr64(sw->img + MRY_SIGDB_OFF_GENERATION, ++gen);
+		crypto_generichash(sw->img + dig, MRY_SIGDB_DIGEST_LEN, sw->img, dig, NULL, 0);
+		f = fopen(sw->path, "wb");
+		if (f == NULL || fwrite(sw->img, 1, sw->len, f) != sw->len || fclose(f) != 0 ||
+		    mry_sigdb_ctl_offer(sw->ctl, sw->path, (uint64_t)time(NULL), &retired) !=
+		    MRY_SIGDB_OK) {
+			sw->failed++;
+			continue;
+		}
+		sw->swaps++;
+		p0 = __atomic_load_n(&sw->polls, __ATOMIC_ACQUIRE);
+		while (!sw->stop && __atomic_load_n(&sw->polls, __ATOMIC_ACQUIRE) < p0 + 2)
+			usleep(100);
+		if (retired != NULL)
+			mry_sigdb_gen_unref(retired);
+	}
+	return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * One paced run: @total frames (the capture replayed), frame j arriving at
+ * t0 + j * @ia_ns. Returns the number of latencies written to @lat (ns).
+ */
+static size_t paced_run(struct mry_engine *e, const struct capture *c, int passes,
+			uint64_t span, double ia_ns, double *lat, double *max_gap,
+			struct swapper *sw)
+{
+	size_t total = c->nf * (size_t)passes, j = 0, nl = 0;
+	uint64_t last_tick = 0;
+	double t0 = mono_ns(), last_poll = t0;
+	size_t gap_at = 0;
+
+	*max_gap = 0;
+	while (j < total) {
+		double t = mono_ns(), pend[32];
+		size_t avail = (size_t)((t - t0) / ia_ns) + 1, np = 0, n;
+
+		if (t - last_poll > *max_gap) {
+			*max_gap = t - last_poll;
+			gap_at = j;
+		}
+		last_poll = t;
+		if (sw != NULL)
+			__atomic_store_n(&sw->polls, sw->polls + 1, __ATOMIC_RELEASE);
+		if (avail <= j)
+			continue;
+		n = avail - j < 32 ? avail - j : 32;
+		for (size_t k = 0; k < n; k++, j++) {
+			const struct frame *f = &c->f[j % c->nf];
+			uint64_t ts = f->ts_ns + (uint64_t)(j / c->nf + 1) * span;
+
+			mry_engine_packet(e, c->bytes + f->off, f->len, 0, ts);
+			if (mry_engine_frame_ended_message(e))
+				pend[np++] = t0 + (double)j * ia_ns;
+			if (ts - last_tick >= 1000000) {
+				mry_engine_tick(e, ts);
+				last_tick = ts;
+			}
+		}
+		t = mono_ns();
+		for (size_t k = 0; k < np; k++)
+			lat[nl++] = t - pend[k];
+	}
+	printf("longest poll gap ended before frame %zu of pass %zu (%zu frames a pass)\n",
+	       gap_at % c->nf, gap_at / c->nf, c->nf);
+	return nl;
+}
+
+static int latency_mode(struct mry_sigdb_ctl *ctl, const struct capture *c, double frac,
+			int passes, uint64_t span, const char *db, const char *swap_db)
+{
+	struct mry_engine *e = new_engine(ctl, false);
+	double best, pass_s[3], ia, gap, *lat;
+	size_t nl;
+	struct swapper sw = { .ctl = ctl, .path = swap_db };
+	pthread_t th;
+	double load[3] = { 0, 0, 0 };
+
+	if (e == NULL || (lat = calloc(c->nf * (size_t)passes, sizeof(*lat))) == NULL)
+		return 2;
+	/* capacity: the median of three unpaced passes of the warm engine */
+	run_moray(e, c, 0);
+	for (int i = 0; i < 3; i++) {
+		double t = mono_ns();
+
+		run_moray(e, c, (uint64_t)(i + 1) * span);
+		pass_s[i] = (mono_ns() - t) / 1e9;
+	}
+	qsort(pass_s, 3, sizeof(pass_s[0]), cmp_double);
+	best = pass_s[1];
+	ia = best * 1e9 / (double)c->nf / frac;
+	if (swap_db != NULL) {
+		FILE *f = fopen(db, "rb");
+
+		if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (sw.len = (size_t)ftell(f)) == 0 ||
+		    (sw.img = malloc(sw.len)) == NULL || fseek(f, 0, SEEK_SET) != 0 ||
+		    fread(sw.img, 1, sw.len, f) != sw.len || sodium_init() < 0 ||
+		    (mry_rd32(sw.img + MRY_SIGDB_OFF_FLAGS) & MRY_SIGDB_F_SIGNED) != 0) {
+			fprintf(stderr, "payload_bench: %s: cannot read an unsigned database\n", db);
+			return 2;
+		}
+		fclose(f);
+		if (pthread_create(&th, NULL, swap_main, &sw) != 0)
+			return 2;
+	}
+	nl = paced_run(e, c, passes, span * 8, ia, lat, &gap, swap_db != NULL ? &sw : NULL);
+	if (swap_db != NULL) {
+		sw.stop = 1;
+		pthread_join(th, NULL);
+		free(sw.img);
+	}
+	qsort(lat, nl, sizeof(*lat), cmp_double);
+	if (getloadavg(load, 3) < 0)
+		load[0] = -1;
+	printf("latency: capacity %.0f ns/frame (median of 3 unpaced passes), paced at %.2f of it "
+	       "(a frame every %.0f ns), %d passes, %s\n", best * 1e9 / (double)c->nf, frac, ia,
+	       passes, swap_db != NULL ? "database swapped every 5 ms" : "no swaps");
+	if (swap_db != NULL)
+		printf("swaps: %lu done, %lu refused\n", sw.swaps, sw.failed);
+	if (nl == 0) {
+		printf("latency: no message ended\n");
+		return 1;
+	}
+	printf("result frac=%.2f swaps=%d msgs=%zu p50_us=%.1f p99_us=%.1f max_us=%.1f "
+	       "max_poll_gap_us=%.1f load1=%.2f\n", frac, swap_db != NULL, nl,
+	       lat[nl / 2] / 1e3, lat[(nl * 99) / 100] / 1e3, lat[nl - 1] / 1e3, gap / 1e3,
+	       load[0]);
+	mry_engine_destroy(e, c->f[c->nf - 1].ts_ns + (uint64_t)(passes + 2) * span * 8);
+	free(lat);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct mry_sigdb_load_opts lo = { 0 };
@@ -388,6 +582,8 @@ int main(int argc, char **argv)
 	hs_scratch_t *scratch = NULL;
 	char detail[256];
 	bool engine_only = argc > 1 && strcmp(argv[1], "--engine-only") == 0;
+	double lat_frac = 0;
+	const char *swap_db = NULL;
 	int passes;
 	double best_hs = 1e9, best_mry = 1e9, best_scan = 1e9;
 	unsigned long matches = 0;
@@ -395,10 +591,21 @@ int main(int argc, char **argv)
 	if (engine_only) {
 		argv++;
 		argc--;
+	} else if (argc > 2 && strcmp(argv[1], "--latency") == 0) {
+		lat_frac = atof(argv[2]);
+		argv += 2;
+		argc -= 2;
+		if (argc > 4)
+			swap_db = argv[4];
+		if (lat_frac <= 0 || lat_frac > 1) {
+			fprintf(stderr, "payload_bench: --latency FRACTION in (0, 1]\n");
+			return 2;
+		}
 	}
 	passes = argc > 3 ? atoi(argv[3]) : 5;
 	if (argc < 3 || passes < 1) {
-		fprintf(stderr, "usage: payload_bench [--engine-only] DB.mdb CAPTURE.pcap [PASSES]\n");
+		fprintf(stderr, "usage: payload_bench [--engine-only | --latency FRACTION] DB.mdb "
+			"CAPTURE.pcap [PASSES] [SWAP_DB.mdb]\n");
 		return 2;
 	}
 	mry_log_set_level(MRY_LOG_WARNING);
@@ -431,6 +638,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	span = cap.f[cap.nf - 1].ts_ns - cap.f[0].ts_ns + 3600 * 1000000000ull;
+	if (lat_frac > 0)
+		return latency_mode(ctl, &cap, lat_frac, passes, span, argv[1], swap_db);
 	if (engine_only) {
 		struct mry_engine_stats s0;
 		double t;
