@@ -10,10 +10,12 @@
 # core's clock: this machine's 2 shared CPUs preempt a busy-polling DPDK
 # lcore for milliseconds, which would measure the scheduler; net_pcap has
 # no rate limit and no memif generator is installed to pace the real app).
-# Also prints the worker's longest gap between two polls.
+# Also prints the worker's longest burst (its longest time between two polls).
 #
 #   bench/app/latency.sh [BUILD_DIR] [CAPTURE_MB] [PASSES]   (default build 10 4)
-# MORAY_SIGS: directory of the .ndb files; LARGE=1 adds the large set.
+# MORAY_SIGS: directory of the .ndb files; LARGE=1 adds the large set
+# (compiled here, which takes minutes), or LARGE_DB=FILE.mdb uses one built
+# before (bench/sigs/large.sh KEEP_DB=FILE.mdb).
 set -eu
 BUILD=${1:-build}
 MB=${2:-10}
@@ -29,7 +31,10 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 	--smtp-share 1.0 --seed 7 >/dev/null
 dbs=default
 "$BUILD/engine/tools/moray-sigc" compile -o "$tmp/default.mdb" "$SIGS"/*.ndb >/dev/null
-if [ "${LARGE:-0}" = 1 ]; then
+if [ -n "${LARGE_DB:-}" ]; then
+	cp "$LARGE_DB" "$tmp/large.mdb"
+	dbs="default large"
+elif [ "${LARGE:-0}" = 1 ]; then
 	/usr/bin/python3 "$HERE/../sigs/gen_large.py" -o "$tmp/large.ndb"
 	"$BUILD/engine/tools/moray-sigc" compile -o "$tmp/large.mdb" "$SIGS"/*.ndb \
 		"$tmp/large.ndb" >/dev/null
