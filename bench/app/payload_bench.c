@@ -30,8 +30,8 @@
  * --latency paces the capture into one warm engine at FRACTION of the
  * capacity measured first (frames arrive evenly spaced), processes whatever
  * has arrived in bursts of up to 32 as a worker polls, on a timeline made
- * of the bursts' thread CPU times (the clock of a dedicated core, not
- * stopped by preemption on a shared machine; see paced_run), and for every frame the engine reports as ending a judged message
+ * of the bursts' durations with preemption taken out (the clock of a
+ * dedicated core; see paced_run), and for every frame the engine reports as ending a judged message
  * records the time from its arrival to the end of its burst (where a worker
  * hands the burst to tx). With SWAP_FILE a second thread swaps the database
  * every 5 ms, as the control thread would on a reload: it writes DB again
@@ -456,34 +456,50 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static inline uint64_t tsc(void)
+{
+	return __builtin_ia32_rdtsc();
+}
+
 /*
  * One paced run: @total frames (the capture replayed), frame j arriving at
- * j * @ia_ns on the worker's own timeline. Reading a CPU clock costs about
- * as much as a frame here (a system call in a VM), so the worker's time is
- * kept as a timeline of its own: an idle worker jumps to the next arrival
- * (a dedicated core would spin there), takes what has arrived (up to 32),
- * and the timeline advances by the burst's thread CPU time, less the
- * clock's own cost measured beforehand. Latency of a message: end of the
- * burst that forwards its last frame minus that frame's arrival. Returns
- * the number of latencies written to @lat (ns).
+ * j * @ia_ns on the worker's own timeline: an idle worker jumps to the next
+ * arrival (a dedicated core would spin there), takes what has arrived (up
+ * to 32), and the timeline advances by the burst's duration (TSC). Reading a
+ * thread CPU clock costs a system call (1.3-1.7 us in this VM, and it slows
+ * the code after it), so preemption on this shared machine is taken out
+ * once every WIN bursts: the window's TSC time minus its CPU time, when
+ * positive, is time the thread did not run; it is taken off the window's
+ * longest bursts (water-filling them down towards the next longest), and
+ * the window's timeline and latencies are computed from the corrected
+ * bursts. Latency of a message: end of the burst that forwards its last
+ * frame minus that frame's arrival. Returns the number of latencies
+ * written to @lat (ns).
  */
+#define WIN 64
 static size_t paced_run(struct mry_engine *e, const struct capture *c, int passes,
 			uint64_t span, double ia_ns, double *lat, double *max_gap,
-			struct swapper *sw)
+			struct swapper *sw, double *preempt_ns)
 {
-	size_t total = c->nf * (size_t)passes, j = 0, nl = 0, gap_at = 0;
-	uint64_t last_tick = 0;
-	double v = 0, clk = 1e9;
+	static double pend[WIN][32];
+	size_t total = c->nf * (size_t)passes, j = 0, nl = 0;
+	uint64_t last_tick = 0, w0, t0;
+	double v = 0, vs = 0, ns_per_tsc, c0, d[WIN], first[WIN];
+	size_t np[WIN], wn = 0;
 
-	for (int i = 0; i < 64; i++) {
-		double t0 = mono_ns(), t1 = mono_ns();
-
-		clk = t1 - t0 < clk ? t1 - t0 : clk;
-	}
+	/* TSC rate against the monotonic clock, over 20 ms */
+	t0 = tsc();
+	c0 = now_s();
+	while (now_s() - c0 < 0.02)
+		;
+	ns_per_tsc = (now_s() - c0) * 1e9 / (double)(tsc() - t0);
 	*max_gap = 0;
+	*preempt_ns = 0;
+	w0 = tsc();
+	c0 = mono_ns();
 	while (j < total) {
-		double pend[32], t0, d;
-		size_t np = 0, n;
+		size_t n;
+		uint64_t b0;
 
 		if (sw != NULL)
 			__atomic_store_n(&sw->polls, sw->polls + 1, __ATOMIC_RELEASE);
@@ -492,32 +508,62 @@ static size_t paced_run(struct mry_engine *e, const struct capture *c, int passe
 		n = (size_t)(v / ia_ns) + 1 - j;
 		n = n < 32 ? n : 32;
 		n = j + n <= total ? n : total - j;
-		t0 = mono_ns();
+		first[wn] = (double)j * ia_ns;
+		np[wn] = 0;
+		b0 = tsc();
 		for (size_t k = 0; k < n; k++, j++) {
 			const struct frame *f = &c->f[j % c->nf];
 			uint64_t ts = f->ts_ns + (uint64_t)(j / c->nf + 1) * span;
 
 			mry_engine_packet(e, c->bytes + f->off, f->len, 0, ts);
 			if (mry_engine_frame_ended_message(e))
-				pend[np++] = (double)j * ia_ns;
+				pend[wn][np[wn]++] = (double)j * ia_ns;
 			if (ts - last_tick >= 1000000) {
 				mry_engine_tick(e, ts);
 				last_tick = ts;
 			}
 		}
-		d = mono_ns() - t0 - clk;
-		d = d > 0 ? d : 0;
-		if (d > *max_gap) {
-			*max_gap = d;
-			gap_at = j;
+		d[wn] = (double)(tsc() - b0) * ns_per_tsc;
+		v += d[wn];
+		if (++wn == WIN || j == total) {
+			double cpu = mono_ns() - c0, wall = (double)(tsc() - w0) * ns_per_tsc;
+			double lost = wall - cpu;
+
+			/* take the lost time off the longest bursts, down to the next longest */
+			while (lost > 1.0) {
+				size_t m1 = 0;
+				double next = 0, cut;
+
+				for (size_t k = 1; k < wn; k++)
+					if (d[k] > d[m1])
+						m1 = k;
+				for (size_t k = 0; k < wn; k++)
+					if (k != m1 && d[k] > next)
+						next = d[k];
+				cut = d[m1] - next;
+				if (cut <= 0)
+					cut = d[m1];
+				if (cut <= 0)
+					break;
+				cut = cut < lost ? cut : lost;
+				d[m1] -= cut;
+				lost -= cut;
+				*preempt_ns += cut;
+			}
+			/* the window's timeline again, from the corrected bursts */
+			for (size_t k = 0; k < wn; k++) {
+				vs = (vs > first[k] ? vs : first[k]) + d[k];
+				if (d[k] > *max_gap)
+					*max_gap = d[k];
+				for (size_t q = 0; q < np[k]; q++)
+					lat[nl++] = vs - pend[k][q];
+			}
+			v = vs;
+			wn = 0;
+			w0 = tsc();
+			c0 = mono_ns();
 		}
-		v += d;
-		for (size_t k = 0; k < np; k++)
-			lat[nl++] = v - pend[k];
 	}
-	printf("longest burst (%.1f us) ended at frame %zu of pass %zu (%zu frames a pass); "
-	       "clock read %.0f ns, subtracted\n", *max_gap / 1e3, gap_at % c->nf, gap_at / c->nf,
-	       c->nf, clk);
 	return nl;
 }
 
@@ -525,7 +571,7 @@ static int latency_mode(struct mry_sigdb_ctl *ctl, const struct capture *c, doub
 			int passes, uint64_t span, const char *db, const char *swap_db)
 {
 	struct mry_engine *e = new_engine(ctl, false);
-	double best, pass_s[3], ia, gap, *lat;
+	double best, pass_s[3], ia, gap, preempt, *lat;
 	size_t nl;
 	struct swapper sw = { .ctl = ctl, .path = swap_db };
 	pthread_t th;
@@ -558,7 +604,8 @@ static int latency_mode(struct mry_sigdb_ctl *ctl, const struct capture *c, doub
 		if (pthread_create(&th, NULL, swap_main, &sw) != 0)
 			return 2;
 	}
-	nl = paced_run(e, c, passes, span * 8, ia, lat, &gap, swap_db != NULL ? &sw : NULL);
+	nl = paced_run(e, c, passes, span * 8, ia, lat, &gap, swap_db != NULL ? &sw : NULL,
+		       &preempt);
 	if (swap_db != NULL) {
 		sw.stop = 1;
 		pthread_join(th, NULL);
@@ -572,6 +619,8 @@ static int latency_mode(struct mry_sigdb_ctl *ctl, const struct capture *c, doub
 	       passes, swap_db != NULL ? "database swapped every 5 ms" : "no swaps");
 	if (swap_db != NULL)
 		printf("swaps: %lu done, %lu refused\n", sw.swaps, sw.failed);
+	printf("time the worker thread was preempted, taken off its timeline: %.1f ms\n",
+	       preempt / 1e6);
 	if (nl == 0) {
 		printf("latency: no message ended\n");
 		return 1;
