@@ -16,7 +16,8 @@
 #     share of the worker).
 #
 #   bench/sigs/large.sh [BUILD_DIR] [CAPTURE_MB]      (default build 20)
-# MORAY_SIGS: directory of the shared .ndb files; MAIL: the mail corpus dir.
+# MORAY_SIGS: directory of the shared .ndb files; MAIL: the mail corpus dir;
+# KEEP_DB=FILE.mdb keeps the compiled database (for bench/app/latency.sh).
 set -eu
 BUILD=${1:-build}
 MB=${2:-20}
@@ -42,6 +43,7 @@ timev() { # label, command...: run under /usr/bin/time -v, print its figures
 }
 timev "moray-sigc compile" "$BUILD/engine/tools/moray-sigc" compile -o "$tmp/large.mdb" "$@"
 echo "database file: $(stat -c %s "$tmp/large.mdb") bytes"
+[ -z "${KEEP_DB:-}" ] || cp "$tmp/large.mdb" "$KEEP_DB"
 find "$MAIL" -type f -exec cat {} + >"$tmp/mail.bin"
 timev "hs_direct whole" "$BUILD/bench/hs_direct" whole --scan "$tmp/mail.bin" "$@"
 timev "hs_direct split" "$BUILD/bench/hs_direct" split --scan "$tmp/mail.bin" "$@"
