@@ -32,6 +32,11 @@ VERDICT = {
     "message_event", "hold_event", "flow_event", "emit_event", "event_begin", "emit",
     "build_segment", "apply_result", "release_held", "release_synthesized",
     "answer_and_reset", "reset_both", "on_event", "on_emit", "conn_of", "ipv4_text",
+    # the engine split into one file per job (verdict.c, event_log.c, inject.c)
+    "mry_verdict_message_event", "mry_verdict_encrypted_event", "mry_verdict_hold_event",
+    "mry_verdict_flow_event", "mry_verdict_apply", "mry_verdict_conn_of", "mry_verdict_name",
+    "mry_inject_segment", "mry_inject_emit", "mry_inject_answer_and_reset",
+    "mry_inject_reset_both",
 }
 
 
@@ -58,8 +63,10 @@ def stage_of(name):
     if base.startswith(("mry_decode_", "mry_ipfrag_", "mry_csum_", "mry_tcp_csum")) or \
             base == "fast_non_smtp":
         return "decode"
-    if base in ENGINE_GLUE:
-        return "engine glue (engine.c message/hold callbacks)"
+    if base.startswith("mry_event_"):
+        return "verdict/log (events, emit)"
+    if base in ENGINE_GLUE or base.startswith(("mry_verdict_", "mry_hold_", "mry_inject_")):
+        return "engine glue (message/hold callbacks)"
     if base.startswith(("mry_pool_", "mry_zalloc", "mry_alloc", "malloc", "calloc", "free",
                         "realloc", "je_", "rte_malloc", "rte_zmalloc", "rte_free")):
         return "allocation"
@@ -70,7 +77,7 @@ def stage_of(name):
 
 ORDER = [
     "decode", "flow table", "reassembly", "SMTP", "MIME", "decoders (base64/qp/uu/2047)",
-    "engine glue (engine.c message/hold callbacks)", "scan glue (scan.c)",
+    "engine glue (message/hold callbacks)", "scan glue (scan.c)",
     "scan calls (Hyperscan)", "verdict/log (events, emit)", "allocation",
     "timers (engine tick)", "other",
 ]
