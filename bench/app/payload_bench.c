@@ -485,7 +485,7 @@ static size_t paced_run(struct mry_engine *e, const struct capture *c, int passe
 	size_t total = c->nf * (size_t)passes, j = 0, nl = 0;
 	uint64_t last_tick = 0, w0, t0;
 	double v = 0, vs = 0, ns_per_tsc, c0, d[WIN], first[WIN];
-	size_t np[WIN], wn = 0;
+	size_t np[WIN], nfr[WIN], ntick[WIN], wn = 0, gap_frames = 0, gap_ticks = 0, gap_ends = 0;
 
 	/* TSC rate against the monotonic clock, over 20 ms */
 	t0 = tsc();
@@ -510,6 +510,8 @@ static size_t paced_run(struct mry_engine *e, const struct capture *c, int passe
 		n = j + n <= total ? n : total - j;
 		first[wn] = (double)j * ia_ns;
 		np[wn] = 0;
+		nfr[wn] = n;
+		ntick[wn] = 0;
 		b0 = tsc();
 		for (size_t k = 0; k < n; k++, j++) {
 			const struct frame *f = &c->f[j % c->nf];
@@ -521,6 +523,7 @@ static size_t paced_run(struct mry_engine *e, const struct capture *c, int passe
 			if (ts - last_tick >= 1000000) {
 				mry_engine_tick(e, ts);
 				last_tick = ts;
+				ntick[wn]++;
 			}
 		}
 		d[wn] = (double)(tsc() - b0) * ns_per_tsc;
@@ -553,8 +556,12 @@ static size_t paced_run(struct mry_engine *e, const struct capture *c, int passe
 			/* the window's timeline again, from the corrected bursts */
 			for (size_t k = 0; k < wn; k++) {
 				vs = (vs > first[k] ? vs : first[k]) + d[k];
-				if (d[k] > *max_gap)
+				if (d[k] > *max_gap) {
 					*max_gap = d[k];
+					gap_frames = nfr[k];
+					gap_ticks = ntick[k];
+					gap_ends = np[k];
+				}
 				for (size_t q = 0; q < np[k]; q++)
 					lat[nl++] = vs - pend[k][q];
 			}
@@ -564,6 +571,8 @@ static size_t paced_run(struct mry_engine *e, const struct capture *c, int passe
 			c0 = mono_ns();
 		}
 	}
+	printf("longest burst: %.1f us, %zu frames, %zu engine ticks, %zu message ends\n",
+	       *max_gap / 1e3, gap_frames, gap_ticks, gap_ends);
 	return nl;
 }
 
