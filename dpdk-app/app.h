@@ -99,6 +99,23 @@ struct app_txq {
 	uint64_t dropped;               /* counted by the tx-buffer error callback */
 };
 
+/*
+ * Latency of a message's end: rx TSC of the burst that brought the frame
+ * ending a judged message to the TSC when the worker knows that frame left
+ * its tx buffer. Histogram of nanoseconds: values below 8 exactly, then 8
+ * linear steps per power of two (error <= 12.5 %).
+ */
+#define APP_LAT_BUCKETS 512
+#define APP_LAT_PENDING 256
+struct app_lat {
+	uint64_t hist[APP_LAT_BUCKETS];
+	uint64_t n;
+	uint64_t max_ns;
+	uint64_t max_gap_ns;            /* longest time between two polls */
+	uint64_t pending[APP_LAT_PENDING];   /* rx TSCs of ends not yet sent */
+	uint32_t nb_pending;
+};
+
 struct app_worker {
 	unsigned lcore;
 	unsigned id;
@@ -112,6 +129,7 @@ struct app_worker {
 	struct rte_mbuf *ret_pending[APP_MAX_RX_LCORES][APP_MAX_BURST];
 	uint32_t nb_ret_pending[APP_MAX_RX_LCORES];
 	struct app_worker_stats st;                 /* worker-private, live */
+	struct app_lat lat;                         /* worker-private, read after it ended */
 	struct app_snapshot snap MRY_CACHE_ALIGNED; /* published copy */
 	volatile int ready;                         /* 1: engine up, -1: failed */
 	volatile bool drained;                      /* in rings empty after stop */
@@ -290,6 +308,8 @@ int app_worker_setup(struct app *a, char *err, size_t errlen);
 int app_worker_main(void *arg);
 void app_worker_snapshot_read(const struct app_worker *w, struct app_worker_stats *st,
 			      struct mry_counters *eng);
+/** One line: the worker's message-end latency percentiles and longest poll gap. */
+void app_worker_print_latency(const struct app_worker *w, FILE *out);
 
 /* verdict_log.c */
 struct rte_ring *app_log_ring_create(unsigned worker, int socket);

@@ -382,6 +382,8 @@ int main(int argc, char **argv)
 	rte_eal_mp_wait_lcore();
 	app_control_print_stats(a, stdout, true);
 	app_control_final_metrics(a);
+	for (i = 0; i < (int)a->nb_workers; i++)
+		app_worker_print_latency(a->workers[i], stdout);
 	for (i = 0; i < (int)a->nb_workers; i++) {
 		mry_engine_destroy(a->workers[i]->engine, app_now_ns());
 		a->workers[i]->engine = NULL;

@@ -11,6 +11,7 @@
  * published to the control thread through a seqlock snapshot.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
@@ -42,6 +43,61 @@ static void eal_free(void *ctx, void *p)
 {
 	(void)ctx;
 	rte_free(p);
+}
+
+static unsigned lat_bucket(uint64_t ns)
+{
+	unsigned e;
+
+	if (ns < 8)
+		return (unsigned)ns;
+	e = 63u - (unsigned)__builtin_clzll(ns);
+	return (e - 2u) * 8u + (unsigned)((ns >> (e - 3u)) & 7u);
+}
+
+/* the largest value a bucket holds */
+static uint64_t lat_bucket_max(unsigned b)
+{
+	unsigned e = b / 8u + 2u;
+
+	if (b < 8)
+		return b;
+	return ((uint64_t)(8u + b % 8u + 1u) << (e - 3u)) - 1u;
+}
+
+/* the pending message ends left the worker at @tsc */
+static void lat_settle(struct app_worker *w, uint64_t tsc)
+{
+	struct app_lat *l = &w->lat;
+	const uint64_t hz = rte_get_tsc_hz();
+
+	for (uint32_t i = 0; i < l->nb_pending; i++) {
+		uint64_t ns = (tsc - l->pending[i]) * 1000000000ull / hz;
+
+		l->hist[lat_bucket(ns)]++;
+		l->n++;
+		if (ns > l->max_ns)
+			l->max_ns = ns;
+	}
+	l->nb_pending = 0;
+}
+
+void app_worker_print_latency(const struct app_worker *w, FILE *out)
+{
+	const struct app_lat *l = &w->lat;
+	uint64_t p[2] = { 0, 0 }, acc = 0;
+	const double q[2] = { 0.50, 0.99 };
+	unsigned b, k = 0;
+
+	for (b = 0; b < APP_LAT_BUCKETS && k < 2; b++) {
+		acc += l->hist[b];
+		while (k < 2 && l->n != 0 && (double)acc >= q[k] * (double)l->n)
+			p[k++] = lat_bucket_max(b);
+	}
+	fprintf(out, "moray: worker %u message-end latency (last frame rx burst -> tx): %" PRIu64
+		" messages, p50 %.1f us, p99 %.1f us, max %.1f us; longest poll gap %.1f us\n",
+		w->id, l->n, (double)p[0] / 1e3, (double)p[1] / 1e3, (double)l->max_ns / 1e3,
+		(double)l->max_gap_ns / 1e3);
 }
 
 static inline void flush_ret(struct app_worker *w, unsigned r)
@@ -83,13 +139,33 @@ static void flush_all(struct app_worker *w)
 	if (a->tx_via_rx) {
 		for (i = 0; i < a->nb_rx; i++)
 			flush_ret(w, i);
-		return;
-	}
-	for (i = 0; i < a->nb_ports; i++) {
-		uint16_t p = a->ports[i];
+	} else {
+		for (i = 0; i < a->nb_ports; i++) {
+			uint16_t p = a->ports[i];
 
-		rte_eth_tx_buffer_flush(p, w->txq[p].queue, w->txq[p].buf);
+			rte_eth_tx_buffer_flush(p, w->txq[p].queue, w->txq[p].buf);
+		}
 	}
+	if (w->lat.nb_pending != 0)
+		lat_settle(w, rte_rdtsc());
+}
+
+/* nothing of this worker waits in a tx buffer or return ring batch */
+static bool tx_empty(const struct app_worker *w)
+{
+	struct app *a = &g_app;
+	unsigned i;
+
+	if (a->tx_via_rx) {
+		for (i = 0; i < a->nb_rx; i++)
+			if (w->nb_ret_pending[i] != 0)
+				return false;
+		return true;
+	}
+	for (i = 0; i < a->nb_ports; i++)
+		if (w->txq[a->ports[i]].buf->length != 0)
+			return false;
+	return true;
 }
 
 /* mry_engine_io.emit: copy into a new mbuf, out the port @dir names. */
@@ -134,7 +210,7 @@ static const struct mry_engine_io worker_io = {
 };
 
 static inline void process_burst(struct app_worker *w, struct rte_mbuf **pkts,
-				 unsigned n, uint64_t now)
+				 unsigned n, uint64_t now, uint64_t rx_tsc)
 {
 	struct app *a = &g_app;
 	struct rte_mbuf *drop[APP_MAX_BURST];
@@ -160,13 +236,22 @@ static inline void process_burst(struct app_worker *w, struct rte_mbuf **pkts,
 			drop[nd++] = m;
 			continue;
 		}
-		if (mry_engine_packet(w->engine, data, len, m->port, now) == MRY_PKT_FORWARD)
+		if (mry_engine_packet(w->engine, data, len, m->port, now) == MRY_PKT_FORWARD) {
+			if (mry_engine_frame_ended_message(w->engine)) {
+				if (w->lat.nb_pending == APP_LAT_PENDING)
+					lat_settle(w, rte_rdtsc());
+				w->lat.pending[w->lat.nb_pending++] = rx_tsc;
+			}
 			send_pkt(w, m, a->pair[m->port]);
-		else
+		} else {
 			drop[nd++] = m;
+		}
 	}
 	if (nd != 0)
 		rte_pktmbuf_free_bulk(drop, nd);
+	/* a full tx buffer went out during the burst: the ends left with it */
+	if (w->lat.nb_pending != 0 && tx_empty(w))
+		lat_settle(w, rte_rdtsc());
 }
 
 static void publish(struct app_worker *w)
@@ -265,7 +350,7 @@ int app_worker_main(void *arg)
 	const uint64_t us = (rte_get_tsc_hz() + 999999) / 1000000;
 	const uint32_t burst = a->opt.burst;
 	struct rte_mbuf *pkts[APP_MAX_BURST];
-	uint64_t last_drain, last_tick, last_snap, now;
+	uint64_t last_drain, last_tick, last_snap, last_poll, now, gap = 0;
 	struct mry_alloc alloc = {
 		.alloc = eal_alloc, .free = eal_free,
 		.ctx = (void *)(intptr_t)w->socket, .socket = w->socket,
@@ -284,19 +369,23 @@ int app_worker_main(void *arg)
 	while (__atomic_load_n(&a->phase, __ATOMIC_ACQUIRE) == APP_PHASE_INIT)
 		rte_pause();
 
-	last_drain = last_tick = last_snap = rte_rdtsc();
+	last_drain = last_tick = last_snap = last_poll = rte_rdtsc();
 	while (__atomic_load_n(&a->phase, __ATOMIC_ACQUIRE) < APP_PHASE_SHUTDOWN) {
 		unsigned got = 0;
-		uint64_t tsc;
+		uint64_t tsc, rx_tsc;
 
 		now = app_now_ns();
+		rx_tsc = rte_rdtsc();
+		if (rx_tsc - last_poll > gap)
+			gap = rx_tsc - last_poll;
+		last_poll = rx_tsc;
 		if (a->dispatch == APP_DISPATCH_SW) {
 			for (r = 0; r < a->nb_rx; r++) {
 				unsigned n = rte_ring_dequeue_burst(w->in[r], (void **)pkts,
 								    burst, NULL);
 
 				if (n != 0) {
-					process_burst(w, pkts, n, now);
+					process_burst(w, pkts, n, now, rx_tsc);
 					got += n;
 				}
 			}
@@ -306,7 +395,7 @@ int app_worker_main(void *arg)
 							      pkts, (uint16_t)burst);
 
 				if (n != 0) {
-					process_burst(w, pkts, n, now);
+					process_burst(w, pkts, n, now, rx_tsc);
 					got += n;
 				}
 			}
@@ -344,6 +433,7 @@ int app_worker_main(void *arg)
 	/* Shutdown: answer every unfinished message (451), flush, report. */
 	mry_engine_shutdown(w->engine, app_now_ns());
 	flush_all(w);
+	w->lat.max_gap_ns = gap * 1000000000ull / rte_get_tsc_hz();
 	publish(w);
 	rte_rcu_qsbr_thread_offline(a->qsv, w->id);
 	rte_rcu_qsbr_thread_unregister(a->qsv, w->id);

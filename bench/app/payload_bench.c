@@ -23,17 +23,42 @@
  * Passes alternate between the two so drift on a shared machine hits both.
  *
  *   payload_bench DB.mdb CAPTURE.pcap [PASSES]
+ *   payload_bench --engine-only DB.mdb CAPTURE.pcap [PASSES]
+ *
+ *   payload_bench --latency FRACTION DB.mdb CAPTURE.pcap [PASSES] [SWAP_FILE]
+ *
+ * --latency paces the capture into one warm engine at FRACTION of the
+ * capacity measured first (frames arrive evenly spaced), processes whatever
+ * has arrived in bursts of up to 32 as a worker polls, on a timeline made
+ * of the bursts' durations with preemption taken out (the clock of a
+ * dedicated core; see paced_run), and for every frame the engine reports as ending a judged message
+ * records the time from its arrival to the end of its burst (where a worker
+ * hands the burst to tx). With SWAP_FILE a second thread swaps the database
+ * every 5 ms, as the control thread would on a reload: it writes DB again
+ * to SWAP_FILE under the next generation number (new digest), offers it,
+ * and frees the retired generation after the worker passed two polls.
+ * Prints p50/p99/max and the longest burst (the longest the worker does
+ * not poll).
+ *
+ * --engine-only runs the moray side alone (no reference, no recording):
+ * one untimed warm-up pass, then PASSES passes inside engine_passes(), the
+ * function bench/profile/breakdown.sh tells callgrind to collect in.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <hs.h>
 #include <pcap/pcap.h>
 
+#include <sodium.h>
+
 #include "moray/engine.h"
 #include "moray/sigdb.h"
+#include "sigdb_priv.h"
 
 #define MAX_FLOWS 65536
 
@@ -356,6 +381,268 @@ static double run_moray(struct mry_engine *e, const struct capture *c, uint64_t 
 	return now_s() - t0;
 }
 
+/* the passes a profiler collects: kept out of line so it can be named */
+__attribute__((noinline)) double engine_passes(struct mry_engine *e, const struct capture *c,
+					      int passes, uint64_t span);
+__attribute__((noinline)) double engine_passes(struct mry_engine *e, const struct capture *c,
+					      int passes, uint64_t span)
+{
+	double t = 0;
+
+	for (int i = 0; i < passes; i++)
+		t += run_moray(e, c, (uint64_t)(i + 1) * span);
+	return t;
+}
+
+/*
+ * The paced run's clock: this thread's CPU time. A worker owns its lcore
+ * (no other thread runs there), so its CPU time is wall time; on a shared
+ * machine the CPU clock stops while the thread is preempted, so the figures
+ * are those of a dedicated core rather than of the machine's scheduler.
+ */
+static double mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+struct swapper {
+	struct mry_sigdb_ctl *ctl;
+	const char *path;               /* where each new generation is written */
+	uint8_t *img;                   /* the database file, unsigned */
+	size_t len;
+	volatile int stop;
+	volatile uint64_t polls;        /* the worker's poll count: its quiescent points */
+	unsigned long swaps, failed;
+};
+
+static void *swap_main(void *arg)
+{
+	struct swapper *sw = arg;
+	uint64_t gen = mry_rd64(sw->img + MRY_SIGDB_OFF_GENERATION);
+	size_t dig = MRY_SIGDB_HDR_LEN + mry_rd64(sw->img + MRY_SIGDB_OFF_PAYLOAD_LEN);
+
+	while (!sw->stop) {
+		struct mry_sigdb_gen *retired = NULL;
+		uint64_t p0;
+		FILE *f;
+
+		usleep(5000);
+		mry_wr64(sw->img + MRY_SIGDB_OFF_GENERATION, ++gen);
+		crypto_generichash(sw->img + dig, MRY_SIGDB_DIGEST_LEN, sw->img, dig, NULL, 0);
+		f = fopen(sw->path, "wb");
+		if (f == NULL || fwrite(sw->img, 1, sw->len, f) != sw->len || fclose(f) != 0 ||
+		    mry_sigdb_ctl_offer(sw->ctl, sw->path, (uint64_t)time(NULL), &retired) !=
+		    MRY_SIGDB_OK) {
+			sw->failed++;
+			continue;
+		}
+		sw->swaps++;
+		p0 = __atomic_load_n(&sw->polls, __ATOMIC_ACQUIRE);
+		while (!sw->stop && __atomic_load_n(&sw->polls, __ATOMIC_ACQUIRE) < p0 + 2)
+			usleep(100);
+		if (retired != NULL)
+			mry_sigdb_gen_unref(retired);
+	}
+	return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static inline uint64_t tsc(void)
+{
+	return __builtin_ia32_rdtsc();
+}
+
+/*
+ * One paced run: @total frames (the capture replayed), frame j arriving at
+ * j * @ia_ns on the worker's own timeline: an idle worker jumps to the next
+ * arrival (a dedicated core would spin there), takes what has arrived (up
+ * to 32), and the timeline advances by the burst's duration (TSC). Reading a
+ * thread CPU clock costs a system call (1.3-1.7 us in this VM, and it slows
+ * the code after it), so preemption on this shared machine is taken out
+ * once every WIN bursts: the window's TSC time minus its CPU time, when
+ * positive, is time the thread did not run; it is taken off the window's
+ * longest bursts (water-filling them down towards the next longest), and
+ * the window's timeline and latencies are computed from the corrected
+ * bursts. Latency of a message: end of the burst that forwards its last
+ * frame minus that frame's arrival. Returns the number of latencies
+ * written to @lat (ns).
+ */
+#define WIN 64
+static size_t paced_run(struct mry_engine *e, const struct capture *c, int passes,
+			uint64_t span, double ia_ns, double *lat, double *max_gap,
+			struct swapper *sw, double *preempt_ns)
+{
+	static double pend[WIN][32];
+	size_t total = c->nf * (size_t)passes, j = 0, nl = 0;
+	uint64_t last_tick = 0, w0, t0;
+	double v = 0, vs = 0, ns_per_tsc, c0, d[WIN], first[WIN];
+	size_t np[WIN], nfr[WIN], ntick[WIN], wn = 0, gap_frames = 0, gap_ticks = 0, gap_ends = 0;
+
+	/* TSC rate against the monotonic clock, over 20 ms */
+	t0 = tsc();
+	c0 = now_s();
+	while (now_s() - c0 < 0.02)
+		;
+	ns_per_tsc = (now_s() - c0) * 1e9 / (double)(tsc() - t0);
+	*max_gap = 0;
+	*preempt_ns = 0;
+	w0 = tsc();
+	c0 = mono_ns();
+	while (j < total) {
+		size_t n;
+		uint64_t b0;
+
+		if (sw != NULL)
+			__atomic_store_n(&sw->polls, sw->polls + 1, __ATOMIC_RELEASE);
+		if ((double)j * ia_ns > v)
+			v = (double)j * ia_ns;          /* idle until the next frame */
+		n = (size_t)(v / ia_ns) + 1 - j;
+		n = n < 32 ? n : 32;
+		n = j + n <= total ? n : total - j;
+		first[wn] = (double)j * ia_ns;
+		np[wn] = 0;
+		nfr[wn] = n;
+		ntick[wn] = 0;
+		b0 = tsc();
+		for (size_t k = 0; k < n; k++, j++) {
+			const struct frame *f = &c->f[j % c->nf];
+			uint64_t ts = f->ts_ns + (uint64_t)(j / c->nf + 1) * span;
+
+			mry_engine_packet(e, c->bytes + f->off, f->len, 0, ts);
+			if (mry_engine_frame_ended_message(e))
+				pend[wn][np[wn]++] = (double)j * ia_ns;
+			if (ts - last_tick >= 1000000) {
+				mry_engine_tick(e, ts);
+				last_tick = ts;
+				ntick[wn]++;
+			}
+		}
+		d[wn] = (double)(tsc() - b0) * ns_per_tsc;
+		v += d[wn];
+		if (++wn == WIN || j == total) {
+			double cpu = mono_ns() - c0, wall = (double)(tsc() - w0) * ns_per_tsc;
+			double lost = wall - cpu;
+
+			/* take the lost time off the longest bursts, down to the next longest */
+			while (lost > 1.0) {
+				size_t m1 = 0;
+				double next = 0, cut;
+
+				for (size_t k = 1; k < wn; k++)
+					if (d[k] > d[m1])
+						m1 = k;
+				for (size_t k = 0; k < wn; k++)
+					if (k != m1 && d[k] > next)
+						next = d[k];
+				cut = d[m1] - next;
+				if (cut <= 0)
+					cut = d[m1];
+				if (cut <= 0)
+					break;
+				cut = cut < lost ? cut : lost;
+				d[m1] -= cut;
+				lost -= cut;
+				*preempt_ns += cut;
+			}
+			/* the window's timeline again, from the corrected bursts */
+			for (size_t k = 0; k < wn; k++) {
+				vs = (vs > first[k] ? vs : first[k]) + d[k];
+				if (d[k] > *max_gap) {
+					*max_gap = d[k];
+					gap_frames = nfr[k];
+					gap_ticks = ntick[k];
+					gap_ends = np[k];
+				}
+				for (size_t q = 0; q < np[k]; q++)
+					lat[nl++] = vs - pend[k][q];
+			}
+			v = vs;
+			wn = 0;
+			w0 = tsc();
+			c0 = mono_ns();
+		}
+	}
+	printf("longest burst: %.1f us, %zu frames, %zu engine ticks, %zu message ends\n",
+	       *max_gap / 1e3, gap_frames, gap_ticks, gap_ends);
+	return nl;
+}
+
+static int latency_mode(struct mry_sigdb_ctl *ctl, const struct capture *c, double frac,
+			int passes, uint64_t span, const char *db, const char *swap_db)
+{
+	struct mry_engine *e = new_engine(ctl, false);
+	double best, pass_s[3], ia, gap, preempt, *lat;
+	size_t nl;
+	struct swapper sw = { .ctl = ctl, .path = swap_db };
+	pthread_t th;
+	double load[3] = { 0, 0, 0 };
+
+	if (e == NULL || (lat = calloc(c->nf * (size_t)passes, sizeof(*lat))) == NULL)
+		return 2;
+	/* capacity: the median of three unpaced passes of the warm engine */
+	run_moray(e, c, 0);
+	for (int i = 0; i < 3; i++) {
+		double t = mono_ns();
+
+		run_moray(e, c, (uint64_t)(i + 1) * span);
+		pass_s[i] = (mono_ns() - t) / 1e9;
+	}
+	qsort(pass_s, 3, sizeof(pass_s[0]), cmp_double);
+	best = pass_s[1];
+	ia = best * 1e9 / (double)c->nf / frac;
+	if (swap_db != NULL) {
+		FILE *f = fopen(db, "rb");
+
+		if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (sw.len = (size_t)ftell(f)) == 0 ||
+		    (sw.img = malloc(sw.len)) == NULL || fseek(f, 0, SEEK_SET) != 0 ||
+		    fread(sw.img, 1, sw.len, f) != sw.len || sodium_init() < 0 ||
+		    (mry_rd32(sw.img + MRY_SIGDB_OFF_FLAGS) & MRY_SIGDB_F_SIGNED) != 0) {
+			fprintf(stderr, "payload_bench: %s: cannot read an unsigned database\n", db);
+			return 2;
+		}
+		fclose(f);
+		if (pthread_create(&th, NULL, swap_main, &sw) != 0)
+			return 2;
+	}
+	nl = paced_run(e, c, passes, span * 8, ia, lat, &gap, swap_db != NULL ? &sw : NULL,
+		       &preempt);
+	if (swap_db != NULL) {
+		sw.stop = 1;
+		pthread_join(th, NULL);
+		free(sw.img);
+	}
+	qsort(lat, nl, sizeof(*lat), cmp_double);
+	if (getloadavg(load, 3) < 0)
+		load[0] = -1;
+	printf("latency: capacity %.0f ns/frame (median of 3 unpaced passes), paced at %.2f of it "
+	       "(a frame every %.0f ns), %d passes, %s\n", best * 1e9 / (double)c->nf, frac, ia,
+	       passes, swap_db != NULL ? "database swapped every 5 ms" : "no swaps");
+	if (swap_db != NULL)
+		printf("swaps: %lu done, %lu refused\n", sw.swaps, sw.failed);
+	printf("time the worker thread was preempted, taken off its timeline: %.1f ms\n",
+	       preempt / 1e6);
+	if (nl == 0) {
+		printf("latency: no message ended\n");
+		return 1;
+	}
+	printf("result frac=%.2f swaps=%d msgs=%zu p50_us=%.1f p99_us=%.1f max_us=%.1f "
+	       "max_burst_us=%.1f load1=%.2f\n", frac, swap_db != NULL, nl,
+	       lat[nl / 2] / 1e3, lat[(nl * 99) / 100] / 1e3, lat[nl - 1] / 1e3, gap / 1e3,
+	       load[0]);
+	mry_engine_destroy(e, c->f[c->nf - 1].ts_ns + (uint64_t)(passes + 2) * span * 8);
+	free(lat);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct mry_sigdb_load_opts lo = { 0 };
@@ -369,12 +656,31 @@ int main(int argc, char **argv)
 	const hs_database_t *db, *slots[2];
 	hs_scratch_t *scratch = NULL;
 	char detail[256];
-	int passes = argc > 3 ? atoi(argv[3]) : 5;
+	bool engine_only = argc > 1 && strcmp(argv[1], "--engine-only") == 0;
+	double lat_frac = 0;
+	const char *swap_db = NULL;
+	int passes;
 	double best_hs = 1e9, best_mry = 1e9, best_scan = 1e9;
 	unsigned long matches = 0;
 
+	if (engine_only) {
+		argv++;
+		argc--;
+	} else if (argc > 2 && strcmp(argv[1], "--latency") == 0) {
+		lat_frac = atof(argv[2]);
+		argv += 2;
+		argc -= 2;
+		if (argc > 4)
+			swap_db = argv[4];
+		if (lat_frac <= 0 || lat_frac > 1) {
+			fprintf(stderr, "payload_bench: --latency FRACTION in (0, 1]\n");
+			return 2;
+		}
+	}
+	passes = argc > 3 ? atoi(argv[3]) : 5;
 	if (argc < 3 || passes < 1) {
-		fprintf(stderr, "usage: payload_bench DB.mdb CAPTURE.pcap [PASSES]\n");
+		fprintf(stderr, "usage: payload_bench [--engine-only | --latency FRACTION] DB.mdb "
+			"CAPTURE.pcap [PASSES] [SWAP_DB.mdb]\n");
 		return 2;
 	}
 	mry_log_set_level(MRY_LOG_WARNING);
@@ -406,6 +712,32 @@ int main(int argc, char **argv)
 		fprintf(stderr, "payload_bench: %s: no client payload to port 25\n", argv[2]);
 		return 2;
 	}
+	span = cap.f[cap.nf - 1].ts_ns - cap.f[0].ts_ns + 3600 * 1000000000ull;
+	if (lat_frac > 0)
+		return latency_mode(ctl, &cap, lat_frac, passes, span, argv[1], swap_db);
+	if (engine_only) {
+		struct mry_engine_stats s0;
+		double t;
+
+		e = new_engine(ctl, false);
+		if (e == NULL)
+			return 2;
+		run_moray(e, &cap, 0);
+		mry_engine_get_stats(e, &s0);
+		t = engine_passes(e, &cap, passes, span);
+		mry_engine_get_stats(e, &st);
+		printf("engine only: %zu frames a pass, %d passes, %lu messages a pass, "
+		       "%.0f ns/frame\n", cap.nf, passes,
+		       (unsigned long)((st.msgs - s0.msgs) / (uint64_t)passes),
+		       t * 1e9 / (double)cap.nf / passes);
+		mry_engine_destroy(e, cap.f[cap.nf - 1].ts_ns + (uint64_t)(passes + 1) * span);
+		hs_free_scratch(scratch);
+		mry_sigdb_gen_unref(g);
+		mry_sigdb_ctl_destroy(ctl);
+		free(cap.f);
+		free(cap.bytes);
+		return 0;
+	}
 	/* untimed: record what moray scans, then warm the timed engine up */
 	e = new_engine(ctl, true);
 	if (e == NULL)
@@ -419,7 +751,6 @@ int main(int argc, char **argv)
 	e = new_engine(ctl, false);
 	if (e == NULL)
 		return 2;
-	span = cap.f[cap.nf - 1].ts_ns - cap.f[0].ts_ns + 3600 * 1000000000ull;
 	run_moray(e, &cap, 0);
 	for (int i = 0; i < passes; i++) {
 		struct mry_engine_stats s0;

@@ -495,6 +495,7 @@ enum mry_pkt_verdict mry_engine_packet(struct mry_engine *e, const uint8_t *fram
 	enum mry_decode_result r;
 
 	e->now_ns = now_ns;
+	e->ended_msg = false;
 	e->st.pkts++;
 	e->st.bytes += len;
 	if (fast_non_smtp(e, frame, len)) {
@@ -516,6 +517,11 @@ enum mry_pkt_verdict mry_engine_packet(struct mry_engine *e, const uint8_t *fram
 		/* malformed: a receiver would discard it too; never let it carry mail */
 		return drop(e, &e->st.drop_invalid);
 	}
+}
+
+bool mry_engine_frame_ended_message(const struct mry_engine *e)
+{
+	return e->ended_msg;
 }
 
 void mry_engine_set_decode_flags(struct mry_engine *e, unsigned flags)

@@ -149,6 +149,7 @@ struct mry_engine {
 	struct msg *hold_tail;
 	uint64_t prepared_gen;
 	uint64_t now_ns;
+	bool ended_msg;                  /* this frame's bytes ended a judged message */
 	struct mry_engine_stats st;
 	uint64_t ev_count[EV_MAX];
 	struct mry_ratelimit rl_hold_full;

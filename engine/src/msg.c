@@ -125,6 +125,7 @@ static void smtp_msg_end(void *user, const struct mry_smtp_msg_info *mi, uint64_
 	}
 	mry_verdict_message_event(e, m, mry_verdict_name(v), action, &res, NULL);
 	mry_verdict_msg_free(e, m);
+	e->ended_msg = true;
 }
 
 static void smtp_msg_reply(void *user, uint32_t msg_index, unsigned code,

@@ -877,3 +877,23 @@ Test(engine, port_reuse_after_close_starts_a_new_connection)
 			clean++;
 	cr_assert(eq(u32, clean, 2));
 }
+
+Test(engine, the_frame_ending_a_judged_message_is_flagged)
+{
+	envelope();
+	cr_assert_not(mry_engine_frame_ended_message(eng));
+	cr_assert(eq(int, client("Subject: hi\r\n\r\nhello\r\n"), MRY_PKT_FORWARD));
+	cr_assert_not(mry_engine_frame_ended_message(eng));
+	cr_assert(eq(int, client(".\r\n"), MRY_PKT_FORWARD));
+	cr_assert(mry_engine_frame_ended_message(eng));
+	cr_assert(eq(int, server("250 2.0.0 Ok: queued\r\n"), MRY_PKT_FORWARD));
+	cr_assert_not(mry_engine_frame_ended_message(eng));
+}
+
+Test(engine, a_held_end_is_not_flagged_as_judged, .init = setup_nodb)
+{
+	envelope();
+	cr_assert(eq(int, client("Subject: hi\r\n\r\nhello\r\n"), MRY_PKT_FORWARD));
+	cr_assert(eq(int, client(".\r\n"), MRY_PKT_DROP));
+	cr_assert_not(mry_engine_frame_ended_message(eng));
+}

@@ -146,6 +146,14 @@ enum mry_pkt_verdict mry_engine_packet(struct mry_engine *e, const uint8_t *fram
 				       uint32_t len, uint16_t in_port, uint64_t now_ns);
 
 /**
+ * True when the last mry_engine_packet() call judged a message whose end
+ * that frame carried (scanned and answered in the same call; held messages
+ * released later do not count): the host can time a message's last frame
+ * from arrival to forward.
+ */
+bool mry_engine_frame_ended_message(const struct mry_engine *e);
+
+/**
  * Periodic work: flow and fragment timers, hold timeouts, rescans of held
  * messages when a valid generation appeared. Bounded per call.
  */
