@@ -373,8 +373,9 @@ static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pk
  * The shortest path (DESIGN.md: non-SMTP traffic forwarded untouched):
  * read just enough of the headers to see that a frame is an unfragmented
  * IPv4/IPv6 packet that is not TCP to or from an SMTP port. Anything it is
- * not sure about (fragments, extension headers, short frames, SMTP ports)
- * goes to the full decoder. Returns true when the frame can be forwarded.
+ * not sure about (fragments, extension headers, short frames, more VLAN tags
+ * than the decoder takes, SMTP ports) goes to the full decoder. Returns
+ * true when the frame can be forwarded.
  */
 static bool fast_non_smtp(const struct mry_engine *e, const uint8_t *f, uint32_t len)
 {
@@ -410,6 +411,13 @@ static bool fast_non_smtp(const struct mry_engine *e, const uint8_t *f, uint32_t
 		off += 40;
 		if (proto != 6 && proto != 17 && proto != 1 && proto != 58)
 			return false;   /* extension headers: full decode */
+	} else if (et == 0x8100 || et == 0x88a8 || et == 0x9100) {
+		/*
+		 * A third tag: what follows is unknown here (it may be TCP to
+		 * port 25). The decoder counts vlan_too_deep and the invalid
+		 * policy applies; forwarding it would let SMTP skip scanning.
+		 */
+		return false;
 	} else {
 		return true;   /* ARP and other non-IP traffic */
 	}
