@@ -113,8 +113,15 @@ static void deliver(void *ctx, struct mry_tcp_stream *st, const uint8_t *d,
 		mry_verdict_conn_of(s->flow, &c);
 		e->io.stream(e->io_ctx, &c, dc->from_client, d, len);
 	}
-	if (s->smtp == NULL || (s->flags & (SESS_ENCRYPTED | SESS_MIDSTREAM)))
+	if (s->smtp == NULL || (s->flags & SESS_MIDSTREAM))
 		return;
+	if (s->flags & SESS_ENCRYPTED) {
+		/* SMTP only checks that the client's first bytes are a TLS
+		 * handshake (cleartext there is counted); the rest is opaque */
+		if (dc->from_client)
+			mry_smtp_client_data(e->smtp, s->smtp, d, len, off);
+		return;
+	}
 	if (dc->from_client) {
 		s->chunk = d;
 		s->chunk_off = off;
