@@ -610,6 +610,8 @@ struct mry_engine *mry_engine_create(const struct mry_alloc *a,
 	e->reasm = mry_reasm_create(a, &cfg->reasm);
 	e->smtp = mry_smtp_ctx_create(a, &cfg->smtp, &mry_msg_smtp_cb);
 	e->mime = mry_mime_ctx_create(a, &cfg->mime, &mry_verdict_mime_cb);
+	/* as many scans (and 3x streams) as messages: a message that got its
+	 * slot always gets its scan, so only msg_pool_empty can run dry */
 	e->scanner = mry_scanner_create(a, e->cfg.max_msgs);
 	e->sess_pool = mry_pool_create(a, "session", sizeof(struct session),
 				       cfg->flow.max_flows != 0 ? cfg->flow.max_flows : 65536);
