@@ -113,8 +113,15 @@ static void deliver(void *ctx, struct mry_tcp_stream *st, const uint8_t *d,
 		mry_verdict_conn_of(s->flow, &c);
 		e->io.stream(e->io_ctx, &c, dc->from_client, d, len);
 	}
-	if (s->smtp == NULL || (s->flags & (SESS_ENCRYPTED | SESS_MIDSTREAM)))
+	if (s->smtp == NULL || (s->flags & SESS_MIDSTREAM))
 		return;
+	if (s->flags & SESS_ENCRYPTED) {
+		/* SMTP only checks that the client's first bytes are a TLS
+		 * handshake (cleartext there is counted); the rest is opaque */
+		if (dc->from_client)
+			mry_smtp_client_data(e->smtp, s->smtp, d, len, off);
+		return;
+	}
 	if (dc->from_client) {
 		s->chunk = d;
 		s->chunk_off = off;
@@ -373,8 +380,9 @@ static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pk
  * The shortest path (DESIGN.md: non-SMTP traffic forwarded untouched):
  * read just enough of the headers to see that a frame is an unfragmented
  * IPv4/IPv6 packet that is not TCP to or from an SMTP port. Anything it is
- * not sure about (fragments, extension headers, short frames, SMTP ports)
- * goes to the full decoder. Returns true when the frame can be forwarded.
+ * not sure about (fragments, extension headers, short frames, more VLAN tags
+ * than the decoder takes, SMTP ports) goes to the full decoder. Returns
+ * true when the frame can be forwarded.
  */
 static bool fast_non_smtp(const struct mry_engine *e, const uint8_t *f, uint32_t len)
 {
@@ -410,6 +418,13 @@ static bool fast_non_smtp(const struct mry_engine *e, const uint8_t *f, uint32_t
 		off += 40;
 		if (proto != 6 && proto != 17 && proto != 1 && proto != 58)
 			return false;   /* extension headers: full decode */
+	} else if (et == 0x8100 || et == 0x88a8 || et == 0x9100) {
+		/*
+		 * A third tag: what follows is unknown here (it may be TCP to
+		 * port 25). The decoder counts vlan_too_deep and the invalid
+		 * policy applies; forwarding it would let SMTP skip scanning.
+		 */
+		return false;
 	} else {
 		return true;   /* ARP and other non-IP traffic */
 	}
@@ -601,6 +616,8 @@ struct mry_engine *mry_engine_create(const struct mry_alloc *a,
 	e->reasm = mry_reasm_create(a, &cfg->reasm);
 	e->smtp = mry_smtp_ctx_create(a, &cfg->smtp, &mry_msg_smtp_cb);
 	e->mime = mry_mime_ctx_create(a, &cfg->mime, &mry_verdict_mime_cb);
+	/* as many scans (and 3x streams) as messages: a message that got its
+	 * slot always gets its scan, so only msg_pool_empty can run dry */
 	e->scanner = mry_scanner_create(a, e->cfg.max_msgs);
 	e->sess_pool = mry_pool_create(a, "session", sizeof(struct session),
 				       cfg->flow.max_flows != 0 ? cfg->flow.max_flows : 65536);

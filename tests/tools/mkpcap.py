@@ -339,7 +339,8 @@ class Session:
           'conflict' its bytes differ and the first copy must win);
     only_data: apply reorder/dup/overlap to message-data turns only (default
           True) or to every client turn;
-    vlan: [] | [vid] | [outer, inner] (QinQ, 802.1ad outer tag);
+    vlan: [] | [vid] | [outer, inner] (QinQ, 802.1ad outer tag); more vids
+        add 802.1Q tags inside (more than moray decodes);
     frag: IPv4/IPv6 fragment size for client packets carrying payload;
     frag_order: 'forward' | 'reverse';
     ext6: IPv6 extension headers of client fragments, in order: 'hbh'
@@ -406,8 +407,12 @@ class Session:
             return e / Dot1Q(vlan=self.vlan[0]), ip
         if Dot1AD is not None:
             e.type = 0x88a8
-            return e / Dot1AD(vlan=self.vlan[0]) / Dot1Q(vlan=self.vlan[1]), ip
-        return e / Dot1Q(vlan=self.vlan[0]) / Dot1Q(vlan=self.vlan[1]), ip
+            l2 = e / Dot1AD(vlan=self.vlan[0])
+        else:
+            l2 = e / Dot1Q(vlan=self.vlan[0])
+        for vid in self.vlan[1:]:
+            l2 = l2 / Dot1Q(vlan=vid)
+        return l2, ip
 
     def _pkt(self, from_client, flags, seq, ack, payload=b""):
         l2, ip = self._l2l3(from_client)

@@ -16,6 +16,7 @@
 #include <criterion/new/assert.h>
 #include <criterion/parameterized.h>
 
+#include "moray/counters.h"
 #include "moray/decode.h"
 #include "moray/engine.h"
 #include "moray/sigdb.h"
@@ -389,6 +390,53 @@ Test(engine, non_smtp_traffic_takes_the_short_path)
 	cr_assert(eq(int, mry_engine_packet(eng, b, len, 0, now), MRY_PKT_FORWARD));
 	mry_engine_get_stats(eng, &st);
 	cr_assert(eq(u64, st.pkts_non_smtp, 1));
+}
+
+/* Inserts @nb 802.1Q tags after the MAC addresses of frame @b (length @len). */
+static uint32_t add_vlan_tags(uint8_t *b, uint32_t len, unsigned nb)
+{
+	memmove(b + 12 + 4 * nb, b + 12, len - 12);
+	for (unsigned i = 0; i < nb; i++) {
+		b[12 + 4 * i] = 0x81;
+		b[13 + 4 * i] = 0x00;
+		b[14 + 4 * i] = 0x00;
+		b[15 + 4 * i] = (uint8_t)(10 + i);      /* VLAN id */
+	}
+	return len + 4 * nb;
+}
+
+/*
+ * A third VLAN tag is more than the decoder takes: the frame must not be
+ * forwarded on the non-SMTP shortcut, or a message (here its infected body
+ * and its end) would reach the server unscanned behind the extra tag.
+ */
+Test(engine, smtp_behind_a_third_vlan_tag_is_not_forwarded_unscanned)
+{
+	static struct mry_counters c;
+	char body[256];
+	uint8_t b[512];
+	uint32_t len;
+
+	envelope();
+	snprintf(body, sizeof(body), "Subject: x\r\n\r\n%s\r\n.\r\n", eicar);
+	len = mkframe(b, true, tc.cseq, tc.sseq, MRY_TCP_ACK | MRY_TCP_PSH, body,
+		      (uint32_t)strlen(body));
+	len = add_vlan_tags(b, len, 3);
+	now += 1000000;
+	cr_assert(eq(int, mry_engine_packet(eng, b, len, 0, now), MRY_PKT_DROP));
+	mry_engine_counters(eng, &c);
+	cr_assert(eq(u64, c.decode.ev[MRY_DEV_VLAN_TOO_DEEP], 1));
+	cr_assert(eq(u64, c.engine.drop_invalid, 1));
+	cr_assert(eq(u64, c.engine.pkts_non_smtp, 0));
+	cr_assert(eq(u64, c.engine.pkts_dropped, 1));
+	cr_assert_null(find_event("\"action\":\"forwarded\""));
+	/* the same bytes behind two tags are read as SMTP and judged */
+	len = mkframe(b, true, tc.cseq, tc.sseq, MRY_TCP_ACK | MRY_TCP_PSH, body,
+		      (uint32_t)strlen(body));
+	len = add_vlan_tags(b, len, 2);
+	now += 1000000;
+	cr_assert(eq(int, mry_engine_packet(eng, b, len, 0, now), MRY_PKT_DROP));
+	cr_assert_not_null(find_event("\"verdict\":\"infected\""));
 }
 
 Test(engine, malformed_frame_is_dropped_and_counted)

@@ -88,7 +88,16 @@
 #define MRY_COUNTER_ENGINE_ROW_(X, name, kind, line, help) \
 	X(ENG, engine, name, kind, line, engine.name, help)
 
-/* Every counter, engine first, then the DPDK app's. */
+/*
+ * Every counter, engine first, then the DPDK app's.
+ *
+ * The scanner's own msg_pool_empty and stream_pool_empty (struct
+ * mry_scan_stats) are not rows: the engine sizes the scanner from its
+ * message pool (one scan per message, at most three streams per scan), so
+ * a message that gets a slot always gets its scan and streams, and a
+ * shortage shows as engine.msg_pool_empty. They stay in the scanner's
+ * stats for its other users (mry_scan_buffer, bench).
+ */
 #define MRY_COUNTERS(X, XA) \
 	MRY_ENGINE_STATS(MRY_COUNTER_ENGINE_ROW_, X) \
 	X(ENG, decode, pkts, COUNTER, 0, decode.pkts, "Frames decoded") \
@@ -143,8 +152,6 @@
 	X(ENG, scan, bytes_decoded, COUNTER, 0, scan.bytes_decoded, "Decoded part bytes scanned") \
 	X(ENG, scan, bytes_headers, COUNTER, 0, scan.bytes_headers, "Header bytes scanned") \
 	X(ENG, scan, matches, COUNTER, 0, scan.matches, "Signature matches") \
-	X(ENG, scan, msg_pool_empty, COUNTER, 0, scan.msg_pool_empty, "Scans refused: message slots empty") \
-	X(ENG, scan, stream_pool_empty, COUNTER, 0, scan.stream_pool_empty, "Scans refused: stream slots empty") \
 	X(ENG, scan, hs_errors, COUNTER, 0, scan.hs_errors, "Hyperscan errors") \
 	XA(ENG, evasion, MRY_ENGINE_NB_EVASION, mry_engine_evasion_name, COUNTER, evasion, \
 	   "Engine-level evasions of this kind") \
