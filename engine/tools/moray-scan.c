@@ -555,7 +555,7 @@ static void advance(struct scan *sc, struct mry_engine *e,
 			(*next)++;
 		}
 		if (mry_sigdb_ctl_tick(sc->ctl, at / MRY_NS_PER_SEC))
-			db_event(sc, at, NULL, MRY_SIGDB_OK);
+			db_event(sc, at, NULL, NULL);
 		mry_engine_tick(e, at);
 	}
 	if (target > *clock)
