@@ -297,7 +297,9 @@ void mry_verdict_msg_free(struct mry_engine *e, struct msg *m)
  * A judged message is logged with the server's final reply to its end
  * (server_reply): a message moray forwarded waits for that reply (or the
  * end of the session: null); one moray answered itself, or whose reply
- * already came (a replayed hold), is logged now. Frees @m either way,
+ * already came (a replayed hold), is logged now; one moray answered is
+ * logged with null even when a replayed capture shows the server's reply
+ * (inline the server was reset and never answers). Frees @m either way,
  * now or when it is logged.
  */
 void mry_verdict_msg_done(struct mry_engine *e, struct msg *m, const char *verdict,
@@ -307,8 +309,9 @@ void mry_verdict_msg_done(struct mry_engine *e, struct msg *m, const char *verdi
 	bool forwarded = strcmp(action, "forwarded") == 0 || strcmp(action, "released") == 0;
 	struct msg **w;
 
-	if (!forwarded || m->server_reply != 0 || s->smtp == NULL ||
-	    (s->flags & SESS_CLOSED_BY_US)) {
+	if (!forwarded)
+		m->server_reply = 0;   /* moray's answer stands in for the server's */
+	if (!forwarded || m->server_reply != 0 || s->smtp == NULL) {
 		mry_verdict_message_event(e, m, verdict, action, res, NULL);
 		mry_verdict_msg_free(e, m);
 		return;
