@@ -53,6 +53,7 @@ struct app_options {
 	uint32_t reasm_segments;        /* out-of-order segment buffers, total */
 	char log_path[1024];
 	enum mry_encrypted_policy encrypted;
+	enum mry_bare_lf_policy bare_lf;   /* ambiguous end of data: reject (default) or strict */
 	uint64_t alarm_no_clean_s;
 	uint32_t burst;
 	enum app_dispatch dispatch;

@@ -31,6 +31,7 @@ enum {
 	OPT_REASM_SEGS,
 	OPT_LOG,
 	OPT_ENCRYPTED,
+	OPT_BARE_LF,
 	OPT_ALARM,
 	OPT_BURST,
 	OPT_DISPATCH,
@@ -62,6 +63,7 @@ static const struct option long_opts[] = {
 	{ "reasm-segments", required_argument, NULL, OPT_REASM_SEGS },
 	{ "log", required_argument, NULL, OPT_LOG },
 	{ "encrypted", required_argument, NULL, OPT_ENCRYPTED },
+	{ "bare-lf", required_argument, NULL, OPT_BARE_LF },
 	{ "alarm-no-clean", required_argument, NULL, OPT_ALARM },
 	{ "burst", required_argument, NULL, OPT_BURST },
 	{ "dispatch", required_argument, NULL, OPT_DISPATCH },
@@ -96,6 +98,7 @@ void app_config_defaults(struct app_options *o)
 	o->max_flows = 65536;
 	o->reasm_segments = 65536;
 	o->encrypted = MRY_ENCRYPTED_PASS;
+	o->bare_lf = MRY_BARE_LF_REJECT;
 	o->alarm_no_clean_s = 600;
 	o->burst = 32;
 	o->dispatch = APP_DISPATCH_AUTO;
@@ -129,6 +132,9 @@ void app_config_usage(FILE *f)
 "                           workers (default 65536)\n"
 "  --log FILE               verdict log, JSON lines (SIGHUP reopens it)\n"
 "  --encrypted pass|block   STARTTLS policy (default pass)\n"
+"  --bare-lf reject|strict  a '.' line in DATA that some server takes as end of data\n"
+"                           (SMTP smuggling): reject the message with 554 5.5.2\n"
+"                           (default), or judge the RFC 5321 message, forward if clean\n"
 "  --alarm-no-clean SEC     alarm when no clean message passed this long while SMTP\n"
 "                           traffic is present (default 600, 0: off)\n"
 "  --burst N                rx/tx burst size (default 32, max %d)\n"
@@ -292,6 +298,14 @@ static int apply(struct app_options *o, int id, const char *name, const char *va
 			o->encrypted = MRY_ENCRYPTED_BLOCK;
 		else
 			return bad(name, val, "expected pass or block");
+		return 0;
+	case OPT_BARE_LF:
+		if (strcmp(val, "reject") == 0)
+			o->bare_lf = MRY_BARE_LF_REJECT;
+		else if (strcmp(val, "strict") == 0)
+			o->bare_lf = MRY_BARE_LF_STRICT;
+		else
+			return bad(name, val, "expected reject or strict");
 		return 0;
 	case OPT_ALARM:
 		return parse_num(name, val, 0, UINT32_MAX, &o->alarm_no_clean_s, false);

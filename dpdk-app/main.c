@@ -179,6 +179,7 @@ static void engine_config(struct app *a)
 	memcpy(c->smtp_ports, a->opt.smtp_ports, sizeof(c->smtp_ports));
 	c->nb_smtp_ports = a->opt.nb_smtp_ports;
 	c->encrypted = a->opt.encrypted;
+	c->bare_lf = a->opt.bare_lf;
 	c->hold_timeout_ns = a->opt.hold_timeout_s * MRY_NS_PER_SEC;
 	c->hold_store_bytes = a->opt.hold_store_bytes / a->nb_workers;
 	c->flow.max_flows = flows > 64 ? flows : 64;

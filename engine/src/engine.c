@@ -70,6 +70,7 @@ static void session_end(struct mry_engine *e, struct session *s, const char *why
 	}
 	/* a held message whose connection ends: the client is told to retry */
 	mry_verdict_session_drop_msgs(e, s, why);
+	mry_verdict_session_anomalies(e, s);
 	s->flow->app = NULL;
 	mry_pool_put(e->sess_pool, s);
 }
@@ -572,9 +573,9 @@ static bool shutdown_one(void *ctx, struct mry_flow *f)
 	struct mry_engine *e = ctx;
 	struct session *s = f->app;
 
-	/* a message in DATA never reaches the server; a held one gets 451 */
+	/* a message in DATA gets 421, a held one 451; neither reaches the server */
 	if (s != NULL)
-		mry_verdict_session_drop_msgs(e, s, "shutdown");
+		mry_verdict_session_shutdown(e, s);
 	return true;
 }
 

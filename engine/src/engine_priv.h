@@ -63,6 +63,7 @@ enum msg_verdict {
 	V_INFECTED,
 	V_TEMPFAIL,
 	V_UNSCANNED,
+	V_EVASION,         /* an end of data some server honours (policy reject) */
 };
 
 struct hold_chunk {
@@ -94,7 +95,14 @@ struct msg {
 	bool hold;                      /* no usable generation when data began */
 	bool store_full;                /* hold store ran out: tempfail */
 	bool replayed_reply;            /* the server answered the withheld end: a replay */
+	bool ambiguous_end;             /* a "." line some server takes as end of data */
+	bool has_res;                   /* res holds the scan result (for a deferred event) */
 	uint8_t kind;                   /* enum mry_smtp_msg_kind */
+	uint16_t server_reply;          /* server's final reply code, 0: none yet */
+	struct msg *wait_next;          /* session's judged messages awaiting the server's reply */
+	const char *verdict_name;       /* deferred event: verdict and action */
+	const char *action_name;
+	struct mry_scan_result res;
 	struct mry_engine_conn conn;
 	char mail_from[256];
 	char rcpt[1024];                /* NUL-separated list */
@@ -113,9 +121,10 @@ struct session {
 	struct mry_smtp_session *smtp;
 	struct msg *msg;                /* message in DATA */
 	struct msg *pending;            /* ended, unresolved (held) */
+	struct msg *wait_head;          /* forwarded, event waits for the server's reply */
 	uint64_t withhold_off;          /* client offset: nothing at/past it reaches the server */
 	uint64_t fwd_end;               /* client offset up to which bytes were forwarded */
-	uint64_t evasions;
+	uint64_t evasions;              /* anomalies not yet tied to a message (the next one takes them) */
 	uint32_t nb_msgs;
 	uint8_t flags;
 	uint8_t hdr_len;                /* bytes of hdr_tmpl */
@@ -180,14 +189,23 @@ static inline const char *ev_name(unsigned bit)
 	return NULL;
 }
 
+/*
+ * Anomalies belong to one message: one seen while a message's data is
+ * open goes to that message; one seen outside (commands before a message,
+ * between messages) waits on the session and goes to the next message
+ * that begins, so each message lists what its own transaction showed.
+ * What no message takes (after the last one) is logged on a "flow" event
+ * with reason "anomalies" when the session ends.
+ */
 static inline void note_evasion(struct mry_engine *e, struct session *s, unsigned bit)
 {
 	e->ev_count[bit]++;
 	e->st.evasions++;
 	if (s != NULL) {
-		s->evasions |= 1ULL << bit;
 		if (s->msg != NULL)
 			s->msg->evasions |= 1ULL << bit;
+		else
+			s->evasions |= 1ULL << bit;
 		if (s->flow != NULL)
 			s->flow->flags |= MRY_FLOW_F_EVASION;
 	}
@@ -252,6 +270,18 @@ void mry_verdict_tempfail_free(struct mry_engine *e, struct msg *m, const char *
 void mry_verdict_msg_abort(struct mry_engine *e, struct msg *m, const char *why);
 /** The session's messages go no further: the open one aborted, a held one 451. */
 void mry_verdict_session_drop_msgs(struct mry_engine *e, struct session *s, const char *why);
+/** Stop: the open message is answered 421 and its server reset, a held one 451. */
+void mry_verdict_session_shutdown(struct mry_engine *e, struct session *s);
+/** @m is judged: log it now, or when the server answers its end (forwarded). */
+void mry_verdict_msg_done(struct mry_engine *e, struct msg *m, const char *verdict,
+			  const char *action, const struct mry_scan_result *res);
+/** The server answered message @idx: its deferred event is written. */
+void mry_verdict_server_reply(struct mry_engine *e, struct session *s,
+			      const struct mry_smtp_msg_info *mi, unsigned code);
+/** Messages still waiting for a reply are logged with server_reply null. */
+void mry_verdict_flush_waiting(struct mry_engine *e, struct session *s);
+/** Anomalies no message took: one "flow" event (reason "anomalies"). */
+void mry_verdict_session_anomalies(struct mry_engine *e, struct session *s);
 /** The connection as the log names it, client first. */
 void mry_verdict_conn_of(const struct mry_flow *f, struct mry_engine_conn *c);
 void mry_verdict_message_event(struct mry_engine *e, struct msg *m, const char *verdict,

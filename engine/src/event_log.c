@@ -51,6 +51,10 @@ size_t mry_event_message(char *buf, size_t cap, uint64_t ts_ns, const struct mry
 	mry_json_u64(&j, "size", m->size);
 	generation(&j, m->generation);
 	mry_json_str(&j, "verdict", m->verdict);
+	if (m->server_reply != 0)
+		mry_json_u64(&j, "server_reply", m->server_reply);
+	else
+		mry_json_null(&j, "server_reply");
 	mry_json_str(&j, "action", m->action);
 	mry_json_array_begin(&j, "signatures");
 	for (i = 0; res != NULL && i < res->nb_sigs; i++) {
@@ -88,10 +92,24 @@ size_t mry_event_hold(char *buf, size_t cap, uint64_t ts_ns, const char *event,
 size_t mry_event_flow(char *buf, size_t cap, uint64_t ts_ns, const struct mry_engine_conn *c,
 		      const char *reason)
 {
+	return mry_event_flow_evasions(buf, cap, ts_ns, c, reason, NULL, 0);
+}
+
+size_t mry_event_flow_evasions(char *buf, size_t cap, uint64_t ts_ns,
+			       const struct mry_engine_conn *c, const char *reason,
+			       const char *const *evasions, uint32_t n)
+{
 	struct mry_json j;
+	uint32_t i;
 
 	begin_conn(&j, buf, cap, "flow", ts_ns, c);
 	mry_json_str(&j, "reason", reason);
+	if (n > 0) {
+		mry_json_array_begin(&j, "evasions");
+		for (i = 0; i < n; i++)
+			mry_json_array_str(&j, evasions[i]);
+		mry_json_array_end(&j);
+	}
 	return mry_json_end(&j);
 }
 

@@ -71,10 +71,9 @@ static void release_held(struct mry_engine *e, struct msg *m, struct mry_sigdb_g
 		action = "released";
 	}
 	mry_verdict_hold_event(e, m, "release", mry_verdict_name(v));
-	mry_verdict_message_event(e, m, mry_verdict_name(v), action, &res, NULL);
 	if (s->pending == m)
 		s->pending = NULL;
-	mry_verdict_msg_free(e, m);
+	mry_verdict_msg_done(e, m, mry_verdict_name(v), action, &res);
 }
 
 void mry_hold_tick(struct mry_engine *e)

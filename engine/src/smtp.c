@@ -61,6 +61,8 @@ static const char *const anomaly_names[MRY_SMTP_AN_MAX] = {
 	[MRY_SMTP_AN_MSG_UNTERMINATED] = "smtp_msg_unterminated",
 	[MRY_SMTP_AN_PIPELINE_OVERFLOW] = "smtp_pipeline_overflow",
 	[MRY_SMTP_AN_REPLY_OUT_OF_STEP] = "smtp_reply_out_of_step",
+	[MRY_SMTP_AN_BARE_LF_END_OF_DATA] = "smtp_bare_lf_end_of_data",
+	[MRY_SMTP_AN_BARE_CR_END_OF_DATA] = "smtp_bare_cr_end_of_data",
 };
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -166,6 +168,7 @@ void mry_smtp_session_free(struct mry_smtp_ctx *c, struct mry_smtp_session *s)
 	mry_pool_put(c->line_pool, s->lbig);
 	mry_pool_put(c->env_pool, s->env);
 	mry_pool_put(c->env_pool, s->env_saved);
+	mry_pool_put(c->env_pool, s->env_done);
 	mry_pool_put(c->sess_pool, s);
 }
 

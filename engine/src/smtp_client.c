@@ -131,6 +131,7 @@ void mry_smtp_gate_decide(struct mry_smtp_ctx *c, struct mry_smtp_session *s)
 		s->dstate = SMTP_DS_LINE_START;
 		s->dline_len = 0;
 		s->held_cr = 0;
+		s->d_prev_crlf = true;
 	}
 	s->gate = SMTP_GATE_NONE;
 	mry_smtp_pend_replay(c, s);

@@ -4,17 +4,22 @@
  * dot-unstuffing, end of data, bare CR and LF, line length) and BDAT chunk
  * octets (RFC 3030 §2), handed to the consumer zero-copy, a run at a time.
  *
- * End of DATA follows what Postfix 3.7 does (smtpd_forbid_bare_newline=no,
- * smtp_get()): a line ends at LF, CRs before that LF are stripped, and a
- * line that is then "." ends the message. So "\n.\n", "\r\n.\r\n" and
- * "\n.\r\r\n" all end it; "\r.\r" does not. Bare LF and bare CR are counted
- * as anomalies (at most one of each per line) and the wire bytes are
- * delivered unchanged (no LF -> CRLF rewriting: zero copy wins; the message
- * as delivered ends with the line end before the terminator, which is what
- * Postfix stores for CRLF input). Postfix splits lines longer than
- * line_length_limit (2048) into continuation records and does not look for
- * a dot at the start of a continuation; that is the same as looking for the
- * dot only after a line end, which is what this parser does.
+ * End of DATA is RFC 5321's alone (§4.5.2, §2.3.8): only CRLF "." CRLF ends
+ * the message. Other "." lines that some server takes as the end (SMTP
+ * smuggling, CVE-2023-51764/51765/51766: Postfix 3.7 ends at "\n.\n",
+ * "\n.\r\n" and "\r\n.\r\r\n", Sendmail and Exim at "\r\n.\n", others at
+ * ".\r" followed by anything) are reported with the offset of their dot
+ * (mry_smtp_ambiguous_end()), and the message goes on: the consumer judges
+ * the whole RFC 5321 message and keeps everything from the first such dot
+ * away from the server until then. The dot of such a line is a stuffing
+ * dot (a strict server's reading). Bare LF and bare CR are counted as
+ * anomalies (at most one of each per line) and the wire bytes are
+ * delivered unchanged (no LF -> CRLF rewriting: zero copy wins). Postfix
+ * splits lines longer than line_length_limit (2048) into continuation
+ * records and does not look for a dot at the start of a continuation;
+ * that is the same as looking for the dot only after a line end, which is
+ * what this parser does. A dot after a bare CR in the middle of a line
+ * ("\r.\r") is counted as bare CR only.
  *
  * Trade-off: message bodies are almost all plain CRLF lines, so a vector
  * scan (SSE2, or AVX2 where the CPU has it) steps over them 64 bytes at a
@@ -212,6 +217,7 @@ size_t mry_smtp_data_feed(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 					/* whole lines, nothing to note: the next starts at k */
 					i = k;
 					s->c_prev_cr = false;
+					s->d_prev_crlf = true;
 					s->dstate = SMTP_DS_LINE_START;
 					break;
 				}
@@ -228,7 +234,8 @@ size_t mry_smtp_data_feed(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 			}
 			k = (size_t)(lf - p);
 			mry_smtp_check_bare_cr(c, s, p + i, smtp_strip_cr(p + i, k - i));
-			if (!(k > 0 ? p[k - 1] == '\r' : s->c_prev_cr))
+			s->d_prev_crlf = k > 0 ? p[k - 1] == '\r' : s->c_prev_cr;
+			if (!s->d_prev_crlf)
 				mry_smtp_flag_anomaly(c, s, MRY_SMTP_AN_BARE_LF);
 			data_line_len(c, s, k - i + 1);
 			s->c_prev_cr = false;
@@ -238,8 +245,12 @@ size_t mry_smtp_data_feed(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 		}
 		case SMTP_DS_DOT:
 			if (p[i] == '\n') {
-				mry_smtp_flag_anomaly(c, s, MRY_SMTP_AN_BARE_LF);
-				goto eom;
+				/* ".\n": Postfix, Sendmail and Exim end here */
+				mry_smtp_ambiguous_end(c, s, MRY_SMTP_AN_BARE_LF_END_OF_DATA,
+						       s->dot_off);
+				s->c_prev_cr = false;
+				s->dstate = SMTP_DS_MID;   /* the LF ends the line there */
+				break;
 			}
 			if (p[i] == '\r') {
 				s->dstate = SMTP_DS_DOT_CR;
@@ -256,17 +267,28 @@ size_t mry_smtp_data_feed(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 				i++;
 				break;
 			}
-			if (p[i] == '\n')
-				goto eom;
-			/* ".\r" then more: the CRs are message bytes */
-			mry_smtp_flag_anomaly(c, s, MRY_SMTP_AN_BARE_CR);
-			s->c_bare_cr = true;
+			if (p[i] == '\n') {
+				/* CRs after the dot: held_cr from earlier segments, i - run here */
+				if (s->d_prev_crlf && s->held_cr + (i - run) == 1)
+					goto eom;
+				mry_smtp_ambiguous_end(c, s, s->d_prev_crlf ?
+						       MRY_SMTP_AN_BARE_CR_END_OF_DATA :
+						       MRY_SMTP_AN_BARE_LF_END_OF_DATA, s->dot_off);
+			} else {
+				/* ".\r" then more: a server that ends lines at CR ends here */
+				mry_smtp_ambiguous_end(c, s, MRY_SMTP_AN_BARE_CR_END_OF_DATA,
+						       s->dot_off);
+				mry_smtp_flag_anomaly(c, s, MRY_SMTP_AN_BARE_CR);
+				s->c_bare_cr = true;
+			}
+			/* the CRs are message bytes; an LF then ends the line in MID */
 			while (s->held_cr > 0) {
 				uint32_t m = MRY_MIN(s->held_cr, (uint32_t)sizeof(crs));
 
 				deliver(c, s, crs, m);
 				s->held_cr -= m;
 			}
+			s->c_prev_cr = i > run || s->c_prev_cr;
 			s->dstate = SMTP_DS_MID;
 			break;
 		}
@@ -287,7 +309,7 @@ eom:
 	s->c_bare_cr = false;
 	mry_smtp_msg_end(c, s, s->dot_off);
 	mry_smtp_q_push(c, s, SMTP_Q_EOM, 0, s->cur_msg);
-	mry_smtp_txn_end(c, s);
+	mry_smtp_txn_done(c, s);
 	return i + 1;
 }
 
@@ -298,10 +320,13 @@ void mry_smtp_bdat_done(struct mry_smtp_ctx *c, struct mry_smtp_session *s, uint
 	s->cstate = SMTP_CS_CMD;
 	if (!s->bdat_last)
 		return;
-	if (s->bdat_discard)
+	if (s->bdat_discard) {
 		s->bdat_discard = false;
-	else if (s->in_msg)
+	} else if (s->in_msg) {
 		mry_smtp_msg_end(c, s, eom_off);
+		mry_smtp_txn_done(c, s);
+		return;
+	}
 	mry_smtp_txn_end(c, s);
 }
 

@@ -106,7 +106,10 @@ struct mry_smtp_session {
 	void *user;
 	struct smtp_env *env;
 	struct smtp_env *env_saved; /* transaction an EHLO/HELO awaiting its reply cleared */
+	struct smtp_env *env_done;  /* ended message's envelope until its final reply */
 	uint16_t txn_saved;
+	uint16_t txn_done;          /* transaction of env_done */
+	uint32_t done_msg;          /* message index of env_done */
 	uint8_t *pend;            /* bytes awaiting the gate's reply */
 	char *lbig;               /* pooled command line buffer */
 	uint64_t pend_off;        /* client offset of pend[0] */
@@ -147,6 +150,7 @@ struct mry_smtp_session {
 	bool pipe_reported;       /* PIPELINE_AFTER_DATA once per DATA */
 	bool tls_check;           /* first client byte after 220 not seen yet */
 	bool c_bare_cr;           /* BARE_CR already reported for this line */
+	bool d_prev_crlf;         /* the DATA line before this one ended in CRLF (or none) */
 	struct smtp_qent q[MRY_SMTP_QUEUE_CAP];
 	char lbuf[MRY_SMTP_LINE_INLINE];
 	char sline[MRY_SMTP_SLINE_KEEP];
@@ -238,6 +242,9 @@ void mry_smtp_flag_anomaly(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 			   enum mry_smtp_anomaly an);
 /* smtp_session.c: the transaction is over; its envelope goes back to the pool */
 void mry_smtp_txn_end(struct mry_smtp_ctx *c, struct mry_smtp_session *s);
+/* smtp_session.c: a message ended; its envelope is kept until the final reply
+ * (pipelined RCPT replies may still refuse recipients) */
+void mry_smtp_txn_done(struct mry_smtp_ctx *c, struct mry_smtp_session *s);
 /* smtp_session.c: message events, each reported with the current envelope */
 void mry_smtp_msg_begin(struct mry_smtp_ctx *c, struct mry_smtp_session *s, bool bdat);
 void mry_smtp_msg_end(struct mry_smtp_ctx *c, struct mry_smtp_session *s, uint64_t eom_off);
@@ -245,6 +252,9 @@ void mry_smtp_msg_abort(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 			enum mry_smtp_abort_reason why);
 void mry_smtp_msg_reply(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 			uint32_t idx, unsigned code, const char *text, size_t tlen);
+/* smtp_session.c: a line some server would take as end of data (@off: its '.') */
+void mry_smtp_ambiguous_end(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
+			    enum mry_smtp_anomaly an, uint64_t off);
 /* smtp_session.c: queue a command's expected reply (merging runs) */
 void mry_smtp_q_push(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 		     uint8_t type, uint8_t flags, uint32_t arg);

@@ -143,6 +143,11 @@ static void reply_dispatch(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 		if (refused && s->env != NULL && (uint16_t)(arg >> 16) == s->txn &&
 		    (arg & 0xffff) < s->env->nb_slots)
 			smtp_env_refused(c, s->env)[arg & 0xffff] = 1;
+		/* pipelined past the end of its message (BDAT LAST in the same run) */
+		else if (refused && s->env_done != NULL &&
+			 (uint16_t)(arg >> 16) == s->txn_done &&
+			 (arg & 0xffff) < s->env_done->nb_slots)
+			smtp_env_refused(c, s->env_done)[arg & 0xffff] = 1;
 		break;
 	case SMTP_Q_DATA:
 		q_pop(s);
@@ -163,6 +168,7 @@ static void reply_dispatch(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 			s->dstate = SMTP_DS_LINE_START;
 			s->dline_len = 0;
 			s->held_cr = 0;
+			s->d_prev_crlf = true;
 			if (s->env != NULL)
 				s->env->used_data = true;
 		}

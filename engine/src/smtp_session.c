@@ -37,14 +37,29 @@ void mry_smtp_txn_end(struct mry_smtp_ctx *c, struct mry_smtp_session *s)
 	s->txn++;
 }
 
-static void mi_build(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
-		     struct mry_smtp_msg_info *mi)
+/*
+ * The message ended: its transaction is over for the client, but with
+ * pipelining (RFC 2920; BDAT LAST sent with MAIL and RCPT, as Exim does)
+ * the replies to its RCPTs may still be on their way. The envelope stays
+ * (one per session) until the final reply, so that reply reports only the
+ * recipients the server accepted.
+ */
+void mry_smtp_txn_done(struct mry_smtp_ctx *c, struct mry_smtp_session *s)
 {
-	struct smtp_env *e = s->env;
+	mry_pool_put(c->env_pool, s->env_done);
+	s->env_done = s->env;
+	s->txn_done = s->txn;
+	s->done_msg = s->cur_msg;
+	s->env = NULL;
+	s->txn++;
+}
 
+static void mi_build_env(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
+			 struct smtp_env *e, uint32_t idx, struct mry_smtp_msg_info *mi)
+{
 	memset(mi, 0, sizeof(*mi));
 	mi->kind = s->msg_bdat ? MRY_SMTP_MSG_BDAT : MRY_SMTP_MSG_DATA;
-	mi->msg_index = s->cur_msg;
+	mi->msg_index = idx;
 	mi->mail_from = "";
 	mi->rcpt = c->rcpt_view;
 	mi->size = s->msg_size;
@@ -60,7 +75,14 @@ static void mi_build(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 		mi->body_8bit = e->body_8bit;
 		mi->body_binary = e->body_binary;
 		mi->smtputf8 = e->smtputf8;
+		mi->has_envelope = true;
 	}
+}
+
+static void mi_build(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
+		     struct mry_smtp_msg_info *mi)
+{
+	mi_build_env(c, s, s->env, s->cur_msg, mi);
 }
 
 /* ---- message events --------------------------------------------------- */
@@ -108,12 +130,30 @@ void mry_smtp_msg_abort(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 void mry_smtp_msg_reply(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 			uint32_t idx, unsigned code, const char *text, size_t tlen)
 {
+	struct mry_smtp_msg_info mi;
+	bool done = s->env_done != NULL && s->done_msg == idx;
+
 	if (code >= 200 && code < 300)
 		c->st.messages_accepted++;
 	else
 		c->st.messages_refused++;
-	if (c->cb.msg_reply != NULL)
-		c->cb.msg_reply(s->user, idx, code, text, tlen);
+	if (c->cb.msg_reply != NULL) {
+		mi_build_env(c, s, done ? s->env_done : NULL, idx, &mi);
+		mi.size = 0;
+		c->cb.msg_reply(s->user, &mi, code, text, tlen);
+	}
+	if (done) {
+		mry_pool_put(c->env_pool, s->env_done);
+		s->env_done = NULL;
+	}
+}
+
+void mry_smtp_ambiguous_end(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
+			    enum mry_smtp_anomaly an, uint64_t off)
+{
+	mry_smtp_flag_anomaly(c, s, an);
+	if (c->cb.msg_ambiguous_end != NULL)
+		c->cb.msg_ambiguous_end(s->user, an, off);
 }
 
 /* ---- reply queue ------------------------------------------------------ */

@@ -65,6 +65,7 @@ const char *mry_verdict_name(enum msg_verdict v)
 	case V_CLEAN: return "clean";
 	case V_INFECTED: return "infected";
 	case V_TEMPFAIL: return "tempfail";
+	case V_EVASION: return "evasion";
 	default: return "unscanned";
 	}
 }
@@ -89,6 +90,7 @@ void mry_verdict_message_event(struct mry_engine *e, struct msg *m, const char *
 		.held = m->hold,
 		.held_ms = m->hold ? (e->now_ns - m->held_ns) / MRY_NS_PER_MS : 0,
 		.reason = reason,
+		.server_reply = m->server_reply,
 	};
 	unsigned i;
 
@@ -128,6 +130,27 @@ void mry_verdict_flow_event(struct mry_engine *e, struct mry_flow *f, const char
 
 	mry_verdict_conn_of(f, &c);
 	emit_event(e, mry_event_flow(e->evbuf, sizeof(e->evbuf), e->now_ns, &c, reason));
+}
+
+void mry_verdict_session_anomalies(struct mry_engine *e, struct session *s)
+{
+	const char *names[EV_MAX];
+	struct mry_engine_conn c;
+	uint32_t n = 0;
+	unsigned i;
+
+	if (s->evasions == 0 || s->flow == NULL)
+		return;
+	for (i = 0; i < EV_MAX; i++) {
+		const char *nm;
+
+		if ((s->evasions & (1ULL << i)) != 0 && (nm = ev_name(i)) != NULL)
+			names[n++] = nm;
+	}
+	s->evasions = 0;
+	mry_verdict_conn_of(s->flow, &c);
+	emit_event(e, mry_event_flow_evasions(e->evbuf, sizeof(e->evbuf), e->now_ns, &c,
+					      "anomalies", names, n));
 }
 
 /* ---- scanning a message ----------------------------------------------------- */
@@ -178,8 +201,15 @@ static void mime_part_end(void *user, const struct mry_mime_part_info *pi)
 static void mime_anomaly(void *user, enum mry_mime_anomaly an)
 {
 	struct msg *m = user;
+	struct mry_engine *e = m->sess->e;
+	unsigned bit = EV_MIME_BASE + (unsigned)an;
 
-	note_evasion(m->sess->e, m->sess, EV_MIME_BASE + (unsigned)an);
+	/* this message's, even when it is parsed after its end (a held one) */
+	e->ev_count[bit]++;
+	e->st.evasions++;
+	m->evasions |= 1ULL << bit;
+	if (m->sess->flow != NULL)
+		m->sess->flow->flags |= MRY_FLOW_F_EVASION;
 }
 
 const struct mry_mime_callbacks mry_verdict_mime_cb = {
@@ -254,7 +284,87 @@ void mry_verdict_msg_free(struct mry_engine *e, struct msg *m)
 		m->sess->msg = NULL;
 	if (m->sess->pending == m)
 		m->sess->pending = NULL;
+	for (struct msg **w = &m->sess->wait_head; *w != NULL; w = &(*w)->wait_next) {
+		if (*w == m) {
+			*w = m->wait_next;
+			break;
+		}
+	}
 	mry_pool_put(e->msg_pool, m);
+}
+
+/*
+ * A judged message is logged with the server's final reply to its end
+ * (server_reply): a message moray forwarded waits for that reply (or the
+ * end of the session: null); one moray answered itself, or whose reply
+ * already came (a replayed hold), is logged now; one moray answered is
+ * logged with null even when a replayed capture shows the server's reply
+ * (inline the server was reset and never answers). Frees @m either way,
+ * now or when it is logged.
+ */
+void mry_verdict_msg_done(struct mry_engine *e, struct msg *m, const char *verdict,
+			  const char *action, const struct mry_scan_result *res)
+{
+	struct session *s = m->sess;
+	bool forwarded = strcmp(action, "forwarded") == 0 || strcmp(action, "released") == 0;
+	struct msg **w;
+
+	if (!forwarded)
+		m->server_reply = 0;   /* moray's answer stands in for the server's */
+	if (!forwarded || m->server_reply != 0 || s->smtp == NULL) {
+		mry_verdict_message_event(e, m, verdict, action, res, NULL);
+		mry_verdict_msg_free(e, m);
+		return;
+	}
+	m->verdict_name = verdict;
+	m->action_name = action;
+	m->has_res = res != NULL;
+	if (res != NULL)
+		m->res = *res;
+	mry_verdict_scan_abort(m);
+	if (m->state == MSG_HELD)
+		mry_hold_queue_del(e, m);
+	m->state = MSG_DONE;
+	mry_hold_free_bytes(e, m);
+	if (s->msg == m)
+		s->msg = NULL;
+	if (s->pending == m)
+		s->pending = NULL;
+	/* arrival order: replies come in the order the ends were sent */
+	m->wait_next = NULL;
+	for (w = &s->wait_head; *w != NULL; w = &(*w)->wait_next)
+		;
+	*w = m;
+}
+
+static void waiting_event(struct mry_engine *e, struct msg *m)
+{
+	mry_verdict_message_event(e, m, m->verdict_name, m->action_name,
+				  m->has_res ? &m->res : NULL, NULL);
+	mry_verdict_msg_free(e, m);
+}
+
+void mry_verdict_server_reply(struct mry_engine *e, struct session *s,
+			      const struct mry_smtp_msg_info *mi, unsigned code)
+{
+	struct msg *m;
+
+	for (m = s->wait_head; m != NULL; m = m->wait_next)
+		if (m->index == mi->msg_index)
+			break;
+	if (m == NULL)
+		return;
+	m->server_reply = (uint16_t)code;
+	/* the replies to pipelined RCPTs may have refused recipients since */
+	if (mi->has_envelope)
+		mry_verdict_copy_envelope(m, mi);
+	waiting_event(e, m);
+}
+
+void mry_verdict_flush_waiting(struct mry_engine *e, struct session *s)
+{
+	while (s->wait_head != NULL)
+		waiting_event(e, s->wait_head);
 }
 
 void mry_verdict_copy_envelope(struct msg *m, const struct mry_smtp_msg_info *mi)
@@ -283,10 +393,13 @@ const char *mry_verdict_apply(struct mry_engine *e, struct msg *m,
 	struct session *s = m->sess;
 	char reply[160];
 
-	if (res->scan_error) {
-		*v = V_TEMPFAIL;
-	} else if (res->action == MRY_ACTION_REJECT) {
+	if (res->action == MRY_ACTION_REJECT && !res->scan_error) {
 		*v = V_INFECTED;
+	} else if (m->ambiguous_end && e->cfg.bare_lf == MRY_BARE_LF_REJECT) {
+		/* never acceptable, scanned or not */
+		*v = V_EVASION;
+	} else if (res->scan_error) {
+		*v = V_TEMPFAIL;
 	} else if (res->action == MRY_ACTION_TEMPFAIL) {
 		*v = V_TEMPFAIL;
 	} else {
@@ -299,6 +412,14 @@ const char *mry_verdict_apply(struct mry_engine *e, struct msg *m,
 			 res->nb_sigs > 0 ? res->sig_names[0] : "signature");
 		e->st.msgs_infected++;
 		mry_inject_answer_and_reset(e, s, reply, m->eom_off, m->eom_end);
+		return "rejected";
+	}
+	if (*v == V_EVASION) {
+		/* SMTP smuggling: the server side never sees any of its ends */
+		e->st.msgs_evasion++;
+		mry_inject_answer_and_reset(e, s,
+			"554 5.5.2 Message rejected: ambiguous end of data (bare LF or CR around \".\")\r\n",
+			m->eom_off, m->eom_end);
 		return "rejected";
 	}
 	snprintf(reply, sizeof(reply),
@@ -341,9 +462,35 @@ void mry_verdict_msg_abort(struct mry_engine *e, struct msg *m, const char *why)
 	mry_verdict_msg_free(e, m);
 }
 
+/*
+ * Stop (SIGINT/SIGTERM, or the end of moray-scan's captures): DESIGN.md
+ * promises a 4xx to every unfinished message. The message in DATA gets
+ * 421 (RFC 5321 §3.8: the service closes the channel) and its server side
+ * a reset, so neither side waits for a message that will not be judged; a
+ * held one gets 451 as before; forwarded ones still waiting for the
+ * server's reply are logged with server_reply null.
+ */
+void mry_verdict_session_shutdown(struct mry_engine *e, struct session *s)
+{
+	struct msg *m = s->msg;
+
+	if (m != NULL && !(s->flags & SESS_CLOSED_BY_US)) {
+		e->st.msgs_tempfail++;
+		e->st.msgs_shutdown_tempfail++;
+		mry_inject_answer_and_reset(e, s,
+			"421 4.3.2 Service shutting down, try again later\r\n",
+			s->fwd_end, NO_OFF);
+		m->hold = false;
+		mry_verdict_message_event(e, m, "tempfail", "tempfailed", NULL, "shutdown");
+		mry_verdict_msg_free(e, m);
+	}
+	mry_verdict_session_drop_msgs(e, s, "shutdown");
+}
+
 /* The session's messages go no further: the open one aborted, a held one 451. */
 void mry_verdict_session_drop_msgs(struct mry_engine *e, struct session *s, const char *why)
 {
+	mry_verdict_flush_waiting(e, s);
 	if (s->msg != NULL)
 		mry_verdict_msg_abort(e, s->msg, why);
 	if (s->pending != NULL) {

@@ -79,6 +79,9 @@ static void usage(FILE *f)
 	      "  --hold-timeout SECONDS  held messages are tempfailed after this (1-599, default 240)\n"
 	      "  --hold-store-size BYTES hold store cap (k/M/G suffixes; 1M-1T, default 256M)\n"
 	      "  --smtp-ports LIST       comma-separated SMTP ports (default 25,587,2525)\n"
+	      "  --bare-lf reject|strict a '.' line inside DATA that some server takes as end of\n"
+	      "                          data (bare LF/CR): reject the message (default, 554 5.5.2)\n"
+	      "                          or judge the RFC 5321 message and forward it if clean\n"
 	      "  --log FILE              verdict log, JSON lines (default: stdout)\n"
 	      "  --dump-streams DIR      each TCP direction's reassembled bytes\n"
 	      "  --dump-messages DIR     each message as the server receives it\n"
@@ -624,6 +627,7 @@ enum {
 	OPT_HOLD_TIMEOUT, OPT_HOLD_STORE, OPT_SMTP_PORTS, OPT_LOG, OPT_DUMP_STREAMS,
 	OPT_DUMP_MESSAGES, OPT_DUMP_PARTS, OPT_OUT_PCAP, OPT_NO_CSUM, OPT_MAX_FLOWS,
 	OPT_QUIET, OPT_VERSION, OPT_HELP, OPT_TCP_CSUM, OPT_STATS_JSON, OPT_METRICS_FILE,
+	OPT_BARE_LF,
 };
 
 static const struct option longopts[] = {
@@ -635,6 +639,7 @@ static const struct option longopts[] = {
 	{ "hold-timeout", required_argument, NULL, OPT_HOLD_TIMEOUT },
 	{ "hold-store-size", required_argument, NULL, OPT_HOLD_STORE },
 	{ "smtp-ports", required_argument, NULL, OPT_SMTP_PORTS },
+	{ "bare-lf", required_argument, NULL, OPT_BARE_LF },
 	{ "log", required_argument, NULL, OPT_LOG },
 	{ "dump-streams", required_argument, NULL, OPT_DUMP_STREAMS },
 	{ "dump-messages", required_argument, NULL, OPT_DUMP_MESSAGES },
@@ -740,6 +745,17 @@ int main(int argc, char **argv)
 		case OPT_DB_MAX_AGE:
 			if (mry_parse_u64(optarg, 0, UINT64_MAX, false, &ccfg.max_age_s) != 0) {
 				fprintf(stderr, "moray-scan: --db-max-age: bad number '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case OPT_BARE_LF:
+			if (strcmp(optarg, "reject") == 0) {
+				cfg.bare_lf = MRY_BARE_LF_REJECT;
+			} else if (strcmp(optarg, "strict") == 0) {
+				cfg.bare_lf = MRY_BARE_LF_STRICT;
+			} else {
+				fprintf(stderr, "moray-scan: --bare-lf: reject or strict, not '%s'\n",
+					optarg);
 				return 2;
 			}
 			break;

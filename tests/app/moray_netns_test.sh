@@ -18,7 +18,8 @@
 #   parallel 6 concurrent clean mails: each delivered exactly once.
 #   tempfail moray restarted with no database and --hold-timeout 3: the
 #            client gets 451 4.7.1, nothing is delivered.
-#   stop     SIGTERM: moray exits 0 with final statistics.
+#   stop     SIGTERM: moray exits 0 with final statistics; a client that
+#            stopped inside DATA gets 421 4.3.2, Postfix delivers nothing.
 # Skipped (exit 77, "SKIP-REASON: <key>") only for a reason tests/data/README.md
 # lists: not root, no veth support, no free test subnet. A missing tool or an
 # unbuilt binary fails.
@@ -237,7 +238,43 @@ else
 	fail "parallel: $bad of 6 not delivered exactly once (swaks failures: $prc)"
 fi
 
+# ---------------------------------------------------------------- stop
+# A client stops inside DATA (body sent, no end): at SIGTERM it must get
+# 421 4.3.2 from moray, and Postfix (reset) must deliver nothing.
+{
+	ip netns exec "$NSC" /usr/bin/python3 - "$SRV" "stop$ID" >"$TMP/stop.out" 2>&1 <<'EOF' &
+import socket, sys
+s = socket.create_connection((sys.argv[1], 25), timeout=60)
+f = s.makefile("rb")
+def reply():
+    while True:
+        ln = f.readline()
+        if not ln or ln[3:4] != b"-":
+            return ln
+reply()
+for c in (b"EHLO cli.lab.example", b"MAIL FROM:<alice@cli.lab.example>",
+          b"RCPT TO:<bob@srv.lab.example>", b"DATA"):
+    s.sendall(c + b"\r\n")
+    reply()
+s.sendall(b"Subject: stop\r\n\r\ntoken " + sys.argv[2].encode() + b"\r\nmore to come\r\n")
+print("in-data", flush=True)
+print("answer:", reply().decode(errors="replace").strip(), flush=True)
+EOF
+	STOPC=$!
+	for _ in $(seq 100); do grep -q in-data "$TMP/stop.out" && break; sleep 0.1; done
+	sleep 0.5
+}
 stop_moray && ok "stop: SIGTERM, exit 0, final statistics"
+{
+	wait "$STOPC"
+	sleep 1
+	if grep -q 'answer: 421 4.3.2' "$TMP/stop.out" && [ "$(delivered "stop$ID")" = 0 ] &&
+	   grep -q '"reason":"shutdown"' "$TMP/moray.jsonl"; then
+		ok "stop: a client inside DATA got 421 4.3.2, nothing delivered"
+	else
+		fail "stop: client inside DATA: $(tr '\n' ' ' < "$TMP/stop.out"), delivered $(delivered "stop$ID")"
+	fi
+}
 
 # ---------------------------------------------------------------- tempfail
 rm -f "$LIVE"

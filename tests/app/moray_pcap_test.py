@@ -670,6 +670,103 @@ def case_sigterm(tmp):
         check(any('"event":"db"' in x for x in f), "log not flushed at SIGTERM")
 
 
+def crafted_pcap(tmp, name, sessions):
+    """A capture made by tests/tools/mkpcap.py from a session spec."""
+    import mkpcap
+    out = os.path.join(tmp, name)
+    exp = mkpcap.build_from_spec({"sessions": sessions}, out)
+    return os.path.join(out, exp["pcap"])
+
+
+SMUGGLED = ("Subject: hello\r\n\r\nhello\n.\r\nMAIL FROM:<evil@attacker.example>\r\n"
+            "RCPT TO:<victim@server.example>\r\nDATA\r\nSubject: smuggled\r\n\r\n"
+            "wire the money\r\n")
+
+
+def case_smuggle_rejected(tmp):
+    """SMTP smuggling on the wire: a '.' line ended by a bare LF inside DATA
+    (Postfix 3.7 would end the message there) is withheld with everything
+    after it; the client gets 554 5.5.2, the server a reset and none of the
+    smuggled bytes; moray and moray-scan log the same evasion."""
+    db = database(tmp)
+    if db is None:
+        print("SKIP smuggle_rejected: --shim (no engine)")
+        return
+    inp = crafted_pcap(tmp, "smuggle", [{"cport": 44000, "messages": [{"data": SMUGGLED}]}])
+    r = run_moray(tmp, 0, inp, extra=["--db", db])
+    check(r["rc"] == 0, "moray exit %d: %s" % (r["rc"], r["err"][-300:]))
+    to_client = [payload(x) for x in r["out0"] if flow_of(x) and flow_of(x)[1] == 25]
+    to_server = [x for x in r["out1"] if flow_of(x) and flow_of(x)[3] == 25]
+    check(any(x.startswith(b"554 5.5.2") for x in to_client),
+          "client not answered 554 5.5.2: %r" % to_client[-3:])
+    fwd = b"".join(payload(x) for x in to_server)
+    check(b"MAIL FROM:<alice" in fwd, "the envelope was not forwarded")
+    check(b"evil@attacker" not in fwd and b"hello\n." not in fwd,
+          "smuggled bytes reached the server")
+    check(any(Ether(x)[TCP].flags & 0x04 for x in to_server), "server side not reset")
+    msgs = [e for e in r["log"] if e.get("event") == "message"]
+    check(len(msgs) == 1 and msgs[0]["verdict"] == "evasion" and msgs[0]["action"] == "rejected"
+          and "smtp_bare_lf_end_of_data" in msgs[0]["evasions"]
+          and msgs[0]["server_reply"] is None, "message events: %r" % msgs)
+    scan_log = os.path.join(tmp, "smuggle-scan.jsonl")
+    p = subprocess.run([ARGS.scan, "--db", db, "--log", scan_log, inp],
+                       capture_output=True, text=True)
+    check(p.returncode == 0, "moray-scan exit %d" % p.returncode)
+    with open(scan_log) as f:
+        scan = [json.loads(x) for x in f if x.strip()]
+    check(comparable([e for e in scan if e.get("event") == "message"]) == comparable(msgs),
+          "moray-scan logs the message otherwise: %r" % scan)
+
+
+def case_sigterm_in_data(tmp):
+    """SIGTERM while a message is in DATA: the client gets 421 4.3.2, the
+    server side a reset, the message is logged tempfail/tempfailed."""
+    db = database(tmp)
+    if db is None:
+        print("SKIP sigterm_in_data: --shim (no engine)")
+        return
+    inp = crafted_pcap(tmp, "indata", [{"cport": 44010, "close": "none", "messages": [
+        {"mime": {"subject": "long", "body": "Hello Bob,\r\n"}, "unfinished": True}]}])
+    prefix = "mrydata%d" % os.getpid()
+    log = os.path.join(tmp, "indata.jsonl")
+    for f in ("out0.pcap", "out1.pcap"):
+        if os.path.exists(os.path.join(tmp, f)):
+            os.unlink(os.path.join(tmp, f))
+    cmd = [ARGS.moray] + eal_args(tmp, 2, inp, prefix) + ["--", "-p", "3", "--db", db,
+                                                          "--log", log]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    line = ""
+    while time.time() < deadline:
+        line = p.stdout.readline()
+        if "running" in line or line == "":
+            break
+    check("running" in line, "moray did not report running")
+    time.sleep(2)
+    p.send_signal(signal.SIGTERM)
+    try:
+        out, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        fail("SIGTERM: moray did not exit")
+    shutil.rmtree("/var/run/dpdk/" + prefix, ignore_errors=True)
+    check(p.returncode == 0, "SIGTERM exit %d: %s" % (p.returncode, err[-300:]))
+    check_schema(log)
+    out0 = [bytes(x) for x in rdpcap(os.path.join(tmp, "out0.pcap"))]
+    out1 = [bytes(x) for x in rdpcap(os.path.join(tmp, "out1.pcap"))]
+    to_client = [x for x in out0 if flow_of(x) and flow_of(x)[1] == 25]
+    to_server = [x for x in out1 if flow_of(x) and flow_of(x)[3] == 25]
+    check(any(payload(x).startswith(b"421 4.3.2") for x in to_client),
+          "client not answered 421 at SIGTERM: %r" % [payload(x) for x in to_client][-3:])
+    check(any(Ether(x)[TCP].flags & 0x04 for x in to_server), "server side not reset at SIGTERM")
+    with open(log) as f:
+        msgs = [json.loads(x) for x in f if '"event":"message"' in x]
+    check(len(msgs) == 1 and msgs[0]["verdict"] == "tempfail" and
+          msgs[0]["action"] == "tempfailed" and msgs[0].get("reason") == "shutdown",
+          "message events at SIGTERM: %r" % msgs)
+
+
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
 
 

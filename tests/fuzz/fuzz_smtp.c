@@ -83,8 +83,11 @@ static void f_end(void *u, const struct mry_smtp_msg_info *mi, uint64_t eom)
 	mix64(eom);
 }
 
-static void f_reply(void *u, uint32_t idx, unsigned code, const char *t, size_t n)
+static void f_reply(void *u, const struct mry_smtp_msg_info *mi, unsigned code,
+		    const char *t, size_t n)
 {
+	uint32_t idx = mi->msg_index;
+
 	(void)u;
 	mix64(4);
 	mix64(idx);

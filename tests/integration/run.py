@@ -38,9 +38,9 @@ import validate_log  # noqa: E402
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 REQUIRED = ("event", "ts", "src", "sport", "dst", "dport", "msg_index",
             "mail_from", "rcpt_to", "size", "generation", "verdict",
-            "action", "signatures", "evasions")
+            "server_reply", "action", "signatures", "evasions")
 ACTION_FOR = {"clean": "forwarded", "infected": "rejected",
-              "tempfail": "tempfailed"}
+              "tempfail": "tempfailed", "evasion": "rejected"}
 
 
 class Failures:
@@ -182,6 +182,10 @@ class Runner:
                 fx.check(last.get("size") == x["size"],
                          "%s size %r, expected %r" %
                          (tag, last.get("size"), x["size"]))
+            if "server_reply" in x:
+                fx.check(last.get("server_reply") == x["server_reply"],
+                         "%s server_reply %r, expected %r" %
+                         (tag, last.get("server_reply"), x["server_reply"]))
             ev = x.get("evasions")
             if ev == "nonempty":
                 fx.check(any(g.get("evasions") for g in got),

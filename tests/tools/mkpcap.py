@@ -139,12 +139,19 @@ class Message:
     answered 500 by the server: they are commands, not a message);
     method: 'DATA' or 'BDAT'; chunks: BDAT chunk sizes (the rest goes in the
     last chunk); bdat_zero_last: end with a separate 'BDAT 0 LAST';
-    mail_params: text after MAIL FROM:<...> (e.g. ' SIZE=123')."""
+    mail_params: text after MAIL FROM:<...> (e.g. ' SIZE=123');
+    reject_end: the server answers the end of the message (DATA's
+    CRLF.CRLF, BDAT LAST) with 554 instead of 250;
+    unfinished: the capture ends inside this message's data (no end of
+    message, no reply, nothing after it: the engine is stopped there);
+    raw_wire: data goes on the wire as it is (no dot-stuffing; for crafted
+    end-of-data lines), followed by CRLF.CRLF."""
 
     def __init__(self, data, mail_from="alice@client.example",
                  rcpt_to=("bob@server.example",), method="DATA",
                  chunks=None, bdat_zero_last=False, reject_rcpt=(),
-                 reject_data=False, smuggle=False, mail_params=""):
+                 reject_data=False, smuggle=False, mail_params="",
+                 reject_end=False, unfinished=False, raw_wire=False):
         self.data = data if isinstance(data, bytes) else data.encode()
         self.mail_from = mail_from
         self.rcpt_to = list(rcpt_to)
@@ -155,6 +162,9 @@ class Message:
         self.reject_data = reject_data
         self.smuggle = smuggle
         self.mail_params = mail_params
+        self.reject_end = reject_end
+        self.unfinished = unfinished
+        self.raw_wire = raw_wire
 
     @classmethod
     def from_spec(cls, d):
@@ -185,6 +195,17 @@ class Message:
     def accepted_rcpts(self):
         return [r for i, r in enumerate(self.rcpt_to)
                 if i not in self.reject_rcpt]
+
+    @property
+    def server_reply(self):
+        """The server's final reply to the end (None: none comes)."""
+        if self.unfinished:
+            return None
+        return 554 if self.reject_end else 250
+
+    def final_reply(self, ok):
+        return (b"554 5.7.1 Message refused after end of data\r\n"
+                if self.reject_end else ok)
 
     @property
     def delivered(self):
@@ -260,7 +281,8 @@ def smtp_turns(messages, pipelining=False, starttls=False, helo="client.example"
             if pipelining:
                 cmd0, p0 = chunks[0]
                 t.append(("c", b"".join(env) + cmd0 + p0, "data"))
-                final = (b"250 2.0.0 Ok: %d bytes queued\r\n" % len(m.data)
+                final = (m.final_reply(b"250 2.0.0 Ok: %d bytes queued\r\n" %
+                                       len(m.data))
                          if len(chunks) == 1 else
                          b"250 2.0.0 Ok: %d octets received\r\n" % len(p0))
                 t.append(("s", b"".join(rep) + final, ""))
@@ -273,7 +295,8 @@ def smtp_turns(messages, pipelining=False, starttls=False, helo="client.example"
             for i, (cmd, p) in enumerate(rest):
                 t.append(("c", cmd + p, "data"))
                 last = (i == len(rest) - 1)
-                t.append(("s", b"250 2.0.0 Ok: %d bytes queued\r\n" % len(m.data)
+                t.append(("s", m.final_reply(b"250 2.0.0 Ok: %d bytes queued\r\n" %
+                                             len(m.data))
                           if last else
                           b"250 2.0.0 Ok: %d octets received\r\n" % len(p), ""))
             continue
@@ -292,11 +315,17 @@ def smtp_turns(messages, pipelining=False, starttls=False, helo="client.example"
                 t.append(("s", r, ""))
             t.append(("c", b"DATA\r\n", ""))
             t.append(("s", data_rep, ""))
+        if data_ok and m.unfinished:
+            # the capture stops inside the data
+            t.append(("c", dot_stuff(m.data)[0][:-3], "data"))
+            return t
         if data_ok:
             wire, _ = dot_stuff(m.data)
+            if m.raw_wire:
+                wire = m.stored() + b".\r\n"
             t.append(("c", wire, "data"))
-            t.append(("s", b"250 2.0.0 Ok: queued as 4Fake%04X\r\n" %
-                      (rng.getrandbits(16)), ""))
+            t.append(("s", m.final_reply(b"250 2.0.0 Ok: queued as 4Fake%04X\r\n" %
+                                         (rng.getrandbits(16))), ""))
         elif m.smuggle:
             wire, _ = dot_stuff(m.data)
             t.append(("c", wire, "smuggle"))
@@ -565,6 +594,8 @@ class Session:
                     "msg_index": idx, "mail_from": m.mail_from,
                     "rcpt_to": m.accepted_rcpts, "size": len(data),
                     "verdict": "infected" if has_eicar else "clean",
+                    # moray answers an infected message itself: no reply
+                    "server_reply": None if has_eicar else m.server_reply,
                     "signatures": ["EICAR"] if has_eicar else [],
                     "evasions": "nonempty" if self.evasion_expected else [],
                     "data": data})

@@ -1041,6 +1041,24 @@ static void cleartext_after_starttls(void)
 	engine_down();
 }
 
+/* Ends of data some server would honour (SMTP smuggling), and a stop with
+ * a message in DATA. */
+static void smuggling_and_stop(void)
+{
+	engine_up(DB_GEN1, NULL);
+	conn(40080, 25);
+	envelope();
+	client("Subject: lf\r\n\r\nhello\n.\r\nMAIL FROM:<x@y.example>\r\n.\r\n");
+	conn(40081, 25);
+	envelope();
+	client("Subject: cr\r\n\r\nhello\r\n.\rX\r\n.\r\n");
+	conn(40082, 25);
+	envelope();
+	client("Subject: stop\r\n\r\nbody, no end yet\r\n");
+	mry_engine_shutdown(eng, now);
+	engine_down();
+}
+
 /* Counters no scenario here reaches yet (see the file comment). */
 static const char *const not_yet_reached[] = {
 	/*
@@ -1100,6 +1118,7 @@ Test(counters, every_counter_in_the_table_moves, .timeout = 120)
 	limits();
 	msg_slots();
 	encoded_messages();
+	smuggling_and_stop();
 	session_slots();
 	evict_data();
 	table_of_held();

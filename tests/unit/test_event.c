@@ -153,7 +153,7 @@ Test(event, message_event_has_every_field_in_order)
 		.conn = &conn, .msg_index = 1, .mail_from = "a@x", .rcpt = "b@y\0c@z",
 		.nb_rcpt = 2, .size = 42, .generation = 7, .verdict = "infected",
 		.action = "rejected", .res = &res, .evasions = ev, .nb_evasions = 2,
-		.held = true, .held_ms = 1500,
+		.held = true, .held_ms = 1500, .server_reply = 554,
 	};
 	size_t n;
 
@@ -163,7 +163,8 @@ Test(event, message_event_has_every_field_in_order)
 	cr_assert(eq(str, buf,
 		     "{\"event\":\"message\"," TS_TXT "," CONN_TXT ",\"msg_index\":1,"
 		     "\"mail_from\":\"a@x\",\"rcpt_to\":[\"b@y\",\"c@z\"],\"size\":42,"
-		     "\"generation\":7,\"verdict\":\"infected\",\"action\":\"rejected\","
+		     "\"generation\":7,\"verdict\":\"infected\",\"server_reply\":554,"
+		     "\"action\":\"rejected\","
 		     "\"signatures\":[{\"id\":3,\"name\":\"Test.EICAR\"}],"
 		     "\"evasions\":[\"smtp_bare_lf\",\"tcp_overlap_conflict\"],\"held_ms\":1500}"));
 }
@@ -178,7 +179,8 @@ Test(event, message_event_writes_null_for_none)
 	cr_assert(eq(str, buf,
 		     "{\"event\":\"message\"," TS_TXT "," CONN_TXT ",\"msg_index\":0,"
 		     "\"mail_from\":null,\"rcpt_to\":[],\"size\":0,\"generation\":null,"
-		     "\"verdict\":\"encrypted\",\"action\":\"forwarded\",\"signatures\":[],"
+		     "\"verdict\":\"encrypted\",\"server_reply\":null,\"action\":\"forwarded\","
+		     "\"signatures\":[],"
 		     "\"evasions\":[],\"reason\":\"tls\"}"));
 }
 

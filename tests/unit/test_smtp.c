@@ -39,6 +39,7 @@ struct rmsg {
 	enum mry_smtp_abort_reason why;
 	unsigned reply;
 	char reply_text[128];
+	char rcpt_reply[1024];    /* recipients as the final reply reports them */
 };
 
 struct rec {
@@ -48,6 +49,9 @@ struct rec {
 	unsigned an[MRY_SMTP_AN_MAX];
 	int order_errors;         /* data/end/abort without an open message */
 	int open;                 /* index of the open message or -1 */
+	unsigned amb;             /* ambiguous ends of data reported */
+	uint64_t amb_off[8];
+	enum mry_smtp_anomaly amb_an[8];
 };
 
 static struct rec R;
@@ -116,11 +120,15 @@ static void cb_end(void *u, const struct mry_smtp_msg_info *mi, uint64_t eom)
 	R.open = -1;
 }
 
-static void cb_reply(void *u, uint32_t idx, unsigned code, const char *t, size_t tl)
+static void cb_reply(void *u, const struct mry_smtp_msg_info *mi, unsigned code,
+		     const char *t, size_t tl)
 {
+	uint32_t idx = mi->msg_index;
+
 	for (int i = 0; i < R.nmsg; i++) {
 		if (R.m[i].index == idx && R.m[i].user == u) {
 			R.m[i].reply = code;
+			join_rcpt(R.m[i].rcpt_reply, sizeof(R.m[i].rcpt_reply), mi);
 			snprintf(R.m[i].reply_text, sizeof(R.m[i].reply_text), "%.*s",
 				 (int)tl, t);
 			return;
@@ -154,7 +162,18 @@ static void cb_anomaly(void *u, enum mry_smtp_anomaly an)
 	R.an[an]++;
 }
 
+static void cb_ambiguous(void *u, enum mry_smtp_anomaly an, uint64_t off)
+{
+	(void)u;
+	if (R.amb < 8) {
+		R.amb_off[R.amb] = off;
+		R.amb_an[R.amb] = an;
+	}
+	R.amb++;
+}
+
 static const struct mry_smtp_callbacks CB = {
+	.msg_ambiguous_end = cb_ambiguous,
 	.msg_begin = cb_begin,
 	.msg_data = cb_data,
 	.msg_end = cb_end,
@@ -914,24 +933,73 @@ Test(smtp, cleartext_pipelined_after_starttls_is_an_anomaly)
 
 /* ---- line ends, long lines -------------------------------------------- */
 
-Test(smtp, bare_lf_ends_lines_and_the_message_like_postfix)
+Test(smtp, bare_lf_dot_line_is_an_ambiguous_end_not_the_end)
 {
 	srv("220 hi\r\n");
 	cli("MAIL FROM:<a@x>\nRCPT TO:<b@y>\r\nDATA\r\n");
 	cr_assert(eq(u32, R.an[MRY_SMTP_AN_BARE_LF], 1));
 	srv("250 ok\r\n250 ok\r\n354 go\r\n");
 	uint64_t start = coff;
+	/* Postfix 3.7 ends the message at "\n.\n"; RFC 5321 does not */
 	cli("one\ntwo\r\n\n.\nNOOP\r\n");
+	cr_assert(mry_smtp_in_message(S));
+	cr_assert(eq(u32, R.amb, 1));
+	cr_assert(eq(int, R.amb_an[0], MRY_SMTP_AN_BARE_LF_END_OF_DATA));
+	cr_assert(eq(u64, R.amb_off[0], start + strlen("one\ntwo\r\n\n")));
+	cli(".\r\n");
 	cr_assert(eq(int, R.nmsg, 1));
-	assert_msg_bytes(0, "one\ntwo\r\n\n");
-	cr_assert(eq(u64, R.m[0].eom, start + strlen("one\ntwo\r\n\n")));
+	cr_assert(R.m[0].ended);
+	/* the dot of the ambiguous line is a stuffing dot (a strict server's reading) */
+	assert_msg_bytes(0, "one\ntwo\r\n\n\nNOOP\r\n");
 	/* "one\n", "\n" and ".\n" */
 	cr_assert(eq(u32, R.an[MRY_SMTP_AN_BARE_LF], 4));
-	srv("250 queued\r\n250 ok\r\n");
+	cr_assert(eq(u32, R.an[MRY_SMTP_AN_BARE_LF_END_OF_DATA], 1));
+	srv("250 queued\r\n");
 	cr_assert(eq(u32, R.an[MRY_SMTP_AN_UNEXPECTED_REPLY], 0));
 }
 
-Test(smtp, dot_with_extra_crs_ends_the_message_but_bare_cr_dot_does_not)
+Test(smtp, every_smuggling_end_of_data_is_reported_and_only_crlf_dot_crlf_ends)
+{
+	static const struct {
+		const char *text;
+		enum mry_smtp_anomaly an;
+	} cases[] = {
+		{ "a\n.\r\nb", MRY_SMTP_AN_BARE_LF_END_OF_DATA },     /* CVE-2023-51764 */
+		{ "a\r\n.\nb", MRY_SMTP_AN_BARE_LF_END_OF_DATA },     /* CVE-2023-51765/51766 */
+		{ "a\n.\nb", MRY_SMTP_AN_BARE_LF_END_OF_DATA },
+		{ "a\r\n.\rb", MRY_SMTP_AN_BARE_CR_END_OF_DATA },
+		{ "a\r\n.\r\r\nb", MRY_SMTP_AN_BARE_CR_END_OF_DATA },
+	};
+
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		size_t n = strlen(cases[k].text);
+
+		/* whole, and cut after every byte */
+		for (size_t cut = 0; cut <= n; cut++) {
+			uint64_t start;
+
+			mry_smtp_session_free(C, S);
+			mry_smtp_ctx_destroy(C);
+			open_cfg(NULL);
+			srv("220 hi\r\n");
+			cli("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n");
+			srv("250 ok\r\n250 ok\r\n354 go\r\n");
+			start = coff;
+			cli_n(cases[k].text, cut);
+			cli(cases[k].text + cut);
+			cr_assert(mry_smtp_in_message(S), "case %zu cut %zu", k, cut);
+			cr_assert(eq(u32, R.amb, 1), "case %zu cut %zu", k, cut);
+			cr_assert(eq(int, R.amb_an[0], cases[k].an), "case %zu cut %zu", k, cut);
+			cr_assert(eq(u64, R.amb_off[0], start + (uint64_t)(strchr(cases[k].text, '.') -
+									cases[k].text)));
+			cli("\r\n.\r\n");
+			cr_assert_not(mry_smtp_in_message(S), "case %zu cut %zu", k, cut);
+			cr_assert(eq(u32, R.amb, 1));
+		}
+	}
+}
+
+Test(smtp, dot_with_extra_crs_and_bare_cr_dot_do_not_end_the_message)
 {
 	srv("220 hi\r\n");
 	cli("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n");
@@ -941,10 +1009,34 @@ Test(smtp, dot_with_extra_crs_ends_the_message_but_bare_cr_dot_does_not)
 	cli("x\r\n");
 	cr_assert(mry_smtp_in_message(S));
 	cli(".\r\r\n");
+	cr_assert(mry_smtp_in_message(S));
+	cli(".\r\n");
 	cr_assert_not(mry_smtp_in_message(S));
-	/* ".\r\rx": the dot is a stuffing dot, the CRs are data */
-	assert_msg_bytes(0, "a\r.\rb\r\n\r\rx\r\n");
+	/* ".\r\rx" and ".\r\r\n": the dots are stuffing dots, the CRs are data
+	 * (CRs right before an LF are not bare: Postfix strips them) */
+	assert_msg_bytes(0, "a\r.\rb\r\n\r\rx\r\n\r\r\n");
 	cr_assert(eq(u32, R.an[MRY_SMTP_AN_BARE_CR], 2));
+	cr_assert(eq(u32, R.an[MRY_SMTP_AN_BARE_CR_END_OF_DATA], 2));
+}
+
+Test(smtp, pipelined_bdat_last_reply_lists_only_accepted_recipients)
+{
+	srv("220 hi\r\n");
+	cli("EHLO c\r\n");
+	srv("250-s\r\n250 CHUNKING\r\n");
+	/* Exim: MAIL, RCPT, RCPT and BDAT LAST in one segment */
+	cli("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@y>\r\nBDAT 5 LAST\r\nhello");
+	cr_assert(R.m[0].ended);
+	srv("250 ok\r\n250 ok\r\n550 no such user\r\n250 queued\r\n");
+	cr_assert(eq(u32, R.m[0].reply, 250));
+	cr_assert(eq(str, R.m[0].rcpt_reply, "b@y"));
+	/* the same with DATA, the recipient refused after the message ended */
+	cli("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@y>\r\nDATA\r\n");
+	srv("250 ok\r\n250 ok\r\n550 no\r\n354 go\r\n");
+	cli("x\r\n.\r\n");
+	srv("554 refused\r\n");
+	cr_assert(eq(u32, R.m[1].reply, 554));
+	cr_assert(eq(str, R.m[1].rcpt_reply, "b@y"));
 }
 
 Test(smtp, overlong_command_line_is_counted_and_parsing_stays_in_step)

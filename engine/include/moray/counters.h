@@ -65,6 +65,8 @@
 	E(X, msgs_infected, COUNTER, 1, "Messages rejected: a signature matched") \
 	E(X, msgs_tempfail, COUNTER, 1, "Messages answered 451: no slot, hold timeout, hold store full, shutdown") \
 	E(X, msgs_encrypted, COUNTER, 1, "Messages after STARTTLS: passed under the encrypted policy") \
+	E(X, msgs_evasion, COUNTER, 1, "Messages rejected 554 5.5.2: an end of data some server would honour (SMTP smuggling)") \
+	E(X, msgs_shutdown_tempfail, COUNTER, 0, "Messages in DATA answered 421 4.3.2 at stop") \
 	E(X, msgs_held, COUNTER, 1, "Messages held: no usable generation when their data began") \
 	E(X, msgs_released, COUNTER, 1, "Held messages rescanned and released") \
 	E(X, hold_timeouts, COUNTER, 1, "Held messages answered 451 after the hold timeout") \

@@ -36,6 +36,12 @@ enum mry_emit_dir {
 	MRY_EMIT_TO_SERVER,      /* toward the server: out the pair of the client's port */
 };
 
+/* inside DATA, a "." line some server takes as end of data (SMTP smuggling) */
+enum mry_bare_lf_policy {
+	MRY_BARE_LF_REJECT = 0,  /* default: 554 5.5.2 to the client, server reset, verdict "evasion" */
+	MRY_BARE_LF_STRICT,      /* judge the RFC 5321 message, flag it, forward if clean */
+};
+
 enum mry_encrypted_policy {
 	MRY_ENCRYPTED_PASS = 0,  /* default: pass and count (verdict "encrypted") */
 	MRY_ENCRYPTED_BLOCK,     /* refuse: the 220 to STARTTLS is replaced by 454 */
@@ -95,6 +101,7 @@ struct mry_engine_config {
 	struct mry_ipfrag_config ipfrag;
 	uint32_t max_frame;              /* largest frame a reassembled TCP datagram may go out as */
 	bool track_all_tcp;              /* forensics: reassemble every TCP flow, not only SMTP ports */
+	enum mry_bare_lf_policy bare_lf; /* default reject */
 };
 
 /* Fills every field with its default. */

@@ -65,6 +65,7 @@ struct mry_event_msg {
 	bool held;                         /* held_ms is written */
 	uint64_t held_ms;
 	const char *reason;                /* NULL: no reason field */
+	uint16_t server_reply;             /* server's final reply to the end; 0: none (null) */
 };
 
 /** A database event's fields. */
@@ -83,6 +84,10 @@ size_t mry_event_hold(char *buf, size_t cap, uint64_t ts_ns, const char *event,
 		      const char *reason);
 size_t mry_event_flow(char *buf, size_t cap, uint64_t ts_ns, const struct mry_engine_conn *c,
 		      const char *reason);
+/** A flow event that also lists anomalies no message took (@n names). */
+size_t mry_event_flow_evasions(char *buf, size_t cap, uint64_t ts_ns,
+			       const struct mry_engine_conn *c, const char *reason,
+			       const char *const *evasions, uint32_t n);
 size_t mry_event_db(char *buf, size_t cap, uint64_t ts_ns, const struct mry_event_db *d);
 /** The alarm turned on or off; @reasons: comma-separated causes, "" when off. */
 size_t mry_event_alarm(char *buf, size_t cap, uint64_t ts_ns, bool alarm, const char *reasons);

@@ -48,6 +48,10 @@ enum mry_smtp_anomaly {
 	MRY_SMTP_AN_MSG_UNTERMINATED,     /* connection ended inside a message */
 	MRY_SMTP_AN_PIPELINE_OVERFLOW,    /* more distinct pipelined commands than the reply queue holds */
 	MRY_SMTP_AN_REPLY_OUT_OF_STEP,    /* replies did not match commands: no greeting, or 354 not to DATA; resynchronised */
+	/* SMTP smuggling (CVE-2023-51764/51765/51766): inside DATA, a "." line
+	 * that is not CRLF.CRLF but that some server takes as the end of data */
+	MRY_SMTP_AN_BARE_LF_END_OF_DATA,  /* "\n.\n", "\n.\r\n", "\r\n.\n" */
+	MRY_SMTP_AN_BARE_CR_END_OF_DATA,  /* "\r\n.\r" not followed by LF, "\r\n.\r\r\n" */
 	MRY_SMTP_AN_MAX,
 };
 
@@ -92,6 +96,7 @@ struct mry_smtp_msg_info {
 	bool body_8bit;                   /* BODY=8BITMIME */
 	bool body_binary;                 /* BODY=BINARYMIME */
 	bool smtputf8;
+	bool has_envelope;                /* the envelope was stored (pool not empty) */
 };
 
 enum mry_smtp_abort_reason {
@@ -117,8 +122,13 @@ struct mry_smtp_callbacks {
 	 * the final LF of "BDAT 0 LAST"): the withholding point.
 	 */
 	void (*msg_end)(void *user, const struct mry_smtp_msg_info *mi, uint64_t eom_off);
-	/* the server's final reply to the message (after msg_end) */
-	void (*msg_reply)(void *user, uint32_t msg_index, unsigned code,
+	/*
+	 * The server's final reply to the message (after msg_end). @mi has the
+	 * message index and the envelope as the replies left it: recipients
+	 * the server refused after the end (pipelined RCPT with BDAT LAST) are
+	 * no longer listed; mi->size is 0.
+	 */
+	void (*msg_reply)(void *user, const struct mry_smtp_msg_info *mi, unsigned code,
 			  const char *text, size_t text_len);
 	/* message data ended without an end-of-message */
 	void (*msg_abort)(void *user, const struct mry_smtp_msg_info *mi,
@@ -126,6 +136,14 @@ struct mry_smtp_callbacks {
 	/* a 220 answered STARTTLS: the rest of the connection is encrypted */
 	void (*starttls)(void *user);
 	void (*anomaly)(void *user, enum mry_smtp_anomaly an);
+	/*
+	 * Inside DATA, a line some server would take as the end of data although
+	 * RFC 5321 does not (@an says which kind; counted and reported through
+	 * @anomaly as well). The message goes on to the real CRLF.CRLF; @off is
+	 * the client offset of the line's '.', from which nothing may reach the
+	 * server before the message is judged.
+	 */
+	void (*msg_ambiguous_end)(void *user, enum mry_smtp_anomaly an, uint64_t off);
 };
 
 struct mry_smtp_ctx;       /* per worker: pools, config, callbacks, stats */
