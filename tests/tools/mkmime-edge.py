@@ -141,7 +141,7 @@ def case(dirname, desc, msgfile, evasions, after=True):
         msgs.append({"mime": {"subject": "clean after", "body": "Hello Bob,\r\nsee you.\r\n"}})
     spec = {"description": desc,
             "generate": {"sessions": [{"messages": msgs}]},
-            "expect": [{"msg_index": 0, "verdict": "infected", "signatures": ["EICAR"], "evasions": evasions}]}
+            "expect": [{"msg_index": 0, "verdict": "infected", "server_reply": None, "signatures": ["EICAR"], "evasions": evasions}]}
     os.makedirs(R + "/tests/integration/" + dirname, exist_ok=True)
     with open(R + "/tests/integration/%s/test.json" % dirname, "w") as f:
         json.dump(spec, f, indent=1)
