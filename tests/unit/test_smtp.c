@@ -31,6 +31,7 @@ struct rmsg {
 	bool b8, bbin, utf8;
 	uint8_t *bytes;
 	size_t len;
+	size_t cap;               /* bytes allocated (grown by doubling) */
 	size_t calls;             /* msg_data calls */
 	uint64_t size_at_end;
 	uint64_t eom;
@@ -100,7 +101,16 @@ static void cb_data(void *u, const uint8_t *d, size_t n)
 		return;
 	}
 	m = &R.m[R.open];
-	m->bytes = realloc(m->bytes, m->len + n);
+	if (m->len + n > m->cap) {
+		/* doubling: one-byte deliveries of a large body stay linear */
+		size_t cap = m->cap ? m->cap : 4096;
+
+		while (cap < m->len + n)
+			cap *= 2;
+		m->bytes = realloc(m->bytes, cap);
+		cr_assert_not_null(m->bytes);
+		m->cap = cap;
+	}
 	memcpy(m->bytes + m->len, d, n);
 	m->len += n;
 	m->calls++;
