@@ -216,7 +216,7 @@ void mry_engine_config_defaults(struct mry_engine_config *cfg)
 	cfg->hold_store_bytes = 256ULL << 20;
 	cfg->hold_max_msgs = 4096;
 	cfg->max_msgs = 4096;
-	cfg->flow.max_flows = 65536;
+	mry_flow_config_defaults(&cfg->flow);
 	cfg->max_frame = 1518 + 8;      /* 1500-byte MTU, Ethernet + QinQ */
 }
 
@@ -893,6 +893,7 @@ static void smtp_msg_data(void *user, const uint8_t *d, size_t len)
 
 	if (m == NULL)
 		return;
+	mry_flow_data_progress(e->flows, s->flow, len, e->now_ns);
 	m->size += len;
 	if (e->io.message != NULL)
 		e->io.message(e->io_ctx, &m->conn, m->index, d, (uint32_t)len, false);
@@ -1270,6 +1271,25 @@ static void midstream_reset(struct mry_engine *e, struct session *s, const struc
 	reset_both(e, s, p->ack, p->seq + p->payload_len, p->seq, p->ack);
 }
 
+/*
+ * Flow deadlines from what the wire shows: the handshake's end leaves
+ * HALF_OPEN, the first payload leaves GREETING, a client line ending
+ * re-arms the per-command deadline (a partial line never does).
+ */
+static void flow_phase_from_pkt(struct mry_engine *e, struct mry_flow *f,
+				const struct mry_pkt *p, bool from_client)
+{
+	if (f->phase == MRY_FLOW_PHASE_HALF_OPEN && !(p->tcp_flags & MRY_TCP_SYN))
+		mry_flow_set_phase(e->flows, f, MRY_FLOW_PHASE_GREETING, e->now_ns);
+	if (p->payload_len == 0)
+		return;
+	if (f->phase == MRY_FLOW_PHASE_GREETING)
+		mry_flow_set_phase(e->flows, f, MRY_FLOW_PHASE_CMD, e->now_ns);
+	else if (f->phase == MRY_FLOW_PHASE_CMD && from_client &&
+		 memchr(p->payload, '\n', p->payload_len) != NULL)
+		mry_flow_rearm(e->flows, f, e->now_ns);
+}
+
 static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pkt *p,
 				       uint16_t in_port)
 {
@@ -1335,7 +1355,8 @@ static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pk
 	from_client = side == f->client_side;
 	f->in_port[side] = in_port;
 	f->pkts[side]++;
-	mry_flow_touch(e->flows, f, e->now_ns);
+	mry_flow_touch_bytes(e->flows, f, p->payload_len, e->now_ns);
+	flow_phase_from_pkt(e, f, p, from_client);
 	if (from_client)
 		save_template(s, p);
 
@@ -1730,7 +1751,7 @@ void mry_engine_foreach_counter(const struct mry_engine *e,
 	C("ipfrag", "overlap_conflict", is.overlap_conflict);
 	mry_flow_get_stats(e->flows, &fs);
 	C("flow", "created", fs.created);
-	C("flow", "timeout_syn", fs.timeouts[MRY_FLOW_PHASE_SYN]);
+	C("flow", "timeout_syn", fs.timeouts[MRY_FLOW_PHASE_HALF_OPEN]);
 	C("flow", "timeout_cmd", fs.timeouts[MRY_FLOW_PHASE_CMD]);
 	C("flow", "timeout_data", fs.timeouts[MRY_FLOW_PHASE_DATA]);
 	C("flow", "timeout_closing", fs.timeouts[MRY_FLOW_PHASE_CLOSING]);
