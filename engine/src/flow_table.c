@@ -29,10 +29,12 @@
  *    filed again at once. mry_flow_expire() examines at most expire_budget
  *    flows and at most 16 x expire_budget wheel slots per call (Redis
  *    dictRehash() style); work left over is resumed by the next call;
- *  - sources: a pool of max_flows entries (address, flows, flows in DATA,
- *    payload bytes; 40 bytes) found through an open-addressing index
- *    at most half full. Entries do not move, so a slot keeps its source's id
- *    and the per-packet byte count is one store, no lookup.
+ *  - sources: a pool of max_flows entries (address, flows, flows in DATA;
+ *    40 bytes) found through an open-addressing index at most half full.
+ *    Entries do not move, so a slot keeps its source's id: phase changes
+ *    update its counts without a lookup. Bytes are counted per flow only
+ *    (touch writes the slot's third cache line and nothing else) and summed
+ *    per source when top talkers are asked for.
  *
  * "Source" is the client's address when the creator says which side is the
  * client (mry_flow_create_client(), mry_flow_set_client()), else side 0's
@@ -91,17 +93,19 @@ struct flow_link {
 
 struct mry_flow_node {
 	struct mry_flow flow;          /* first: a flow pointer is a node pointer */
+	/* third cache line: what touch() writes, next to the flow's tail */
 	struct flow_link lru;          /* free list or one of the LRU lists */
-	struct flow_link tm;           /* timer wheel slot or pending list */
-	uint64_t deadline_ns;          /* armed deadline; the wheel slot is at or before it */
-	uint64_t data_start_ns;        /* DATA entry (rate clock) */
-	uint64_t data_bytes;           /* message bytes since DATA entry */
 	uint64_t bytes;                /* payload bytes, both directions */
 	uint32_t src_id;               /* entry in the source pool */
 	uint8_t list;                  /* enum flow_list */
 	uint8_t src_side;              /* side whose address is counted per source */
 	uint8_t in_use;
 	uint8_t scaled;                /* deadline armed or cut in emergency mode */
+	/* fourth: timers and the DATA rate clock */
+	struct flow_link tm;           /* timer wheel slot or pending list */
+	uint64_t deadline_ns;          /* armed deadline; the wheel slot is at or before it */
+	uint64_t data_start_ns;        /* DATA entry (rate clock) */
+	uint64_t data_bytes;           /* message bytes since DATA entry */
 } MRY_CACHE_ALIGNED;
 
 static_assert(offsetof(struct mry_flow, hash) < MRY_CACHE_LINE &&
@@ -114,6 +118,9 @@ static_assert(offsetof(struct mry_flow, hash) < MRY_CACHE_LINE &&
 static_assert(sizeof(struct mry_flow) <= 160, "struct mry_flow grew");
 static_assert(sizeof(struct mry_flow_node) <= 256, "flow slot exceeds 256 bytes");
 static_assert(offsetof(struct mry_flow_node, flow) == 0, "flow must come first");
+static_assert(offsetof(struct mry_flow_node, lru) / MRY_CACHE_LINE ==
+	      (offsetof(struct mry_flow_node, scaled)) / MRY_CACHE_LINE,
+	      "touch() writes one cache line of the slot's tail");
 
 struct flow_idx {
 	uint32_t hash;
@@ -134,7 +141,7 @@ struct flow_src {
 	uint32_t data_flows;           /* of them, in DATA; free entry: next free id */
 	uint8_t ver;
 	uint8_t pad[3];
-	uint64_t bytes;
+	uint64_t bytes;                /* filled by mry_flow_top_sources() only */
 };
 
 static_assert(sizeof(struct flow_src) == 40, "source entry layout");
@@ -484,16 +491,15 @@ static uint32_t src_acquire(struct mry_flow_table *t, uint8_t ver, const uint8_t
 	return id;
 }
 
-/* One flow fewer for source @id, taking its @bytes, connection and DATA
- * counts along. */
-static void src_release(struct mry_flow_table *t, uint32_t id, uint64_t bytes,
-			bool in_data, bool counted)
+/* One flow fewer for source @id, taking its connection and DATA counts
+ * along. */
+static void src_release(struct mry_flow_table *t, uint32_t id, bool in_data,
+			bool counted)
 {
 	struct flow_src *e = &t->src[id];
 	uint32_t h, i, j;
 	bool found;
 
-	e->bytes -= MRY_MIN(e->bytes, bytes);
 	if (in_data && e->data_flows > 0)
 		e->data_flows--;
 	if (counted && e->flows > 0)
@@ -625,7 +631,7 @@ static void node_free(struct mry_flow_table *t, struct mry_flow_node *n)
 	struct mry_flow *f = &n->flow;
 
 	idx_remove(t, f->hash, node_id(t, n));
-	src_release(t, n->src_id, n->bytes, f->phase == MRY_FLOW_PHASE_DATA,
+	src_release(t, n->src_id, f->phase == MRY_FLOW_PHASE_DATA,
 		    phase_counted(f->phase));
 	link_del(&n->tm);
 	link_del(&n->lru);
@@ -845,10 +851,9 @@ void mry_flow_set_client(struct mry_flow_table *t, struct mry_flow *f,
 	if (n->src_side == client_side)
 		return;
 	/* release first: with every slot in use, the pool has no spare entry */
-	src_release(t, n->src_id, n->bytes, in_data, phase_counted(f->phase));
+	src_release(t, n->src_id, in_data, phase_counted(f->phase));
 	n->src_id = src_acquire(t, f->key.ip_version, f->key.addr[client_side],
 				phase_counted(f->phase));
-	t->src[n->src_id].bytes += n->bytes;
 	if (in_data)
 		t->src[n->src_id].data_flows++;
 	n->src_side = client_side;
@@ -867,8 +872,9 @@ void mry_flow_touch_bytes(struct mry_flow_table *t, struct mry_flow *f,
 
 	f->last_ns = now_ns;
 	lru_file(t, n);
+	/* per flow only: a per-source sum here would cost a second random
+	 * cache line per packet; mry_flow_top_sources() adds them up */
 	n->bytes += nbytes;
-	t->src[n->src_id].bytes += nbytes;
 }
 
 void mry_flow_set_phase(struct mry_flow_table *t, struct mry_flow *f,
@@ -1096,7 +1102,7 @@ static bool top_before(const struct mry_flow_source *a, const struct mry_flow_so
 	return c < 0;
 }
 
-uint32_t mry_flow_top_sources(const struct mry_flow_table *t,
+uint32_t mry_flow_top_sources(struct mry_flow_table *t,
 			      enum mry_flow_top_key key, uint32_t n,
 			      struct mry_flow_source *out)
 {
@@ -1104,6 +1110,11 @@ uint32_t mry_flow_top_sources(const struct mry_flow_table *t,
 
 	if (n == 0 || out == NULL)
 		return 0;
+	for (id = 0; id < t->max_flows; id++)
+		t->src[id].bytes = 0;
+	for (id = 0; id < t->max_flows; id++)
+		if (t->nodes[id].in_use)
+			t->src[t->nodes[id].src_id].bytes += t->nodes[id].bytes;
 	for (id = 0; id < t->max_flows; id++) {
 		const struct flow_src *e = &t->src[id];
 		struct mry_flow_source s;

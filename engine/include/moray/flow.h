@@ -218,7 +218,8 @@ void mry_flow_touch(struct mry_flow_table *t, struct mry_flow *f, uint64_t now_n
 
 /**
  * mry_flow_touch() that also adds @nbytes (TCP payload) to the flow's bytes
- * and its source's bytes (mry_flow_top_sources()). Fast-path safe: O(1).
+ * (summed per source by mry_flow_top_sources()). Fast-path safe: O(1), the
+ * same cache lines as mry_flow_touch().
  */
 void mry_flow_touch_bytes(struct mry_flow_table *t, struct mry_flow *f,
 			  uint32_t nbytes, uint64_t now_ns);
@@ -295,9 +296,11 @@ struct mry_flow_source {
 /**
  * The top @n sources by @key, highest first (ties: more flows, then lower
  * address), into @out. Returns how many were written (at most @n, at most
- * the number of sources). Control path: O(sources x n), no allocation.
+ * the number of sources). Control path, on the table's own thread (it sums
+ * per-flow bytes into the source entries): O(max_flows + sources x n), no
+ * allocation.
  */
-uint32_t mry_flow_top_sources(const struct mry_flow_table *t,
+uint32_t mry_flow_top_sources(struct mry_flow_table *t,
 			      enum mry_flow_top_key key, uint32_t n,
 			      struct mry_flow_source *out);
 
