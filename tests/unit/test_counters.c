@@ -909,6 +909,20 @@ static const char *const not_yet_reached[] = {
 	"smtp.smtp_data_after_tls",
 	"scan.msg_pool_empty",
 	"scan.stream_pool_empty",
+	/* flow-table flood counters from the merged flow core: their engine
+	 * scenarios come with the deadline and shedding wiring */
+	"flow.timeout_greeting",
+	"flow.timeout_data_init",
+	"flow.timeout_data_slow",
+	"flow_evicted.half_open",
+	"flow_evicted.data_slow",
+	"flow_evicted.data_moving",
+	"flow.half_open_full",
+	"flow.emergency_entered",
+	"flow.emergency_exited",
+	"flow.emergency_shortened",
+	"flow_open.data_init",
+	"flow.emergency",
 	NULL,
 };
 
