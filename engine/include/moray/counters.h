@@ -149,6 +149,9 @@
 	X(ENG, mime, parts, COUNTER, 0, mime.parts, "MIME parts parsed") \
 	X(ENG, mime, bytes_decoded, COUNTER, 0, mime.bytes_decoded, "MIME bytes decoded") \
 	X(ENG, mime, pool_empty, COUNTER, 0, mime.pool_empty, "Messages without a MIME parser: pool empty") \
+	X(ENG, mime, preamble_spills, COUNTER, 0, mime.preamble_spills, "Multipart preambles longer than max_preamble, scanned as a text part at once") \
+	X(ENG, mime, encoded_msgs, COUNTER, 0, mime.encoded_msgs, "Encoded message/rfc822 bodies decoded and parsed as messages") \
+	X(ENG, mime, encoded_msg_no_parser, COUNTER, 0, mime.encoded_msg_no_parser, "Encoded message/rfc822 bodies left as one decoded leaf: no nested parser free") \
 	XA(ENG, mime, MRY_MIME_AN_MAX, mry_mime_anomaly_name, COUNTER, mime.anomalies, \
 	   "MIME anomalies of this kind") \
 	X(ENG, scan, messages, COUNTER, 0, scan.messages, "Messages scanned") \
