@@ -559,6 +559,9 @@ static void advance(struct scan *sc, struct mry_engine *e,
 		}
 		if (mry_sigdb_ctl_tick(sc->ctl, at / MRY_NS_PER_SEC))
 			db_event(sc, at, NULL, MRY_SIGDB_OK);
+		/* frames a timer injects go out at the timer's time (nanosecond capture) */
+		sc->cur_hdr.ts.tv_sec = (time_t)(at / MRY_NS_PER_SEC);
+		sc->cur_hdr.ts.tv_usec = (suseconds_t)(at % MRY_NS_PER_SEC);
 		mry_engine_tick(e, at);
 	}
 	if (target > *clock)

@@ -83,7 +83,14 @@
 	E(X, events_dropped, COUNTER, 0, "Verdict-log events lost: larger than the event buffer") \
 	E(X, frag_withheld, COUNTER, 0, "IP fragments of TCP held until their datagram completes") \
 	E(X, frag_too_big, COUNTER, 0, "Reassembled TCP datagrams dropped: larger than the largest frame") \
-	E(X, frag_reassembled_sent, COUNTER, 0, "Reassembled TCP datagrams forwarded as one frame")
+	E(X, frag_reassembled_sent, COUNTER, 0, "Reassembled TCP datagrams forwarded as one frame") \
+	E(X, shed_deadline, COUNTER, 0, "Flows moray ended: deadline of their phase") \
+	E(X, shed_evicted, COUNTER, 0, "Flows moray ended: evicted under pressure") \
+	E(X, shed_per_source_cap, COUNTER, 0, "New connections refused: source over its cap") \
+	E(X, shed_half_open_budget, COUNTER, 0, "New connections refused: table or half-open budget full") \
+	E(X, shed_blocked, COUNTER, 0, "Connections refused or ended: source blocklisted") \
+	E(X, shed_no_msg_slot, COUNTER, 0, "Messages answered 451 4.3.2: no message slot") \
+	E(X, drop_after_shed, COUNTER, 0, "Frames dropped: their flow was ended by moray")
 
 #define MRY_COUNTER_ENGINE_ROW_(X, name, kind, line, help) \
 	X(ENG, engine, name, kind, line, engine.name, help)
