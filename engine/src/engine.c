@@ -24,13 +24,16 @@
  * client read the reply before it sees the close. Later client data on that
  * connection is dropped.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "moray/blocklist.h"
 #include "moray/decode.h"
 #include "moray/engine.h"
+#include "moray/event.h"
 #include "moray/flow.h"
 #include "moray/ipfrag.h"
 #include "moray/mime.h"
@@ -54,9 +57,212 @@ void mry_engine_config_defaults(struct mry_engine_config *cfg)
 	cfg->hold_timeout_ns = 240 * MRY_NS_PER_SEC;
 	cfg->hold_store_bytes = 256ULL << 20;
 	cfg->hold_max_msgs = 4096;
-	cfg->max_msgs = 4096;
-	cfg->flow.max_flows = 65536;
+	cfg->max_msgs = 0;              /* derived: max-flows / 16 */
+	cfg->shed_log_interval_ns = 10 * MRY_NS_PER_SEC;
+	mry_flow_config_defaults(&cfg->flow);
 	cfg->max_frame = 1518 + 8;      /* 1500-byte MTU, Ethernet + QinQ */
+}
+
+/* ---- flows moray ends: aggregated shed events, both sides told ---------- */
+
+const char *mry_shed_reason_name(enum shed_reason r)
+{
+	static const char *const names[SHED_MAX] = {
+		"deadline", "evicted", "per_source_cap", "half_open_budget", "blocked",
+		"no_msg_slot",
+	};
+
+	return r < SHED_MAX ? names[r] : "evicted";
+}
+
+void mry_shed_note(struct mry_engine *e, enum shed_reason r, unsigned phase,
+		   uint8_t ip_version, const uint8_t *addr)
+{
+	struct shed_agg *a = &e->shed[r];
+	size_t alen = ip_version == 6 ? 16 : 4;
+	unsigned i, min = 0;
+
+	switch (r) {
+	case SHED_DEADLINE: e->st.shed_deadline++; break;
+	case SHED_EVICTED: e->st.shed_evicted++; break;
+	case SHED_PER_SOURCE_CAP: e->st.shed_per_source_cap++; break;
+	case SHED_HALF_OPEN_BUDGET: e->st.shed_half_open_budget++; break;
+	case SHED_BLOCKED: e->st.shed_blocked++; break;
+	default: e->st.shed_no_msg_slot++; break;
+	}
+	if (a->count == 0 && e->shed_start_ns == 0)
+		e->shed_start_ns = e->now_ns;
+	a->count++;
+	if (phase < MRY_FLOW_PHASE_MAX)
+		a->phases[phase]++;
+	/* top sources: exact while they fit, then the least counted is replaced */
+	for (i = 0; i < a->nb; i++) {
+		if (a->top[i].ip_version == ip_version && memcmp(a->top[i].addr, addr, alen) == 0) {
+			a->top[i].count++;
+			return;
+		}
+		if (a->top[i].count < a->top[min].count)
+			min = i;
+	}
+	if (a->nb < SHED_TOP_TRACK)
+		min = a->nb++;
+	memset(a->top[min].addr, 0, sizeof(a->top[min].addr));
+	memcpy(a->top[min].addr, addr, alen);
+	a->top[min].ip_version = ip_version;
+	a->top[min].count = 1;
+}
+
+/* One "shed" event per reason with flows, then a new interval. */
+static void shed_flush(struct mry_engine *e)
+{
+	uint64_t ms = (e->now_ns - e->shed_start_ns) / 1000000u;
+
+	for (unsigned r = 0; r < SHED_MAX; r++) {
+		struct shed_agg *a = &e->shed[r];
+		struct mry_event_shed_src top[SHED_TOP_LOG];
+		bool used[SHED_TOP_TRACK] = { false };
+		unsigned nt = 0;
+		size_t n;
+
+		if (a->count == 0)
+			continue;
+		while (nt < SHED_TOP_LOG && nt < a->nb) {
+			unsigned best = SHED_TOP_TRACK;
+
+			for (unsigned i = 0; i < a->nb; i++)
+				if (!used[i] && (best == SHED_TOP_TRACK ||
+						 a->top[i].count > a->top[best].count))
+					best = i;
+			used[best] = true;
+			inet_ntop(a->top[best].ip_version == 6 ? AF_INET6 : AF_INET,
+				  a->top[best].addr, top[nt].src, sizeof(top[nt].src));
+			top[nt++].count = a->top[best].count;
+		}
+		n = mry_event_shed(e->evbuf, sizeof(e->evbuf), e->now_ns,
+				   mry_shed_reason_name((enum shed_reason)r), a->count, ms,
+				   a->phases, MRY_FLOW_PHASE_MAX, top, nt);
+		if (n == 0) {
+			e->st.events_dropped++;
+		} else {
+			e->st.events++;
+			if (e->io.event != NULL)
+				e->io.event(e->io_ctx, e->evbuf, n);
+		}
+		memset(a, 0, sizeof(*a));
+	}
+	e->shed_start_ns = 0;
+}
+
+static void shed_maybe_flush(struct mry_engine *e)
+{
+	if (e->shed_start_ns != 0 &&
+	    e->now_ns - e->shed_start_ns >= e->cfg.shed_log_interval_ns)
+		shed_flush(e);
+}
+
+static struct tomb *tomb_slot(struct mry_engine *e, uint32_t hash)
+{
+	return &e->tombs[hash & (TOMB_SLOTS - 1u)];
+}
+
+/*
+ * Remember an ended 5-tuple until its slot is taken by another or a SYN
+ * opens the 5-tuple again (a flood client that ignores the reply may go on
+ * sending for minutes): its late frames are dropped, not taken for a new
+ * mid-stream flow.
+ */
+static void tomb_add(struct mry_engine *e, const struct mry_flow *f)
+{
+	struct tomb *t = tomb_slot(e, f->hash);
+
+	t->key = f->key;
+	t->until_ns = UINT64_MAX;
+}
+
+static bool tomb_hit(struct mry_engine *e, const struct mry_flow_key *k, uint32_t hash)
+{
+	struct tomb *t = tomb_slot(e, hash);
+
+	return t->until_ns > e->now_ns && memcmp(&t->key, k, sizeof(*k)) == 0;
+}
+
+/*
+ * moray ends @f (deadline, eviction, block): the server gets an RST at the
+ * sequence number it expects (where forwarding stopped), the client an RST
+ * before it sent any payload, else a reply it can act on, then a FIN
+ * (FLOOD-SPEC). A message in progress is logged tempfailed with @r.
+ */
+static void shed_flow(struct mry_engine *e, struct mry_flow *f, enum shed_reason r)
+{
+	struct session *s = f->app;
+	unsigned cs = f->client_side & 1u;
+	const struct mry_tcp_stream *cst = &f->stream[cs];
+	const struct mry_tcp_stream *sst = &f->stream[cs ^ 1u];
+	const char *reply;
+
+	mry_shed_note(e, r, f->phase, f->key.ip_version, f->key.addr[cs]);
+	tomb_add(e, f);
+	if (s == NULL || (s->flags & (SESS_CLOSED_BY_US | SESS_MIDSTREAM)) || s->hdr_len == 0 ||
+	    !(cst->flags & MRY_STREAM_STARTED))
+		return;
+	if (mry_tcp_stream_delivered(cst) == 0) {
+		uint32_t srv_seq = (sst->flags & MRY_STREAM_STARTED) ? sst->next_seq : s->tmpl_ack;
+
+		s->flags |= SESS_CLOSED_BY_US;
+		mry_inject_reset_both(e, s, srv_seq, cst->next_seq,
+				      cst->base_seq + (uint32_t)s->fwd_end, s->tmpl_ack);
+		return;
+	}
+	if (s->msg != NULL) {
+		struct msg *m = s->msg;
+
+		reply = "451 4.4.2 moray Error: timeout exceeded\r\n";
+		if (r != SHED_DEADLINE)
+			reply = "451 4.3.2 moray Error: no resources for this message\r\n";
+		e->st.msgs_tempfail++;
+		mry_inject_answer_and_reset(e, s, reply, NO_OFF, NO_OFF);
+		mry_verdict_message_event(e, m, "tempfail", "tempfailed", NULL,
+					  mry_shed_reason_name(r));
+		mry_verdict_msg_free(e, m);
+		s->msg = NULL;
+		return;
+	}
+	switch (r) {
+	case SHED_DEADLINE: reply = "421 4.4.2 moray Error: timeout exceeded\r\n"; break;
+	case SHED_PER_SOURCE_CAP:
+		reply = "421 4.7.0 moray Error: too many connections from your address\r\n";
+		break;
+	case SHED_BLOCKED: reply = "421 4.7.1 moray Error: blocked\r\n"; break;
+	default: reply = "421 4.3.2 moray Error: system resources\r\n"; break;
+	}
+	mry_inject_answer_and_reset(e, s, reply, NO_OFF, NO_OFF);
+}
+
+/*
+ * A new connection moray refuses (per-source cap, table or half-open budget
+ * full, blocked source): an RST acknowledging the client's SYN, built from
+ * the SYN itself; nothing reaches the server.
+ */
+static void refuse_syn(struct mry_engine *e, const struct mry_pkt *p, uint8_t side,
+		       const struct mry_flow_key *key, enum shed_reason r, uint16_t in_port)
+{
+	static struct session tmp;
+	static struct mry_flow tf;
+	uint32_t n;
+
+	mry_shed_note(e, r, MRY_FLOW_PHASE_HALF_OPEN, key->ip_version, key->addr[side & 1u]);
+	if ((p->tcp_flags & (MRY_TCP_SYN | MRY_TCP_ACK)) != MRY_TCP_SYN)
+		return;
+	memset(&tmp, 0, sizeof(tmp));
+	memset(&tf, 0, sizeof(tf));
+	tf.client_side = side;
+	tf.in_port[side & 1u] = in_port;
+	tmp.flow = &tf;
+	tmp.e = e;
+	mry_inject_save_template(&tmp, p);
+	n = mry_inject_segment(e, &tmp, true, 0, p->seq + 1, MRY_TCP_RST | MRY_TCP_ACK, NULL, 0);
+	mry_inject_emit(e, &tmp, MRY_EMIT_TO_CLIENT, e->txbuf, n);
+	e->st.resets_injected++;
 }
 
 /* ---- sessions and flows ------------------------------------------------- */
@@ -82,7 +288,9 @@ static void flow_end(void *ctx, struct mry_flow *f, enum mry_flow_end_reason why
 	static const char *const names[] = { "closed", "timeout", "evicted", "shutdown" };
 
 	if (why == MRY_FLOW_END_EVICTED)
-		mry_verdict_flow_event(e, f, "evicted");
+		shed_flow(e, f, SHED_EVICTED);
+	else if (why == MRY_FLOW_END_TIMEOUT && f->phase != MRY_FLOW_PHASE_CLOSING)
+		shed_flow(e, f, SHED_DEADLINE);
 	mry_tcp_stream_release(e->reasm, &f->stream[0]);
 	mry_tcp_stream_release(e->reasm, &f->stream[1]);
 	if (s != NULL)
@@ -196,6 +404,25 @@ static void midstream_reset(struct mry_engine *e, struct session *s, const struc
 	mry_inject_reset_both(e, s, p->ack, p->seq + p->payload_len, p->seq, p->ack);
 }
 
+/*
+ * Flow deadlines from what the wire shows: the handshake's end leaves
+ * HALF_OPEN, the first payload leaves GREETING, a client line ending
+ * re-arms the per-command deadline (a partial line never does).
+ */
+static void flow_phase_from_pkt(struct mry_engine *e, struct mry_flow *f,
+				const struct mry_pkt *p, bool from_client)
+{
+	if (f->phase == MRY_FLOW_PHASE_HALF_OPEN && !(p->tcp_flags & MRY_TCP_SYN))
+		mry_flow_set_phase(e->flows, f, MRY_FLOW_PHASE_GREETING, e->now_ns);
+	if (p->payload_len == 0)
+		return;
+	if (f->phase == MRY_FLOW_PHASE_GREETING)
+		mry_flow_set_phase(e->flows, f, MRY_FLOW_PHASE_CMD, e->now_ns);
+	else if (f->phase == MRY_FLOW_PHASE_CMD && from_client &&
+		 memchr(p->payload, '\n', p->payload_len) != NULL)
+		mry_flow_rearm(e->flows, f, e->now_ns);
+}
+
 static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pkt *p,
 				       uint16_t in_port)
 {
@@ -232,11 +459,32 @@ static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pk
 	if (f == NULL) {
 		uint64_t sup = 0;
 
+		uint8_t cside = client_side_of(e, p, side);
+		bool syn = (p->tcp_flags & (MRY_TCP_SYN | MRY_TCP_ACK)) == MRY_TCP_SYN;
+
+		if (smtp && tomb_hit(e, &key, hash)) {
+			if (!syn)
+				return drop(e, &e->st.drop_after_shed);
+			tomb_slot(e, hash)->until_ns = 0;   /* the port is used again */
+		}
 		if (p->tcp_flags & MRY_TCP_RST)
 			return smtp ? drop(e, NULL) : MRY_PKT_FORWARD;
+		if (smtp && e->blocklist != NULL &&
+		    mry_blocklist_match(e->blocklist, key.ip_version, key.addr[cside & 1u],
+					e->now_ns)) {
+			refuse_syn(e, p, cside, &key, SHED_BLOCKED, in_port);
+			return drop(e, NULL);
+		}
 		/* per-source limits count the client's address */
-		f = mry_flow_create_client(e->flows, &key, hash,
-					   client_side_of(e, p, side), e->now_ns);
+		f = mry_flow_create_client(e->flows, &key, hash, cside, e->now_ns);
+		if (f == NULL && smtp) {
+			uint32_t cap = e->cfg.flow.max_per_source;
+
+			refuse_syn(e, p, cside, &key,
+				   cap != 0 && mry_flow_source_count(e->flows, key.ip_version,
+								     key.addr[cside & 1u]) >= cap ?
+				   SHED_PER_SOURCE_CAP : SHED_HALF_OPEN_BUDGET, in_port);
+		}
 		if (f == NULL) {
 			if (mry_ratelimit_ok(&e->rl_no_flow, e->now_ns, 10 * MRY_NS_PER_SEC, &sup))
 				mry_log(MRY_LOG_WARNING, MOD,
@@ -261,7 +509,8 @@ static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pk
 	from_client = side == f->client_side;
 	f->in_port[side] = in_port;
 	f->pkts[side]++;
-	mry_flow_touch(e->flows, f, e->now_ns);
+	mry_flow_touch_bytes(e->flows, f, p->payload_len, e->now_ns);
+	flow_phase_from_pkt(e, f, p, from_client);
 	if (from_client)
 		mry_inject_save_template(s, p);
 
@@ -512,6 +761,7 @@ enum mry_pkt_verdict mry_engine_packet(struct mry_engine *e, const uint8_t *fram
 
 	e->now_ns = now_ns;
 	e->ended_msg = false;
+	shed_maybe_flush(e);
 	e->st.pkts++;
 	e->st.bytes += len;
 	if (fast_non_smtp(e, frame, len)) {
@@ -548,6 +798,7 @@ void mry_engine_set_decode_flags(struct mry_engine *e, unsigned flags)
 void mry_engine_tick(struct mry_engine *e, uint64_t now_ns)
 {
 	e->now_ns = now_ns;
+	shed_maybe_flush(e);
 	mry_flow_expire(e->flows, now_ns);
 	mry_ipfrag_expire(e->frag, now_ns, TICK_BUDGET);
 	if (e->hold_head != NULL)
@@ -583,6 +834,8 @@ void mry_engine_shutdown(struct mry_engine *e, uint64_t now_ns)
 {
 	e->now_ns = now_ns;
 	mry_flow_foreach(e->flows, shutdown_one, e);
+	if (e->shed_start_ns != 0)
+		shed_flush(e);   /* the final one */
 }
 
 struct mry_engine *mry_engine_create(const struct mry_alloc *a,
@@ -609,9 +862,27 @@ struct mry_engine *mry_engine_create(const struct mry_alloc *a,
 	e->io_ctx = io_ctx;
 	for (i = 0; i < cfg->nb_smtp_ports; i++)
 		e->smtp_ports[cfg->smtp_ports[i] >> 3] |= (uint8_t)(1u << (cfg->smtp_ports[i] & 7u));
+	if (e->cfg.flow.max_flows == 0)
+		e->cfg.flow.max_flows = MRY_FLOW_MAX_DEFAULT;
+	/*
+	 * Messages in progress: one per 16 flows (4096 at the default table).
+	 * One per flow would cost 52 KB x max-flows (envelope + MIME parser),
+	 * 3.3 GiB per worker at 65536 flows, which hugepage memory cannot
+	 * give; a flow that finds no slot is answered 451 4.3.2 and counted.
+	 */
 	if (e->cfg.max_msgs == 0)
-		e->cfg.max_msgs = 4096;
+		e->cfg.max_msgs = MRY_MIN(e->cfg.flow.max_flows,
+					  MRY_MAX(e->cfg.flow.max_flows / 16u, 64u));
+	if (e->cfg.smtp.envelope_pool_count == 0)
+		e->cfg.smtp.envelope_pool_count = e->cfg.max_msgs;
+	if (e->cfg.mime.pool_count == 0)
+		e->cfg.mime.pool_count = e->cfg.max_msgs;
+	if (e->cfg.shed_log_interval_ns == 0)
+		e->cfg.shed_log_interval_ns = 10 * MRY_NS_PER_SEC;
+	cfg = &e->cfg;
 	chunks = (uint32_t)MRY_MIN(e->cfg.hold_store_bytes / HOLD_CHUNK, (uint64_t)UINT32_MAX);
+	e->tombs = mry_zalloc(a, TOMB_SLOTS * sizeof(struct tomb));
+	mry_pool_registry_set(&e->pools);
 	e->frag = mry_ipfrag_create(a, &cfg->ipfrag);
 	e->flows = mry_flow_table_create(a, &cfg->flow, flow_end, e);
 	e->reasm = mry_reasm_create(a, &cfg->reasm);
@@ -625,9 +896,10 @@ struct mry_engine *mry_engine_create(const struct mry_alloc *a,
 	e->msg_pool = mry_pool_create(a, "message", sizeof(struct msg), e->cfg.max_msgs);
 	e->chunk_pool = chunks > 0 ? mry_pool_create_ex(a, "hold", HOLD_CHUNK, chunks,
 							       sizeof(struct hold_chunk)) : NULL;
+	mry_pool_registry_set(NULL);
 	if (e->frag == NULL || e->flows == NULL || e->reasm == NULL || e->smtp == NULL ||
 	    e->mime == NULL || e->scanner == NULL || e->sess_pool == NULL ||
-	    e->msg_pool == NULL || (chunks > 0 && e->chunk_pool == NULL)) {
+	    e->msg_pool == NULL || e->tombs == NULL || (chunks > 0 && e->chunk_pool == NULL)) {
 		mry_log(MRY_LOG_ERR, MOD, "cannot create engine (memory)");
 		mry_engine_destroy(e, 0);
 		return NULL;
@@ -643,6 +915,8 @@ void mry_engine_destroy(struct mry_engine *e, uint64_t now_ns)
 		mry_engine_shutdown(e, now_ns);
 		mry_flow_table_destroy(e->flows);
 	}
+	if (e->tombs != NULL)
+		mry_free(e->a, e->tombs);
 	mry_pool_destroy(e->chunk_pool);
 	mry_pool_destroy(e->msg_pool);
 	mry_pool_destroy(e->sess_pool);
@@ -652,6 +926,27 @@ void mry_engine_destroy(struct mry_engine *e, uint64_t now_ns)
 	mry_reasm_destroy(e->reasm);
 	mry_ipfrag_destroy(e->frag);
 	mry_free(e->a, e);
+}
+
+void mry_engine_set_blocklist(struct mry_engine *e, const struct mry_blocklist *bl)
+{
+	e->blocklist = bl;
+}
+
+void mry_engine_pool_report(const struct mry_engine *e,
+			    void (*fn)(void *ctx, const char *name, uint64_t count,
+				       uint64_t bytes),
+			    void *ctx)
+{
+	uint64_t nf = e->cfg.flow.max_flows;
+
+	fn(ctx, "flows", nf, nf * mry_flow_table_bytes_per_flow(e->flows));
+	for (unsigned i = 0; i < e->pools.nb; i++) {
+		const struct mry_pool *p = e->pools.pool[i];
+
+		fn(ctx, mry_pool_name(p), mry_pool_count(p),
+		   (uint64_t)mry_pool_count(p) * mry_pool_obj_bytes(p));
+	}
 }
 
 size_t mry_engine_conn_bytes(const struct mry_engine *e)

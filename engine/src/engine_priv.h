@@ -74,6 +74,39 @@ struct hold_chunk {
 
 struct session;
 
+/* Why moray ended a flow (the "reason" of shed events and messages). */
+enum shed_reason {
+	SHED_DEADLINE = 0,
+	SHED_EVICTED,
+	SHED_PER_SOURCE_CAP,
+	SHED_HALF_OPEN_BUDGET,
+	SHED_BLOCKED,
+	SHED_NO_MSG_SLOT,
+	SHED_MAX,
+};
+
+#define SHED_TOP_TRACK 32           /* sources tracked per reason and interval */
+#define SHED_TOP_LOG 5              /* sources logged per shed event */
+#define TOMB_SLOTS 4096             /* recently ended 5-tuples (direct-mapped) */
+
+struct shed_src {
+	uint8_t addr[16];
+	uint8_t ip_version;
+	uint64_t count;
+};
+
+struct shed_agg {
+	uint64_t count;
+	uint64_t phases[MRY_FLOW_PHASE_MAX];
+	struct shed_src top[SHED_TOP_TRACK];
+	unsigned nb;
+};
+
+struct tomb {
+	struct mry_flow_key key;
+	uint64_t until_ns;
+};
+
 struct msg {
 	struct session *sess;
 	struct mry_scan_msg *scan;
@@ -154,6 +187,12 @@ struct mry_engine {
 	struct mry_pool *sess_pool;
 	struct mry_pool *msg_pool;
 	struct mry_pool *chunk_pool;
+	struct mry_pool_registry pools;
+	const struct mry_blocklist *blocklist;  /* owned by the host */
+	struct shed_agg shed[SHED_MAX];
+	uint64_t shed_start_ns;
+	struct tomb *tombs;                     /* TOMB_SLOTS */
+	bool emergency_logged;  /* every pool of the engine's modules */
 	struct msg *hold_head;
 	struct msg *hold_tail;
 	uint64_t prepared_gen;
@@ -292,6 +331,13 @@ void mry_verdict_hold_event(struct mry_engine *e, struct msg *m, const char *wha
 /** The message event of a session that turned to TLS (verdict "encrypted"). */
 void mry_verdict_encrypted_event(struct mry_engine *e, struct session *s);
 void mry_verdict_flow_event(struct mry_engine *e, struct mry_flow *f, const char *reason);
+
+/* ---- engine.c: flows moray ends ---- */
+
+const char *mry_shed_reason_name(enum shed_reason r);
+/** Count a flow moray ended or refused, for the aggregated shed events. */
+void mry_shed_note(struct mry_engine *e, enum shed_reason r, unsigned phase,
+		   uint8_t ip_version, const uint8_t *addr);
 
 /* ---- msg.c: the SMTP layer's message callbacks ---- */
 

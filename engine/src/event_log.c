@@ -9,6 +9,7 @@
 
 #include "moray/engine.h"
 #include "moray/event.h"
+#include "moray/flow.h"
 #include "moray/scan.h"
 
 /* Every per-connection event starts alike: kind, time, connection (client first). */
@@ -137,5 +138,32 @@ size_t mry_event_alarm(char *buf, size_t cap, uint64_t ts_ns, bool alarm, const 
 	mry_json_ts(&j, "ts", ts_ns);
 	mry_json_bool(&j, "alarm", alarm);
 	mry_json_str(&j, "reason", reasons);
+	return mry_json_end(&j);
+}
+
+size_t mry_event_shed(char *buf, size_t cap, uint64_t ts_ns, const char *reason,
+		      uint64_t count, uint64_t interval_ms, const uint64_t *phases,
+		      unsigned nb_phases, const struct mry_event_shed_src *top, unsigned nb_top)
+{
+	struct mry_json j;
+
+	mry_json_begin(&j, buf, cap);
+	mry_json_str(&j, "event", "shed");
+	mry_json_ts(&j, "ts", ts_ns);
+	mry_json_str(&j, "reason", reason);
+	mry_json_u64(&j, "count", count);
+	mry_json_u64(&j, "interval_ms", interval_ms);
+	mry_json_object_begin(&j, "phases");
+	for (unsigned i = 0; i < nb_phases; i++)
+		mry_json_u64(&j, mry_flow_phase_name((enum mry_flow_phase)i), phases[i]);
+	mry_json_object_end(&j);
+	mry_json_array_begin(&j, "top_sources");
+	for (unsigned i = 0; i < nb_top; i++) {
+		mry_json_object_begin(&j, NULL);
+		mry_json_str(&j, "src", top[i].src);
+		mry_json_u64(&j, "count", top[i].count);
+		mry_json_object_end(&j);
+	}
+	mry_json_array_end(&j);
 	return mry_json_end(&j);
 }

@@ -20,9 +20,29 @@ static void smtp_msg_begin(void *user, const struct mry_smtp_msg_info *mi)
 		mry_verdict_msg_free(e, s->msg);
 	m = mry_pool_get(e->msg_pool);
 	if (m == NULL) {
-		/* no message context: withhold everything from now, tempfail at the end */
+		/*
+		 * No message slot: the client is answered now (451 4.3.2), the
+		 * server reset where forwarding stopped, so it never gets a
+		 * message moray cannot judge; logged with the envelope, counted.
+		 */
+		static struct msg tmp;
+		struct mry_flow *f = s->flow;
+
 		e->st.msg_pool_empty++;
-		s->withhold_off = mry_tcp_stream_delivered(&s->flow->stream[s->flow->client_side & 1u]);
+		e->st.msgs_tempfail++;
+		s->withhold_off = mry_tcp_stream_delivered(&f->stream[f->client_side & 1u]);
+		memset(&tmp, 0, sizeof(tmp));
+		tmp.sess = s;
+		tmp.index = mi->msg_index;
+		tmp.kind = (uint8_t)mi->kind;
+		tmp.state = MSG_DONE;
+		mry_verdict_conn_of(f, &tmp.conn);
+		mry_verdict_copy_envelope(&tmp, mi);
+		mry_shed_note(e, SHED_NO_MSG_SLOT, f->phase, f->key.ip_version,
+			      f->key.addr[f->client_side & 1u]);
+		mry_inject_answer_and_reset(e, s, "451 4.3.2 moray Error: no resources for this message\r\n",
+					    s->withhold_off, NO_OFF);
+		mry_verdict_message_event(e, &tmp, "tempfail", "tempfailed", NULL, "no_msg_slot");
 		return;
 	}
 	m->sess = s;
@@ -64,6 +84,7 @@ static void smtp_msg_data(void *user, const uint8_t *d, size_t len)
 
 	if (m == NULL)
 		return;
+	mry_flow_data_progress(e->flows, s->flow, len, e->now_ns);
 	m->size += len;
 	if (e->io.message != NULL)
 		e->io.message(e->io_ctx, &m->conn, m->index, d, (uint32_t)len, false);

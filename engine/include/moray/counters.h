@@ -85,7 +85,14 @@
 	E(X, events_dropped, COUNTER, 0, "Verdict-log events lost: larger than the event buffer") \
 	E(X, frag_withheld, COUNTER, 0, "IP fragments of TCP held until their datagram completes") \
 	E(X, frag_too_big, COUNTER, 0, "Reassembled TCP datagrams dropped: larger than the largest frame") \
-	E(X, frag_reassembled_sent, COUNTER, 0, "Reassembled TCP datagrams forwarded as one frame")
+	E(X, frag_reassembled_sent, COUNTER, 0, "Reassembled TCP datagrams forwarded as one frame") \
+	E(X, shed_deadline, COUNTER, 0, "Flows moray ended: deadline of their phase") \
+	E(X, shed_evicted, COUNTER, 0, "Flows moray ended: evicted under pressure") \
+	E(X, shed_per_source_cap, COUNTER, 0, "New connections refused: source over its cap") \
+	E(X, shed_half_open_budget, COUNTER, 0, "New connections refused: table or half-open budget full") \
+	E(X, shed_blocked, COUNTER, 0, "Connections refused or ended: source blocklisted") \
+	E(X, shed_no_msg_slot, COUNTER, 0, "Messages answered 451 4.3.2: no message slot") \
+	E(X, drop_after_shed, COUNTER, 0, "Frames dropped: their flow was ended by moray")
 
 #define MRY_COUNTER_ENGINE_ROW_(X, name, kind, line, help) \
 	X(ENG, engine, name, kind, line, engine.name, help)
@@ -117,7 +124,7 @@
 	X(ENG, ipfrag, overlap_same, COUNTER, 0, ipfrag.overlap_same, "IP fragment overlaps with identical bytes") \
 	X(ENG, ipfrag, overlap_conflict, COUNTER, 0, ipfrag.overlap_conflict, "IP fragment overlaps with different bytes (evasion)") \
 	X(ENG, flow, created, COUNTER, 0, flow.created, "Flows created") \
-	X(ENG, flow, timeout_syn, COUNTER, 0, flow.timeouts[MRY_FLOW_PHASE_SYN], "Flows ended by the handshake deadline") \
+	X(ENG, flow, timeout_syn, COUNTER, 0, flow.timeouts[MRY_FLOW_PHASE_HALF_OPEN], "Flows ended by the handshake deadline") \
 	X(ENG, flow, timeout_cmd, COUNTER, 0, flow.timeouts[MRY_FLOW_PHASE_CMD], "Flows ended by the command-phase deadline") \
 	X(ENG, flow, timeout_data, COUNTER, 0, flow.timeouts[MRY_FLOW_PHASE_DATA], "Flows ended by the data-phase deadline") \
 	X(ENG, flow, timeout_closing, COUNTER, 0, flow.timeouts[MRY_FLOW_PHASE_CLOSING], "Flows ended after FIN or RST") \
@@ -125,6 +132,22 @@
 	X(ENG, flow, evicted_data, COUNTER, 0, flow.evicted_data, "Flows evicted with a message in progress") \
 	X(ENG, flow, table_full, COUNTER, 0, flow.table_full, "Flows not created: table full") \
 	X(ENG, flow, per_source_limit, COUNTER, 0, flow.per_source_limit, "Flows not created: source over its cap") \
+	X(ENG, flow, timeout_greeting, COUNTER, 0, flow.timeouts[MRY_FLOW_PHASE_GREETING], "Flows ended waiting for the server greeting") \
+	X(ENG, flow, timeout_data_init, COUNTER, 0, flow.timeouts[MRY_FLOW_PHASE_DATA_INIT], "Flows ended waiting for the reply to DATA/BDAT") \
+	X(ENG, flow, timeout_held, COUNTER, 0, flow.timeout_held, "Deadlines passed on held flows: re-armed, not ended") \
+	X(ENG, flow, timeout_data_slow, COUNTER, 0, flow.timeout_data_slow, "DATA flows ended by the minimum data rate") \
+	XA(ENG, flow_evicted, MRY_FLOW_EVICT_MAX, mry_flow_evict_class_name_u, COUNTER, flow.evicted, \
+	   "Flows evicted from this class") \
+	X(ENG, flow, half_open_full, COUNTER, 0, flow.half_open_full, "New flows that found the half-open budget full") \
+	X(ENG, flow, emergency_entered, COUNTER, 0, flow.emergency_entered, "Emergency mode entered") \
+	X(ENG, flow, emergency_exited, COUNTER, 0, flow.emergency_exited, "Emergency mode left") \
+	X(ENG, flow, emergency_shortened, COUNTER, 0, flow.emergency_shortened, "Armed deadlines shortened by emergency mode") \
+	XA(ENG, flow_open, MRY_FLOW_PHASE_MAX, mry_flow_phase_name_u, GAUGE, flow.open_by_phase, \
+	   "Open flows in this phase") \
+	X(ENG, flow, sources, GAUGE, 0, flow.sources, "Distinct client addresses with open flows") \
+	X(ENG, flow, half_open_budget, GAUGE, 0, flow.half_open_budget, "Half-open flow budget") \
+	X(ENG, flow, pressure_pct, GAUGE, 0, flow.pressure_pct, "Use of the fullest pool, percent") \
+	X(ENG, flow, emergency, GAUGE, 0, flow.emergency, "1 while in emergency mode") \
 	X(ENG, tcp_reasm, segments, COUNTER, 0, tcp_reasm.segments, "TCP segments taken by reassembly") \
 	X(ENG, tcp_reasm, out_of_order, COUNTER, 0, tcp_reasm.out_of_order, "TCP segments ahead of the stream") \
 	X(ENG, tcp_reasm, retransmit, COUNTER, 0, tcp_reasm.retransmit, "TCP segments wholly before the stream edge") \
@@ -261,6 +284,10 @@ struct mry_counters {
 #define MRY_COUNTER_DEFA_(srcid, snap, group, nb, fn, kind, field, help) \
 	{ #group, NULL, help, MRY_COUNTER_KIND_(kind), 0, srcid, nb, fn, \
 	  offsetof(snap, field) },
+
+/** Names of the flow table's eviction classes and phases, by index. */
+const char *mry_flow_evict_class_name_u(unsigned i);
+const char *mry_flow_phase_name_u(unsigned i);
 
 /** Name of engine-level evasion @i (< MRY_ENGINE_NB_EVASION). */
 const char *mry_engine_evasion_name(unsigned i);

@@ -82,6 +82,20 @@ size_t mry_event_message(char *buf, size_t cap, uint64_t ts_ns, const struct mry
 size_t mry_event_hold(char *buf, size_t cap, uint64_t ts_ns, const char *event,
 		      const struct mry_engine_conn *c, uint32_t msg_index, uint64_t size,
 		      const char *reason);
+/* One source of an aggregated "shed" event. */
+struct mry_event_shed_src {
+	char src[48];
+	uint64_t count;
+};
+
+/**
+ * {"event":"shed","ts":..,"reason":..,"count":N,"interval_ms":N,"phases":{..},
+ *  "top_sources":[{"src":..,"count":n}, ...]}: flows moray ended for @reason
+ * during the interval, by phase (names from mry_flow_phase_name()).
+ */
+size_t mry_event_shed(char *buf, size_t cap, uint64_t ts_ns, const char *reason,
+		      uint64_t count, uint64_t interval_ms, const uint64_t *phases,
+		      unsigned nb_phases, const struct mry_event_shed_src *top, unsigned nb_top);
 size_t mry_event_flow(char *buf, size_t cap, uint64_t ts_ns, const struct mry_engine_conn *c,
 		      const char *reason);
 /** A flow event that also lists anomalies no message took (@n names). */
