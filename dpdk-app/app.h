@@ -72,7 +72,8 @@ struct app_options {
 struct app_worker_stats {
 	uint64_t rx_pkts;               /* frames handed to the engine */
 	uint64_t tx_pkts;               /* frames handed to a tx path */
-	uint64_t tx_dropped;            /* tx queue or return ring full */
+	uint64_t tx_dropped;            /* tx queue full */
+	uint64_t ret_full_waits;        /* return ring full: waited for the rx lcore */
 	uint64_t multiseg_copied;       /* multi-segment frames linearised */
 	uint64_t oversize_dropped;      /* frames above APP_LINEAR_BUF */
 	uint64_t emit_nombuf;           /* emitted frame without an mbuf */
@@ -124,6 +125,7 @@ struct app_rx_stats {
 	uint64_t rx_pkts;
 	uint64_t rx_bytes;
 	uint64_t ring_full;             /* dropped: worker ring full */
+	uint64_t rx_throttled;          /* rx bursts cut short by ring space */
 	uint64_t tx_pkts;
 	uint64_t non_ip;                /* sent to worker 0 */
 };

@@ -44,16 +44,24 @@ static void eal_free(void *ctx, void *p)
 	rte_free(p);
 }
 
+/*
+ * Hands pending frames back to rx lcore @r. A full return ring is
+ * backpressure, not loss: the rx lcore drains it on every loop until every
+ * worker is done (it never waits on a worker), so wait for room.
+ */
 static inline void flush_ret(struct app_worker *w, unsigned r)
 {
-	uint32_t n = w->nb_ret_pending[r], sent;
+	uint32_t n = w->nb_ret_pending[r], sent = 0;
 
 	if (n == 0)
 		return;
-	sent = rte_ring_enqueue_burst(w->ret[r], (void **)w->ret_pending[r], n, NULL);
-	if (sent < n) {
-		w->st.tx_dropped += n - sent;
-		rte_pktmbuf_free_bulk(&w->ret_pending[r][sent], n - sent);
+	for (;;) {
+		sent += rte_ring_enqueue_burst(w->ret[r], (void **)&w->ret_pending[r][sent],
+					       n - sent, NULL);
+		if (sent == n)
+			break;
+		w->st.ret_full_waits++;
+		sched_yield();
 	}
 	w->nb_ret_pending[r] = 0;
 }
