@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # moray's SMTP payload throughput per worker against a plain Hyperscan
 # streaming loop over the same payload bytes, in the same segments, with
-# the same database, in one process and one run (issue [D], "Benchmark";
-# goal >= 0.7). See the header of payload_bench.c for what each side does.
+# the same database, in one process and one run (goal >= 0.7). See the
+# header of payload_bench.c for what each side does.
 #
 #   bench/app/payload.sh [BUILD_DIR] [CAPTURE_MB] [PASSES]   (default build 50 5)
 # MORAY_SIGS: directory of the .ndb files compiled into the database.

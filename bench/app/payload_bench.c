@@ -2,7 +2,7 @@
 /*
  * moray's per-worker SMTP payload throughput against a plain Hyperscan
  * streaming loop over the same payload bytes, in the same segments, with the
- * same database, in one process and one run (issue [D], "Benchmark").
+ * same database, in one process and one run.
  *
  * The capture is read into memory first; neither side pays for pcap I/O.
  *   reference: the client->server TCP payload of every port-25 flow, one

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 #
 # moray vs dpdk-testpmd (io forwarding) on the same lcores, the same virtual
-# ports and the same capture, in one run (issue [D], "Benchmark"):
+# ports and the same capture, in one run:
 #
 #   port 0: net_pcap rx_pcap=CAPTURE,infinite_rx=1 (replayed from memory)
 #   port 1: net_null no-rx=1 (a sink)

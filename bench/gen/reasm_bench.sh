@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-3-Clause
 # Reassembly throughput of moray-scan as a ratio to a plain libpcap read loop
-# over the same file, measured in one run (issue 3, "Done when").
+# over the same file, measured in one run.
 #   bench/gen/reasm_bench.sh [BUILD_DIR] [SIZE_MB]      (default build, 200)
 # Needs moray-scan in BUILD_DIR/engine/tools; builds pcap_loop itself if the
 # build tree has none. Prints both rates and the ratio; asserts nothing.

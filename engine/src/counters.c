@@ -68,6 +68,16 @@ void mry_engine_counters(const struct mry_engine *e, struct mry_counters *c)
 	mry_scan_get_stats(src.scanner, &c->scan);
 }
 
+const char *mry_flow_evict_class_name_u(unsigned i)
+{
+	return i < MRY_FLOW_EVICT_MAX ? mry_flow_evict_class_name((enum mry_flow_evict_class)i) : NULL;
+}
+
+const char *mry_flow_phase_name_u(unsigned i)
+{
+	return i < MRY_FLOW_PHASE_MAX ? mry_flow_phase_name((enum mry_flow_phase)i) : NULL;
+}
+
 static uint64_t *u64_at(void *base, size_t off)
 {
 	return (uint64_t *)(void *)((char *)base + off);

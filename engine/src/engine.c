@@ -55,7 +55,7 @@ void mry_engine_config_defaults(struct mry_engine_config *cfg)
 	cfg->hold_store_bytes = 256ULL << 20;
 	cfg->hold_max_msgs = 4096;
 	cfg->max_msgs = 4096;
-	cfg->flow.max_flows = 65536;
+	mry_flow_config_defaults(&cfg->flow);
 	cfg->max_frame = 1518 + 8;      /* 1500-byte MTU, Ethernet + QinQ */
 }
 
@@ -188,6 +188,25 @@ static void midstream_reset(struct mry_engine *e, struct session *s, const struc
 	mry_inject_reset_both(e, s, p->ack, p->seq + p->payload_len, p->seq, p->ack);
 }
 
+/*
+ * Flow deadlines from what the wire shows: the handshake's end leaves
+ * HALF_OPEN, the first payload leaves GREETING, a client line ending
+ * re-arms the per-command deadline (a partial line never does).
+ */
+static void flow_phase_from_pkt(struct mry_engine *e, struct mry_flow *f,
+				const struct mry_pkt *p, bool from_client)
+{
+	if (f->phase == MRY_FLOW_PHASE_HALF_OPEN && !(p->tcp_flags & MRY_TCP_SYN))
+		mry_flow_set_phase(e->flows, f, MRY_FLOW_PHASE_GREETING, e->now_ns);
+	if (p->payload_len == 0)
+		return;
+	if (f->phase == MRY_FLOW_PHASE_GREETING)
+		mry_flow_set_phase(e->flows, f, MRY_FLOW_PHASE_CMD, e->now_ns);
+	else if (f->phase == MRY_FLOW_PHASE_CMD && from_client &&
+		 memchr(p->payload, '\n', p->payload_len) != NULL)
+		mry_flow_rearm(e->flows, f, e->now_ns);
+}
+
 static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pkt *p,
 				       uint16_t in_port)
 {
@@ -253,7 +272,8 @@ static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pk
 	from_client = side == f->client_side;
 	f->in_port[side] = in_port;
 	f->pkts[side]++;
-	mry_flow_touch(e->flows, f, e->now_ns);
+	mry_flow_touch_bytes(e->flows, f, p->payload_len, e->now_ns);
+	flow_phase_from_pkt(e, f, p, from_client);
 	if (from_client)
 		mry_inject_save_template(s, p);
 

@@ -1,34 +1,63 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Per-worker flow table (DESIGN.md "Why" 2: keep-alive floods must not starve
- * real mail). Everything is allocated at creation, sized by max_flows:
+ * Per-worker flow table (DESIGN.md "Why" 2 and "Floods": keep-alive floods
+ * must not starve real mail). Everything is allocated at creation, sized by
+ * max_flows:
  *
  *  - slots: one cache-line aligned struct mry_flow_node per flow (the public
- *    struct mry_flow first, then the table's links), 192 bytes;
+ *    struct mry_flow first, then the table's links, deadline and DATA rate
+ *    clock), 256 bytes;
  *  - index: open addressing with linear probing over (hash, slot) pairs, at
  *    most half full, backward-shift deletion so there are no tombstones. A
  *    probe compares the 32-bit hash held in the index before touching a slot,
  *    so a miss reads no flow at all;
- *  - LRU lists: pre-DATA (SYN, CMD, CLOSING), DATA, and "held". Eviction
- *    takes the head (least recently active) of the pre-DATA list, then of the
- *    DATA list, skipping flows flagged MRY_FLOW_F_HELD (moved to the held
- *    list as they are met, so each is skipped once per touch);
- *  - a hashed timer wheel. Its tick is the shortest phase timeout / 8; a
- *    flow sits in the slot of the tick at or after its deadline. Touching a
- *    flow only moves last_ns later, so touch() does not move the timer
- *    (lazy re-arm): when the slot comes due, a flow whose deadline moved is
- *    filed again. A phase change to a shorter timeout moves it at once.
- *    mry_flow_expire() examines at most expire_budget flows and at most
- *    16 x expire_budget wheel slots per call (Redis dictRehash() style);
- *    work left over is resumed by the next call;
- *  - per-source counts: open addressing keyed by (ip_version, address),
- *    at most 80 % full even if every flow has its own source, 20 bytes an
- *    entry.
+ *  - LRU lists, one per eviction class: half-open, pre-DATA (GREETING, CMD,
+ *    DATA_INIT, CLOSING), DATA, and "held". Eviction looks at up to
+ *    MRY_FLOW_EVICT_SAMPLE least recently active flows of the first non-empty
+ *    class and takes the one whose source has most open flows (then, in DATA,
+ *    the slowest; then the least recently active), so one eviction costs a
+ *    bounded amount of work whatever the table holds. DATA flows behind the
+ *    minimum data rate (after a grace of MRY_FLOW_DATA_GRACE_NS) go before
+ *    DATA flows that keep up: a moving message is the last thing to go.
+ *    Flows flagged MRY_FLOW_F_HELD are moved to the held list as they are met;
+ *  - a hashed timer wheel. Each flow has an absolute deadline (see enum
+ *    mry_flow_phase for how each phase arms it); its tick is the shortest
+ *    phase timeout / 8, and a flow sits in a slot at or before its deadline's
+ *    tick. A deadline that moves later (data progress, a command re-arm)
+ *    leaves the timer where it is (lazy re-arm: when the slot comes due, a
+ *    flow whose deadline moved is filed again); one that moves earlier is
+ *    filed again at once. mry_flow_expire() examines at most expire_budget
+ *    flows and at most 16 x expire_budget wheel slots per call (Redis
+ *    dictRehash() style); work left over is resumed by the next call;
+ *  - sources: a pool of max_flows entries (address, flows, flows in DATA;
+ *    40 bytes) found through an open-addressing index at most half full.
+ *    Entries do not move, so a slot keeps its source's id: phase changes
+ *    update its counts without a lookup. Bytes are counted per flow only
+ *    (touch writes the slot's third cache line and nothing else) and summed
+ *    per source when top talkers are asked for.
  *
  * "Source" is the client's address when the creator says which side is the
  * client (mry_flow_create_client(), mry_flow_set_client()), else side 0's
  * address (the lower one). The side counted is remembered in the slot, so
  * the engine may rewrite client_side/flags freely.
+ *
+ * Defaults, and why:
+ *  - deadlines follow RFC 5321 §4.5.3.2 (greeting 5 min, commands 5 min,
+ *    DATA initiation 2 min, data block 3 min); half-open 10 s because a
+ *    handshake takes a round trip, and a spoofed SYN must not hold a slot
+ *    for long; closing 10 s;
+ *  - min_data_rate 500 B/s after Postfix smtpd_min_data_rate (its default):
+ *    a trickle ends, a sender on any real link never notices;
+ *  - max_per_source 256: real MTAs reuse connections and open few at once
+ *    (Postfix smtpd_client_connection_count_limit defaults to 50 per
+ *    client, its default_destination_concurrency_limit is 20); 256 leaves
+ *    room for large senders and NATs and still stops one source from
+ *    taking a 65,536-flow table;
+ *  - max_half_open max_flows / 4: a SYN flood churns within a quarter of
+ *    the table and never evicts an established flow;
+ *  - emergency mode at 80 % use, off below 60 %, deadlines cut to 20 %
+ *    (Postfix stress mode cuts smtpd_timeout from 300 s to 10 s; Suricata's
+ *    emergency timeouts are a few seconds).
  *
  * A flow whose deadline passes while MRY_FLOW_F_HELD is set is not ended:
  * the hold module owns its deadline (--hold-timeout); it is re-armed for
@@ -41,7 +70,6 @@
 
 #include "moray/flow.h"
 
-#define FLOW_DEFAULT_MAX        65536u
 #define FLOW_DEFAULT_BUDGET     64u
 #define FLOW_WHEEL_MIN_SLOTS    64u
 #define FLOW_WHEEL_MAX_SLOTS    4096u
@@ -51,7 +79,8 @@
 
 enum flow_list {
 	FLOW_LIST_FREE = 0,
-	FLOW_LIST_PRE,    /* SYN, CMD, CLOSING */
+	FLOW_LIST_HALF,   /* HALF_OPEN */
+	FLOW_LIST_PRE,    /* GREETING, CMD, DATA_INIT, CLOSING */
 	FLOW_LIST_DATA,
 	FLOW_LIST_HELD,
 	FLOW_LIST_MAX,
@@ -64,13 +93,19 @@ struct flow_link {
 
 struct mry_flow_node {
 	struct mry_flow flow;          /* first: a flow pointer is a node pointer */
+	/* third cache line: what touch() writes, next to the flow's tail */
 	struct flow_link lru;          /* free list or one of the LRU lists */
-	struct flow_link tm;           /* timer wheel slot or pending list */
-	uint64_t tm_tick;              /* tick of the wheel slot it sits in */
+	uint64_t bytes;                /* payload bytes, both directions */
+	uint32_t src_id;               /* entry in the source pool */
 	uint8_t list;                  /* enum flow_list */
 	uint8_t src_side;              /* side whose address is counted per source */
 	uint8_t in_use;
-	uint8_t pad[5];
+	uint8_t scaled;                /* deadline armed or cut in emergency mode */
+	/* fourth: timers and the DATA rate clock */
+	struct flow_link tm;           /* timer wheel slot or pending list */
+	uint64_t deadline_ns;          /* armed deadline; the wheel slot is at or before it */
+	uint64_t data_start_ns;        /* DATA entry (rate clock) */
+	uint64_t data_bytes;           /* message bytes since DATA entry */
 } MRY_CACHE_ALIGNED;
 
 static_assert(offsetof(struct mry_flow, hash) < MRY_CACHE_LINE &&
@@ -83,43 +118,75 @@ static_assert(offsetof(struct mry_flow, hash) < MRY_CACHE_LINE &&
 static_assert(sizeof(struct mry_flow) <= 160, "struct mry_flow grew");
 static_assert(sizeof(struct mry_flow_node) <= 256, "flow slot exceeds 256 bytes");
 static_assert(offsetof(struct mry_flow_node, flow) == 0, "flow must come first");
+static_assert(offsetof(struct mry_flow_node, lru) / MRY_CACHE_LINE ==
+	      (offsetof(struct mry_flow_node, scaled)) / MRY_CACHE_LINE,
+	      "touch() writes one cache line of the slot's tail");
 
 struct flow_idx {
 	uint32_t hash;
 	uint32_t slot;
 };
 
+/*
+ * A source: its address and what its flows hold. A closing flow still
+ * refers to its source (its bytes) but no longer counts as a connection of
+ * it: a sender that reuses connections at a high rate leaves many flows in
+ * CLOSING for a few seconds, and Postfix's connection count does not see
+ * those either.
+ */
 struct flow_src {
 	uint8_t addr[16];
-	uint32_t cv;                   /* count << 1 | is_ipv6; 0 = empty entry */
+	uint32_t refs;                 /* flows referring to it; 0 = free entry */
+	uint32_t flows;                /* of them, not CLOSING (the per-source count) */
+	uint32_t data_flows;           /* of them, in DATA; free entry: next free id */
+	uint8_t ver;
+	uint8_t pad[3];
+	uint64_t bytes;                /* filled by mry_flow_top_sources() only */
 };
+
+static_assert(sizeof(struct flow_src) == 40, "source entry layout");
 
 static inline uint32_t src_count(const struct flow_src *e)
 {
-	return e->cv >> 1;
+	return e->flows;
 }
 
 static inline uint8_t src_ver(const struct flow_src *e)
 {
-	return (e->cv & 1) != 0 ? 6 : 4;
+	return e->ver;
+}
+
+static inline bool phase_counted(uint8_t phase)
+{
+	return phase != MRY_FLOW_PHASE_CLOSING;
 }
 
 struct mry_flow_table {
 	const struct mry_alloc *alloc;
 	struct mry_flow_node *nodes;
 	struct flow_idx *idx;
-	struct flow_src *src;
+	struct flow_src *src;          /* pool, max_flows entries */
+	struct flow_idx *src_idx;      /* (hash, id) of used entries */
 	struct flow_link *wheel;
 	uint32_t max_flows;
 	uint32_t idx_mask;
-	uint32_t src_mask;
+	uint32_t src_idx_mask;
+	uint32_t src_free;             /* head of the free entries, UINT32_MAX = none */
+	uint32_t nb_sources;
 	uint32_t wheel_mask;
 	uint32_t max_per_source;
+	uint32_t max_half_open;
+	uint32_t min_data_rate;
 	uint32_t budget;
+	uint32_t em_high, em_low, em_pct;
+	uint32_t pressure_ext;         /* last pressure given by the caller */
+	uint32_t em_cursor;            /* next slot emergency mode cuts */
+	bool emergency;
+	bool clock_started;
+	uint8_t last_class;            /* enum mry_flow_evict_class */
 	uint64_t timeout_ns[MRY_FLOW_PHASE_MAX];
 	uint64_t tick_ns;
 	uint64_t cur_tick;             /* every tick before this one was visited */
-	bool clock_started;
 	struct flow_link lists[FLOW_LIST_MAX];
 	struct flow_link pending;      /* slot being expired (budget ran out) */
 	mry_flow_end_fn end_fn;
@@ -348,77 +415,121 @@ static void idx_remove(struct mry_flow_table *t, uint32_t hash, uint32_t slot)
 	t->idx[i].hash = 0;
 }
 
-/* ---- per-source counts ------------------------------------------------- */
+/* ---- sources ----------------------------------------------------------- */
 
-static struct flow_src *src_find(const struct mry_flow_table *t, uint8_t ver,
-				 const uint8_t *addr, bool *found)
+/* Index slot of the source (@ver, @addr), or of the empty slot ending its probe. */
+static uint32_t src_slot(const struct mry_flow_table *t, uint8_t ver,
+			 const uint8_t *addr, uint32_t h, bool *found)
 {
-	uint32_t i = src_hash(ver, addr) & t->src_mask;
+	uint32_t i = h & t->src_idx_mask;
 
 	for (;;) {
-		struct flow_src *e = &t->src[i];
+		const struct flow_idx *e = &t->src_idx[i];
 
-		if (e->cv == 0) {
+		if (e->slot == FLOW_IDX_EMPTY) {
 			*found = false;
-			return e;
+			return i;
 		}
-		if (src_ver(e) == ver && memcmp(e->addr, addr, 16) == 0) {
-			*found = true;
-			return e;
+		if (e->hash == h) {
+			const struct flow_src *x = &t->src[e->slot];
+
+			if (src_ver(x) == ver && memcmp(x->addr, addr, 16) == 0) {
+				*found = true;
+				return i;
+			}
 		}
-		i = (i + 1) & t->src_mask;
+		i = (i + 1) & t->src_idx_mask;
 	}
+}
+
+static const struct flow_src *src_lookup(const struct mry_flow_table *t, uint8_t ver,
+					 const uint8_t *addr)
+{
+	bool found;
+	uint32_t i = src_slot(t, ver, addr, src_hash(ver, addr), &found);
+
+	return found ? &t->src[t->src_idx[i].slot] : NULL;
 }
 
 static uint32_t src_get(const struct mry_flow_table *t, uint8_t ver,
 			const uint8_t *addr)
 {
-	bool found;
-	const struct flow_src *e = src_find(t, ver, addr, &found);
+	const struct flow_src *e = src_lookup(t, ver, addr);
 
-	return found ? src_count(e) : 0;
+	return e != NULL ? src_count(e) : 0;
 }
 
-static void src_inc(struct mry_flow_table *t, uint8_t ver, const uint8_t *addr)
+/* One more flow of source (@ver, @addr) (@counted: as a connection);
+ * returns its id. Never fails: there are as many entries as flow slots. */
+static uint32_t src_acquire(struct mry_flow_table *t, uint8_t ver, const uint8_t *addr,
+			    bool counted)
 {
+	uint32_t h = src_hash(ver, addr), id, i;
 	bool found;
-	struct flow_src *e = src_find(t, ver, addr, &found);
+	struct flow_src *e;
 
-	if (!found) {
-		memcpy(e->addr, addr, 16);
-		e->cv = ver == 6 ? 1 : 0;
+	i = src_slot(t, ver, addr, h, &found);
+	if (found) {
+		id = t->src_idx[i].slot;
+		t->src[id].refs++;
+		t->src[id].flows += counted;
+		return id;
 	}
-	e->cv += 2;
+	id = t->src_free;
+	MRY_ASSERT(id != UINT32_MAX);
+	e = &t->src[id];
+	t->src_free = e->data_flows;
+	memcpy(e->addr, addr, 16);
+	e->ver = ver;
+	e->refs = 1;
+	e->flows = counted;
+	e->data_flows = 0;
+	e->bytes = 0;
+	t->src_idx[i].hash = h;
+	t->src_idx[i].slot = id;
+	t->nb_sources++;
+	return id;
 }
 
-static void src_dec(struct mry_flow_table *t, uint8_t ver, const uint8_t *addr)
+/* One flow fewer for source @id, taking its connection and DATA counts
+ * along. */
+static void src_release(struct mry_flow_table *t, uint32_t id, bool in_data,
+			bool counted)
 {
+	struct flow_src *e = &t->src[id];
+	uint32_t h, i, j;
 	bool found;
-	struct flow_src *e = src_find(t, ver, addr, &found);
-	uint32_t i, j;
 
+	if (in_data && e->data_flows > 0)
+		e->data_flows--;
+	if (counted && e->flows > 0)
+		e->flows--;
+	e->refs--;
+	if (e->refs != 0)
+		return;
+	h = src_hash(src_ver(e), e->addr);
+	i = src_slot(t, src_ver(e), e->addr, h, &found);
 	MRY_ASSERT(found);
-	if (!found)
-		return;
-	e->cv -= 2;
-	if (src_count(e) != 0)
-		return;
 	/* backward-shift deletion, as idx_remove() */
-	i = (uint32_t)(e - t->src);
 	j = i;
 	for (;;) {
 		uint32_t home;
 
-		j = (j + 1) & t->src_mask;
-		if (t->src[j].cv == 0)
+		j = (j + 1) & t->src_idx_mask;
+		if (t->src_idx[j].slot == FLOW_IDX_EMPTY)
 			break;
-		home = src_hash(src_ver(&t->src[j]), t->src[j].addr) & t->src_mask;
-		if (((j - home) & t->src_mask) >= ((j - i) & t->src_mask)) {
-			t->src[i] = t->src[j];
+		home = t->src_idx[j].hash & t->src_idx_mask;
+		if (((j - home) & t->src_idx_mask) >= ((j - i) & t->src_idx_mask)) {
+			t->src_idx[i] = t->src_idx[j];
 			i = j;
 		}
 	}
-	memset(&t->src[i], 0, sizeof(t->src[i]));
+	t->src_idx[i].slot = FLOW_IDX_EMPTY;
+	t->src_idx[i].hash = 0;
+	memset(e, 0, sizeof(*e));
+	e->data_flows = t->src_free;
+	t->src_free = id;
+	t->nb_sources--;
 }
 
 uint32_t mry_flow_source_count(const struct mry_flow_table *t,
@@ -430,13 +541,7 @@ uint32_t mry_flow_source_count(const struct mry_flow_table *t,
 	return src_get(t, ip_version, a);
 }
 
-/* ---- timer wheel ------------------------------------------------------- */
-
-static inline uint64_t deadline_of(const struct mry_flow_table *t,
-				   const struct mry_flow *f)
-{
-	return f->last_ns + t->timeout_ns[f->phase];
-}
+/* ---- deadlines and the timer wheel --------------------------------------- */
 
 static inline uint64_t tick_of(const struct mry_flow_table *t, uint64_t ns)
 {
@@ -452,21 +557,51 @@ static void clock_start(struct mry_flow_table *t, uint64_t now_ns)
 }
 
 /* File @n in the wheel slot of @deadline_ns (never before cur_tick). */
-static void timer_arm_at(struct mry_flow_table *t, struct mry_flow_node *n,
-			 uint64_t deadline_ns)
+static void timer_file(struct mry_flow_table *t, struct mry_flow_node *n,
+		       uint64_t deadline_ns)
 {
 	uint64_t tick = tick_of(t, deadline_ns);
 
 	if (tick < t->cur_tick)
 		tick = t->cur_tick;
-	n->tm_tick = tick;
 	link_del(&n->tm);
 	link_add_tail(&t->wheel[tick & t->wheel_mask], &n->tm);
 }
 
-static inline void timer_arm(struct mry_flow_table *t, struct mry_flow_node *n)
+/* Scale @v by emergency_timeout_pct (never to 0). */
+static inline uint64_t em_scale(const struct mry_flow_table *t, uint64_t v)
 {
-	timer_arm_at(t, n, deadline_of(t, &n->flow));
+	uint64_t s = v / 100 * t->em_pct + v % 100 * t->em_pct / 100;
+
+	return s != 0 ? s : 1;
+}
+
+/* The timeout a deadline armed now gets in phase @ph. */
+static inline uint64_t timeout_now(const struct mry_flow_table *t, unsigned ph)
+{
+	return t->emergency ? em_scale(t, t->timeout_ns[ph]) : t->timeout_ns[ph];
+}
+
+/*
+ * Set @n's deadline. Later: the timer stays (lazy re-arm, it is filed again
+ * when its slot comes due); earlier: filed again at once. @filed false for a
+ * flow not on the wheel yet.
+ */
+static void deadline_set(struct mry_flow_table *t, struct mry_flow_node *n,
+			 uint64_t deadline_ns, bool filed)
+{
+	bool earlier = deadline_ns < n->deadline_ns;
+
+	n->deadline_ns = deadline_ns;
+	if (!filed || earlier)
+		timer_file(t, n, deadline_ns);
+}
+
+static void arm_phase(struct mry_flow_table *t, struct mry_flow_node *n,
+		      uint64_t now_ns, bool filed)
+{
+	n->scaled = t->emergency;
+	deadline_set(t, n, now_ns + timeout_now(t, n->flow.phase), filed);
 }
 
 /* ---- LRU --------------------------------------------------------------- */
@@ -475,7 +610,9 @@ static inline enum flow_list list_for(const struct mry_flow *f)
 {
 	if (f->flags & MRY_FLOW_F_HELD)
 		return FLOW_LIST_HELD;
-	return f->phase == MRY_FLOW_PHASE_DATA ? FLOW_LIST_DATA : FLOW_LIST_PRE;
+	if (f->phase == MRY_FLOW_PHASE_DATA)
+		return FLOW_LIST_DATA;
+	return f->phase == MRY_FLOW_PHASE_HALF_OPEN ? FLOW_LIST_HALF : FLOW_LIST_PRE;
 }
 
 static inline void lru_file(struct mry_flow_table *t, struct mry_flow_node *n)
@@ -494,12 +631,15 @@ static void node_free(struct mry_flow_table *t, struct mry_flow_node *n)
 	struct mry_flow *f = &n->flow;
 
 	idx_remove(t, f->hash, node_id(t, n));
-	src_dec(t, f->key.ip_version, f->key.addr[n->src_side]);
+	src_release(t, n->src_id, f->phase == MRY_FLOW_PHASE_DATA,
+		    phase_counted(f->phase));
 	link_del(&n->tm);
 	link_del(&n->lru);
 	n->in_use = 0;
 	n->list = FLOW_LIST_FREE;
 	link_add_tail(&t->lists[FLOW_LIST_FREE], &n->lru);
+	if (f->phase < MRY_FLOW_PHASE_MAX)
+		t->st.open_by_phase[f->phase]--;
 	t->st.active--;
 }
 
@@ -513,29 +653,102 @@ static void node_end(struct mry_flow_table *t, struct mry_flow_node *n,
 		node_free(t, n);
 }
 
-/* First evictable flow of list @l; HELD ones met are moved to the held list. */
-static struct mry_flow_node *victim_in(struct mry_flow_table *t, enum flow_list l)
+/* DATA rate in bytes/s, over at least the grace period */
+static double data_rate(const struct mry_flow_node *n, uint64_t now_ns)
 {
-	struct flow_link *h = &t->lists[l];
+	uint64_t el = now_ns > n->data_start_ns ? now_ns - n->data_start_ns : 0;
 
-	while (!link_empty(h)) {
-		struct mry_flow_node *n = node_of_lru(h->next);
-
-		if (!(n->flow.flags & MRY_FLOW_F_HELD))
-			return n;
-		link_del(&n->lru);
-		link_add_tail(&t->lists[FLOW_LIST_HELD], &n->lru);
-		n->list = FLOW_LIST_HELD;
-	}
-	return NULL;
+	el = MRY_MAX(el, MRY_FLOW_DATA_GRACE_NS);
+	return (double)n->data_bytes * (double)MRY_NS_PER_SEC / (double)el;
 }
 
-static MRY_COLD bool evict_one(struct mry_flow_table *t)
+/* Behind the minimum data rate by more than the grace period's worth? */
+static bool data_slow(const struct mry_flow_table *t, const struct mry_flow_node *n,
+		      uint64_t now_ns)
 {
-	struct mry_flow_node *n = victim_in(t, FLOW_LIST_PRE);
+	uint32_t r = t->min_data_rate != 0 ? t->min_data_rate : MRY_FLOW_MIN_DATA_RATE_DEFAULT;
+	uint64_t el = now_ns > n->data_start_ns ? now_ns - n->data_start_ns : 0;
+
+	if (el <= MRY_FLOW_DATA_GRACE_NS)
+		return false;
+	return (double)n->data_bytes <
+	       (double)r * (double)(el - MRY_FLOW_DATA_GRACE_NS) / (double)MRY_NS_PER_SEC;
+}
+
+/*
+ * Victim in list @l: among its MRY_FLOW_EVICT_SAMPLE least recently active
+ * flows that are not HELD (HELD ones met are moved to the held list), the
+ * one whose source has most open flows; in DATA, only the slow ones when
+ * any is slow, and the slowest among equals; else the least recently active.
+ */
+static struct mry_flow_node *victim_in(struct mry_flow_table *t, enum flow_list l,
+				       uint64_t now_ns, enum mry_flow_evict_class *cls)
+{
+	struct mry_flow_node *cand[MRY_FLOW_EVICT_SAMPLE], *best = NULL;
+	bool slow[MRY_FLOW_EVICT_SAMPLE], any_slow = false;
+	struct flow_link *h = &t->lists[l], *it = h->next;
+	uint32_t nb = 0, best_cnt = 0, i;
+	double best_rate = 0;
+
+	while (it != h && nb < MRY_FLOW_EVICT_SAMPLE) {
+		struct mry_flow_node *n = node_of_lru(it);
+
+		it = it->next;
+		if (n->flow.flags & MRY_FLOW_F_HELD) {
+			link_del(&n->lru);
+			link_add_tail(&t->lists[FLOW_LIST_HELD], &n->lru);
+			n->list = FLOW_LIST_HELD;
+			continue;
+		}
+		slow[nb] = l == FLOW_LIST_DATA && data_slow(t, n, now_ns);
+		any_slow |= slow[nb];
+		cand[nb++] = n;
+	}
+	for (i = 0; i < nb; i++) {
+		uint32_t cnt = src_count(&t->src[cand[i]->src_id]);
+		double rate = 0;
+
+		if (any_slow && !slow[i])
+			continue;
+		if (l == FLOW_LIST_DATA)
+			rate = data_rate(cand[i], now_ns);
+		if (best == NULL || cnt > best_cnt ||
+		    (cnt == best_cnt && rate < best_rate)) {
+			best = cand[i];
+			best_cnt = cnt;
+			best_rate = rate;
+		}
+	}
+	if (l == FLOW_LIST_HALF)
+		*cls = MRY_FLOW_EVICT_HALF_OPEN;
+	else if (l == FLOW_LIST_PRE)
+		*cls = MRY_FLOW_EVICT_IDLE;
+	else
+		*cls = any_slow ? MRY_FLOW_EVICT_DATA_SLOW : MRY_FLOW_EVICT_DATA_MOVING;
+	return best;
+}
+
+static void evict(struct mry_flow_table *t, struct mry_flow_node *n,
+		  enum mry_flow_evict_class cls)
+{
+	t->last_class = (uint8_t)cls;
+	t->st.evicted[cls]++;
+	if (cls <= MRY_FLOW_EVICT_IDLE)
+		t->st.evicted_pre_data++;
+	else
+		t->st.evicted_data++;
+	node_end(t, n, MRY_FLOW_END_EVICTED);
+}
+
+static MRY_COLD bool evict_one(struct mry_flow_table *t, uint64_t now_ns)
+{
+	enum mry_flow_evict_class cls;
+	struct mry_flow_node *n = victim_in(t, FLOW_LIST_HALF, now_ns, &cls);
 	struct flow_link *h, *l, *next;
 
-	if (n == NULL) {
+	if (n == NULL)
+		n = victim_in(t, FLOW_LIST_PRE, now_ns, &cls);
+	if (n == NULL && !link_empty(&t->lists[FLOW_LIST_HELD])) {
 		/* flows released from hold but not touched since */
 		h = &t->lists[FLOW_LIST_HELD];
 		for (l = h->next; l != h; l = next) {
@@ -543,17 +756,15 @@ static MRY_COLD bool evict_one(struct mry_flow_table *t)
 			if (!(node_of_lru(l)->flow.flags & MRY_FLOW_F_HELD))
 				lru_file(t, node_of_lru(l));
 		}
-		n = victim_in(t, FLOW_LIST_PRE);
-	}
-	if (n != NULL) {
-		t->st.evicted_pre_data++;
-	} else {
-		n = victim_in(t, FLOW_LIST_DATA);
+		n = victim_in(t, FLOW_LIST_HALF, now_ns, &cls);
 		if (n == NULL)
-			return false;
-		t->st.evicted_data++;
+			n = victim_in(t, FLOW_LIST_PRE, now_ns, &cls);
 	}
-	node_end(t, n, MRY_FLOW_END_EVICTED);
+	if (n == NULL)
+		n = victim_in(t, FLOW_LIST_DATA, now_ns, &cls);
+	if (n == NULL)
+		return false;
+	evict(t, n, cls);
 	return true;
 }
 
@@ -571,7 +782,17 @@ static struct mry_flow *flow_create(struct mry_flow_table *t,
 		t->st.per_source_limit++;
 		return NULL;
 	}
-	if (link_empty(&t->lists[FLOW_LIST_FREE]) && !evict_one(t)) {
+	if (t->st.open_by_phase[MRY_FLOW_PHASE_HALF_OPEN] >= t->max_half_open) {
+		/* half-open flows make room among themselves, never elsewhere */
+		enum mry_flow_evict_class cls;
+
+		n = victim_in(t, FLOW_LIST_HALF, now_ns, &cls);
+		if (n != NULL) {
+			t->st.half_open_full++;
+			evict(t, n, cls);
+		}
+	}
+	if (link_empty(&t->lists[FLOW_LIST_FREE]) && !evict_one(t, now_ns)) {
 		t->st.table_full++;
 		return NULL;
 	}
@@ -582,20 +803,24 @@ static struct mry_flow *flow_create(struct mry_flow_table *t,
 	f->key = *key;
 	f->hash = hash;
 	f->last_ns = now_ns;
-	f->phase = MRY_FLOW_PHASE_SYN;
+	f->phase = MRY_FLOW_PHASE_HALF_OPEN;
 	if (client_side >= 0) {
 		f->client_side = src_side;
 		f->flags = MRY_FLOW_F_CLIENT_KNOWN;
 	}
 	n->in_use = 1;
 	n->src_side = src_side;
+	n->bytes = 0;
+	n->data_bytes = 0;
+	n->data_start_ns = 0;
 	idx_insert(t, hash, node_id(t, n));
-	src_inc(t, key->ip_version, key->addr[src_side]);
+	n->src_id = src_acquire(t, key->ip_version, key->addr[src_side], true);
 	lru_file(t, n);
 	clock_start(t, now_ns);
-	timer_arm(t, n);
+	arm_phase(t, n, now_ns, false);
 	t->st.created++;
 	t->st.active++;
+	t->st.open_by_phase[MRY_FLOW_PHASE_HALF_OPEN]++;
 	return f;
 }
 
@@ -618,39 +843,99 @@ void mry_flow_set_client(struct mry_flow_table *t, struct mry_flow *f,
 			 uint8_t client_side)
 {
 	struct mry_flow_node *n = node_of(f);
+	bool in_data = f->phase == MRY_FLOW_PHASE_DATA;
 
 	client_side &= 1;
 	f->client_side = client_side;
 	f->flags |= MRY_FLOW_F_CLIENT_KNOWN;
 	if (n->src_side == client_side)
 		return;
-	src_dec(t, f->key.ip_version, f->key.addr[n->src_side]);
-	src_inc(t, f->key.ip_version, f->key.addr[client_side]);
+	/* release first: with every slot in use, the pool has no spare entry */
+	src_release(t, n->src_id, in_data, phase_counted(f->phase));
+	n->src_id = src_acquire(t, f->key.ip_version, f->key.addr[client_side],
+				phase_counted(f->phase));
+	if (in_data)
+		t->src[n->src_id].data_flows++;
 	n->src_side = client_side;
 }
 
 void mry_flow_touch(struct mry_flow_table *t, struct mry_flow *f, uint64_t now_ns)
 {
+	f->last_ns = now_ns;
+	lru_file(t, node_of(f));
+}
+
+void mry_flow_touch_bytes(struct mry_flow_table *t, struct mry_flow *f,
+			  uint32_t nbytes, uint64_t now_ns)
+{
 	struct mry_flow_node *n = node_of(f);
 
-	/* the timer stays where it is: deadlines only move later (lazy re-arm) */
 	f->last_ns = now_ns;
 	lru_file(t, n);
+	/* per flow only: a per-source sum here would cost a second random
+	 * cache line per packet; mry_flow_top_sources() adds them up */
+	n->bytes += nbytes;
 }
 
 void mry_flow_set_phase(struct mry_flow_table *t, struct mry_flow *f,
 			enum mry_flow_phase phase, uint64_t now_ns)
 {
 	struct mry_flow_node *n = node_of(f);
+	struct flow_src *e = &t->src[n->src_id];
 
-	if ((unsigned)phase >= MRY_FLOW_PHASE_MAX)
+	if ((unsigned)phase >= MRY_FLOW_PHASE_MAX || f->phase == phase)
 		return;
+	if (f->phase == MRY_FLOW_PHASE_DATA && e->data_flows > 0)
+		e->data_flows--;
+	if (phase == MRY_FLOW_PHASE_DATA) {
+		e->data_flows++;
+		n->data_start_ns = now_ns;
+		n->data_bytes = 0;
+	}
+	if (phase_counted(f->phase) && !phase_counted(phase))
+		e->flows--;
+	else if (!phase_counted(f->phase) && phase_counted(phase))
+		e->flows++;
+	t->st.open_by_phase[f->phase]--;
+	t->st.open_by_phase[phase]++;
 	f->phase = (uint8_t)phase;
 	f->last_ns = now_ns;
 	lru_file(t, n);
-	/* a shorter timeout must fire before the slot the flow sits in */
-	if (tick_of(t, deadline_of(t, f)) < n->tm_tick)
-		timer_arm(t, n);
+	arm_phase(t, n, now_ns, true);
+}
+
+void mry_flow_rearm(struct mry_flow_table *t, struct mry_flow *f, uint64_t now_ns)
+{
+	arm_phase(t, node_of(f), now_ns, true);
+}
+
+void mry_flow_data_progress(struct mry_flow_table *t, struct mry_flow *f,
+			    uint64_t nbytes, uint64_t now_ns)
+{
+	struct mry_flow_node *n = node_of(f);
+	uint64_t cap, dl;
+
+	if (f->phase != MRY_FLOW_PHASE_DATA || nbytes == 0)
+		return;
+	n->data_bytes += nbytes;
+	cap = now_ns + timeout_now(t, MRY_FLOW_PHASE_DATA);
+	if (t->min_data_rate == 0) {
+		dl = cap;
+	} else {
+		/* credit nbytes / rate seconds; clamped so the product cannot wrap */
+		uint64_t credit = MRY_MIN(nbytes, (uint64_t)UINT32_MAX) * MRY_NS_PER_SEC /
+				  t->min_data_rate;
+
+		dl = MRY_MIN(n->deadline_ns + credit, cap);
+	}
+	if (dl > n->deadline_ns || t->emergency)
+		deadline_set(t, n, dl, true);
+}
+
+uint64_t mry_flow_deadline(const struct mry_flow_table *t, const struct mry_flow *f)
+{
+	(void)t;
+	return node_of((struct mry_flow *)(uintptr_t)f)->deadline_ns;
 }
 
 void mry_flow_release(struct mry_flow_table *t, struct mry_flow *f)
@@ -672,6 +957,57 @@ uint64_t mry_flow_next_deadline(const struct mry_flow_table *t)
 	return t->cur_tick * t->tick_ns;
 }
 
+/* ---- emergency mode ---------------------------------------------------- */
+
+static void emergency_update(struct mry_flow_table *t)
+{
+	uint32_t own = (uint32_t)((uint64_t)t->st.active * 100 / t->max_flows);
+	uint32_t p = MRY_MAX(own, t->pressure_ext);
+
+	t->st.pressure_pct = p;
+	if (!t->emergency && t->em_high <= 100 && p >= t->em_high) {
+		t->emergency = true;
+		t->em_cursor = 0;
+		t->st.emergency_entered++;
+		mry_log(MRY_LOG_WARNING, "flow",
+			"emergency mode on: pressure %u%% >= %u%%, deadlines cut to %u%%",
+			p, t->em_high, t->em_pct);
+	} else if (t->emergency && p < t->em_low) {
+		t->emergency = false;
+		t->st.emergency_exited++;
+		mry_log(MRY_LOG_INFO, "flow", "emergency mode off: pressure %u%% < %u%%",
+			p, t->em_low);
+	}
+}
+
+void mry_flow_set_pressure(struct mry_flow_table *t, uint32_t pct, uint64_t now_ns)
+{
+	(void)now_ns;
+	t->pressure_ext = MRY_MIN(pct, 100u);
+	emergency_update(t);
+}
+
+bool mry_flow_emergency(const struct mry_flow_table *t)
+{
+	return t->emergency;
+}
+
+/* Cut up to @budget slots' deadlines armed before emergency mode began. */
+static void emergency_cut(struct mry_flow_table *t, uint32_t budget, uint64_t now_ns)
+{
+	while (budget-- > 0 && t->em_cursor < t->max_flows) {
+		struct mry_flow_node *n = &t->nodes[t->em_cursor++];
+
+		if (!n->in_use || n->scaled || n->deadline_ns <= now_ns)
+			continue;
+		n->scaled = 1;
+		deadline_set(t, n, now_ns + em_scale(t, n->deadline_ns - now_ns), true);
+		t->st.emergency_shortened++;
+	}
+}
+
+/* ---- expiry ------------------------------------------------------------ */
+
 void mry_flow_expire(struct mry_flow_table *t, uint64_t now_ns)
 {
 	uint32_t budget = t->budget;
@@ -679,6 +1015,9 @@ void mry_flow_expire(struct mry_flow_table *t, uint64_t now_ns)
 	uint64_t target;
 
 	clock_start(t, now_ns);
+	emergency_update(t);
+	if (t->emergency)
+		emergency_cut(t, t->budget, now_ns);
 	target = now_ns / t->tick_ns;
 	/* a long pause: every slot is due, visit each once */
 	if (target >= t->cur_tick && target - t->cur_tick > t->wheel_mask)
@@ -700,18 +1039,117 @@ void mry_flow_expire(struct mry_flow_table *t, uint64_t now_ns)
 		f = &n->flow;
 		link_del(&n->tm);
 		budget--;
-		if (deadline_of(t, f) > now_ns) {
-			timer_arm(t, n);   /* touched since, or a later round */
+		if (n->deadline_ns > now_ns) {
+			timer_file(t, n, n->deadline_ns);   /* moved later, or a later round */
 			continue;
 		}
 		if (f->flags & MRY_FLOW_F_HELD) {
 			t->st.timeout_held++;
-			timer_arm_at(t, n, now_ns + t->timeout_ns[f->phase]);
+			arm_phase(t, n, now_ns, false);
 			continue;
 		}
 		t->st.timeouts[f->phase]++;
+		if (f->phase == MRY_FLOW_PHASE_DATA &&
+		    now_ns - f->last_ns < t->timeout_ns[MRY_FLOW_PHASE_DATA])
+			t->st.timeout_data_slow++;
 		node_end(t, n, MRY_FLOW_END_TIMEOUT);
 	}
+}
+
+/* ---- queries ----------------------------------------------------------- */
+
+enum mry_flow_evict_class mry_flow_evict_class(const struct mry_flow_table *t)
+{
+	return (enum mry_flow_evict_class)t->last_class;
+}
+
+const char *mry_flow_evict_class_name(enum mry_flow_evict_class c)
+{
+	static const char *const names[MRY_FLOW_EVICT_MAX] = {
+		"half_open", "idle", "data_slow", "data_moving",
+	};
+
+	return (unsigned)c < MRY_FLOW_EVICT_MAX ? names[c] : "unknown";
+}
+
+const char *mry_flow_phase_name(enum mry_flow_phase p)
+{
+	static const char *const names[MRY_FLOW_PHASE_MAX] = {
+		"half_open", "greeting", "cmd", "data_init", "data", "closing",
+	};
+
+	return (unsigned)p < MRY_FLOW_PHASE_MAX ? names[p] : "unknown";
+}
+
+static uint64_t top_value(const struct mry_flow_source *s, enum mry_flow_top_key key)
+{
+	switch (key) {
+	case MRY_FLOW_TOP_DATA_FLOWS:
+		return s->data_flows;
+	case MRY_FLOW_TOP_BYTES:
+		return s->bytes;
+	case MRY_FLOW_TOP_FLOWS:
+	default:
+		return s->flows;
+	}
+}
+
+/* @a ranks before @b */
+static bool top_before(const struct mry_flow_source *a, const struct mry_flow_source *b,
+		       enum mry_flow_top_key key)
+{
+	uint64_t va = top_value(a, key), vb = top_value(b, key);
+	int c;
+
+	if (va != vb)
+		return va > vb;
+	if (a->flows != b->flows)
+		return a->flows > b->flows;
+	if (a->ip_version != b->ip_version)
+		return a->ip_version < b->ip_version;
+	c = memcmp(a->addr, b->addr, 16);
+	return c < 0;
+}
+
+uint32_t mry_flow_top_sources(struct mry_flow_table *t,
+			      enum mry_flow_top_key key, uint32_t n,
+			      struct mry_flow_source *out)
+{
+	uint32_t nb = 0, id;
+
+	if (n == 0 || out == NULL)
+		return 0;
+	for (id = 0; id < t->max_flows; id++)
+		t->src[id].bytes = 0;
+	for (id = 0; id < t->max_flows; id++)
+		if (t->nodes[id].in_use)
+			t->src[t->nodes[id].src_id].bytes += t->nodes[id].bytes;
+	for (id = 0; id < t->max_flows; id++) {
+		const struct flow_src *e = &t->src[id];
+		struct mry_flow_source s;
+		uint32_t pos;
+
+		if (e->refs == 0)
+			continue;
+		memset(&s, 0, sizeof(s));
+		memcpy(s.addr, e->addr, 16);
+		s.ip_version = src_ver(e);
+		s.flows = src_count(e);
+		s.data_flows = e->data_flows;
+		s.bytes = e->bytes;
+		if (nb == n && !top_before(&s, &out[n - 1], key))
+			continue;
+		/* insertion into the sorted prefix */
+		pos = nb < n ? nb : n - 1;
+		while (pos > 0 && top_before(&s, &out[pos - 1], key)) {
+			out[pos] = out[pos - 1];
+			pos--;
+		}
+		out[pos] = s;
+		if (nb < n)
+			nb++;
+	}
+	return nb;
 }
 
 /* ---- table ------------------------------------------------------------- */
@@ -725,36 +1163,61 @@ static uint32_t pow2_at_least(uint64_t v)
 	return p > (1ULL << 31) ? (1u << 31) : (uint32_t)p;
 }
 
+void mry_flow_config_defaults(struct mry_flow_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->max_flows = MRY_FLOW_MAX_DEFAULT;
+	cfg->max_per_source = MRY_FLOW_PER_SOURCE_DEFAULT;
+	cfg->timeout_ns[MRY_FLOW_PHASE_HALF_OPEN] = 10 * MRY_NS_PER_SEC;
+	cfg->timeout_ns[MRY_FLOW_PHASE_GREETING] = 300 * MRY_NS_PER_SEC;
+	cfg->timeout_ns[MRY_FLOW_PHASE_CMD] = 300 * MRY_NS_PER_SEC;
+	cfg->timeout_ns[MRY_FLOW_PHASE_DATA_INIT] = 120 * MRY_NS_PER_SEC;
+	cfg->timeout_ns[MRY_FLOW_PHASE_DATA] = 180 * MRY_NS_PER_SEC;
+	cfg->timeout_ns[MRY_FLOW_PHASE_CLOSING] = 10 * MRY_NS_PER_SEC;
+	cfg->expire_budget = FLOW_DEFAULT_BUDGET;
+	cfg->min_data_rate = MRY_FLOW_MIN_DATA_RATE_DEFAULT;
+	cfg->emergency_high_pct = MRY_FLOW_EMERGENCY_HIGH_DEFAULT;
+	cfg->emergency_low_pct = MRY_FLOW_EMERGENCY_LOW_DEFAULT;
+	cfg->emergency_timeout_pct = MRY_FLOW_EMERGENCY_TIMEOUT_DEFAULT;
+}
+
 struct mry_flow_table *mry_flow_table_create(const struct mry_alloc *a,
 					     const struct mry_flow_config *cfg,
 					     mry_flow_end_fn end_fn, void *ctx)
 {
-	static const uint64_t def_timeout[MRY_FLOW_PHASE_MAX] = {
-		[MRY_FLOW_PHASE_SYN] = 30 * MRY_NS_PER_SEC,
-		[MRY_FLOW_PHASE_CMD] = 300 * MRY_NS_PER_SEC,
-		[MRY_FLOW_PHASE_DATA] = 600 * MRY_NS_PER_SEC,
-		[MRY_FLOW_PHASE_CLOSING] = 10 * MRY_NS_PER_SEC,
-	};
+	struct mry_flow_config def, c;
 	struct mry_flow_table *t;
 	uint64_t tmin = UINT64_MAX, tmax = 0;
-	uint32_t i, nb_idx, nb_src, nb_wheel;
+	uint32_t i, nb_idx, nb_src_idx, nb_wheel;
 
+	mry_flow_config_defaults(&def);
+	c = cfg != NULL ? *cfg : def;
 	t = mry_zalloc(a, sizeof(*t));
 	if (t == NULL)
 		goto fail;
 	t->alloc = a;
-	t->max_flows = cfg != NULL && cfg->max_flows != 0 ? cfg->max_flows
-							  : FLOW_DEFAULT_MAX;
-	if (t->max_flows > (1u << 29)) {
+	t->max_flows = c.max_flows != 0 ? c.max_flows : def.max_flows;
+	if (t->max_flows > (1u << 28)) {
 		mry_log(MRY_LOG_ERR, "flow", "max_flows %u too large", t->max_flows);
 		goto fail;
 	}
-	t->max_per_source = cfg != NULL ? cfg->max_per_source : 0;
-	t->budget = cfg != NULL && cfg->expire_budget != 0 ? cfg->expire_budget
-							   : FLOW_DEFAULT_BUDGET;
+	t->max_per_source = c.max_per_source;
+	t->min_data_rate = c.min_data_rate;
+	t->max_half_open = c.max_half_open != 0 ? c.max_half_open
+						: MRY_MAX(t->max_flows / 4, 1u);
+	t->budget = c.expire_budget != 0 ? c.expire_budget : def.expire_budget;
+	t->em_high = c.emergency_high_pct != 0 ? c.emergency_high_pct : def.emergency_high_pct;
+	t->em_low = c.emergency_low_pct != 0 ? c.emergency_low_pct : def.emergency_low_pct;
+	t->em_pct = c.emergency_timeout_pct != 0 ? c.emergency_timeout_pct
+						 : def.emergency_timeout_pct;
+	if (t->em_pct > 100 || (t->em_high <= 100 && t->em_low > t->em_high)) {
+		mry_log(MRY_LOG_ERR, "flow",
+			"emergency settings invalid: high %u%% low %u%% timeouts %u%%",
+			t->em_high, t->em_low, t->em_pct);
+		goto fail;
+	}
 	for (i = 0; i < MRY_FLOW_PHASE_MAX; i++) {
-		t->timeout_ns[i] = cfg != NULL && cfg->timeout_ns[i] != 0 ?
-				   cfg->timeout_ns[i] : def_timeout[i];
+		t->timeout_ns[i] = c.timeout_ns[i] != 0 ? c.timeout_ns[i] : def.timeout_ns[i];
 		tmin = MRY_MIN(tmin, t->timeout_ns[i]);
 		tmax = MRY_MAX(tmax, t->timeout_ns[i]);
 	}
@@ -763,23 +1226,31 @@ struct mry_flow_table *mry_flow_table_create(const struct mry_alloc *a,
 	nb_wheel = MRY_MAX(nb_wheel, FLOW_WHEEL_MIN_SLOTS);
 	nb_wheel = MRY_MIN(nb_wheel, FLOW_WHEEL_MAX_SLOTS);
 	nb_idx = pow2_at_least((uint64_t)t->max_flows * 2);
-	nb_src = pow2_at_least((uint64_t)t->max_flows * 5 / 4 + 1);
+	nb_src_idx = nb_idx;
 	t->idx_mask = nb_idx - 1;
-	t->src_mask = nb_src - 1;
+	t->src_idx_mask = nb_src_idx - 1;
 	t->wheel_mask = nb_wheel - 1;
 
 	t->nodes = mry_zalloc_aligned(a, sizeof(*t->nodes) * t->max_flows,
 				      MRY_CACHE_LINE);
 	t->idx = mry_zalloc_aligned(a, sizeof(*t->idx) * nb_idx, MRY_CACHE_LINE);
-	t->src = mry_zalloc_aligned(a, sizeof(*t->src) * nb_src, MRY_CACHE_LINE);
+	t->src = mry_zalloc_aligned(a, sizeof(*t->src) * t->max_flows, MRY_CACHE_LINE);
+	t->src_idx = mry_zalloc_aligned(a, sizeof(*t->src_idx) * nb_src_idx,
+					MRY_CACHE_LINE);
 	t->wheel = mry_zalloc_aligned(a, sizeof(*t->wheel) * nb_wheel, MRY_CACHE_LINE);
-	if (t->nodes == NULL || t->idx == NULL || t->src == NULL || t->wheel == NULL) {
+	if (t->nodes == NULL || t->idx == NULL || t->src == NULL ||
+	    t->src_idx == NULL || t->wheel == NULL) {
 		mry_log(MRY_LOG_ERR, "flow", "cannot allocate table for %u flows",
 			t->max_flows);
 		goto fail;
 	}
 	for (i = 0; i < nb_idx; i++)
 		t->idx[i].slot = FLOW_IDX_EMPTY;
+	for (i = 0; i < nb_src_idx; i++)
+		t->src_idx[i].slot = FLOW_IDX_EMPTY;
+	for (i = 0; i < t->max_flows; i++)
+		t->src[i].data_flows = i + 1 < t->max_flows ? i + 1 : UINT32_MAX;
+	t->src_free = 0;
 	for (i = 0; i < nb_wheel; i++)
 		link_init(&t->wheel[i]);
 	for (i = 0; i < FLOW_LIST_MAX; i++)
@@ -798,6 +1269,7 @@ fail:
 		mry_free(a, t->nodes);
 		mry_free(a, t->idx);
 		mry_free(a, t->src);
+		mry_free(a, t->src_idx);
 		mry_free(a, t->wheel);
 		mry_free(a, t);
 	}
@@ -816,6 +1288,7 @@ void mry_flow_table_destroy(struct mry_flow_table *t)
 	mry_free(t->alloc, t->nodes);
 	mry_free(t->alloc, t->idx);
 	mry_free(t->alloc, t->src);
+	mry_free(t->alloc, t->src_idx);
 	mry_free(t->alloc, t->wheel);
 	mry_free(t->alloc, t);
 }
@@ -834,13 +1307,17 @@ void mry_flow_foreach(struct mry_flow_table *t,
 void mry_flow_get_stats(const struct mry_flow_table *t, struct mry_flow_stats *st)
 {
 	*st = t->st;
+	st->sources = t->nb_sources;
+	st->half_open_budget = t->max_half_open;
+	st->emergency = t->emergency ? 1 : 0;
 }
 
 size_t mry_flow_table_bytes_per_flow(const struct mry_flow_table *t)
 {
 	size_t total = sizeof(struct mry_flow_node) * t->max_flows +
 		       sizeof(struct flow_idx) * ((size_t)t->idx_mask + 1) +
-		       sizeof(struct flow_src) * ((size_t)t->src_mask + 1) +
+		       sizeof(struct flow_src) * t->max_flows +
+		       sizeof(struct flow_idx) * ((size_t)t->src_idx_mask + 1) +
 		       sizeof(struct flow_link) * ((size_t)t->wheel_mask + 1);
 
 	return (total + t->max_flows - 1) / t->max_flows;

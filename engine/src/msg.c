@@ -62,6 +62,7 @@ static void smtp_msg_data(void *user, const uint8_t *d, size_t len)
 
 	if (m == NULL)
 		return;
+	mry_flow_data_progress(e->flows, s->flow, len, e->now_ns);
 	m->size += len;
 	if (e->io.message != NULL)
 		e->io.message(e->io_ctx, &m->conn, m->index, d, (uint32_t)len, false);

@@ -8,7 +8,7 @@
 # The test makes its own namespaces, veth pairs and a private Postfix
 # instance (own config, queue and data directories, delivering to a Maildir
 # under the test's temporary directory), and removes all of it on exit.
-# Checks (issue [D], [E]):
+# Checks:
 #   hold     moray starts with no database: a clean mail is held (swaks waits,
 #            nothing delivered); a valid database is renamed into place; the
 #            mail is delivered exactly once, byte-identical.

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: BSD-3-Clause
 #
-# Issue [E] end to end with Postfix as the SENDING MTA (suite 'slow'):
+# End to end with Postfix as the SENDING MTA (suite 'slow'):
 #
 #   [ns C: Postfix (sender)] <veth> C0 ==moray== S0 <veth> [ns S: Postfix (receiver)]
 #

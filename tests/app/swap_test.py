@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: BSD-3-Clause
-"""Signature generations swapped continuously under traffic (issue [E]).
+"""Signature generations swapped continuously under traffic.
 
 The real `moray` runs on net_pcap vdevs. Port 0 reads its capture from a
 FIFO that this test feeds at a steady pace (so traffic lasts ~12 s instead

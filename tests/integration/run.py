@@ -300,7 +300,7 @@ class Runner:
                 fx.check(got.get(n) == open(exp, "rb").read(),
                          "out-pcap stream %s differs from input" % n)
 
-    # ---- databases for timelines (issue 7)
+    # ---- databases for timelines
     def make_dbs(self, fx, specs, wd):
         """specs: name -> {"generation": N} | {"from": name, "truncate": n}
         | {"from": name, "flip": byte} | {"none": true}. Returns name->path.

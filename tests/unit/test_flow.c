@@ -14,10 +14,12 @@ struct end_rec {
 	struct mry_flow *f[MAX_ENDS];
 	uint16_t port[MAX_ENDS][2];
 	enum mry_flow_end_reason why[MAX_ENDS];
+	enum mry_flow_evict_class cls[MAX_ENDS];
 	unsigned n;
 };
 
 static struct end_rec ends;
+static struct mry_flow_table *cur_tbl;   /* the table mk_table() made */
 
 static void on_end(void *ctx, struct mry_flow *f, enum mry_flow_end_reason why)
 {
@@ -31,20 +33,30 @@ static void on_end(void *ctx, struct mry_flow *f, enum mry_flow_end_reason why)
 	r->port[r->n][0] = f->key.port[0];
 	r->port[r->n][1] = f->key.port[1];
 	r->why[r->n] = why;
+	r->cls[r->n] = why == MRY_FLOW_END_EVICTED ? mry_flow_evict_class(cur_tbl)
+						   : MRY_FLOW_EVICT_MAX;
 	r->n++;
 }
 
-/* timeouts chosen so the wheel tick (shortest / 8) is exactly 1 s */
+/*
+ * Timeouts chosen so the wheel tick (shortest / 8) is exactly 1 s. No
+ * per-source cap, no half-open budget, no minimum data rate, no emergency
+ * mode unless a test sets one.
+ */
 static struct mry_flow_config test_cfg(uint32_t max_flows)
 {
 	struct mry_flow_config c = {
 		.max_flows = max_flows,
+		.max_half_open = max_flows,
 		.timeout_ns = {
-			[MRY_FLOW_PHASE_SYN] = 10 * SEC,
+			[MRY_FLOW_PHASE_HALF_OPEN] = 10 * SEC,
+			[MRY_FLOW_PHASE_GREETING] = 20 * SEC,
 			[MRY_FLOW_PHASE_CMD] = 40 * SEC,
+			[MRY_FLOW_PHASE_DATA_INIT] = 30 * SEC,
 			[MRY_FLOW_PHASE_DATA] = 80 * SEC,
 			[MRY_FLOW_PHASE_CLOSING] = 8 * SEC,
 		},
+		.emergency_high_pct = 101,
 	};
 	return c;
 }
@@ -56,6 +68,7 @@ static struct mry_flow_table *mk_table(const struct mry_flow_config *c)
 	memset(&ends, 0, sizeof(ends));
 	t = mry_flow_table_create(mry_alloc_default(), c, on_end, &ends);
 	cr_assert_not_null(t);
+	cur_tbl = t;
 	return t;
 }
 
@@ -210,7 +223,7 @@ Test(flow, lookup_from_either_direction_finds_the_flow_and_side)
 	cr_assert(eq(u8, s, 1));
 	f = mry_flow_create(t, &k, mry_flow_key_hash(&k), SEC);
 	cr_assert_not_null(f);
-	cr_assert(eq(u8, f->phase, MRY_FLOW_PHASE_SYN));
+	cr_assert(eq(u8, f->phase, MRY_FLOW_PHASE_HALF_OPEN));
 	cr_assert(eq(u64, f->last_ns, SEC));
 	mry_flow_key_from_pkt(&rev, &k, &s);
 	cr_assert(eq(u8, s, 0));
@@ -374,7 +387,7 @@ Test(flow, each_phase_times_out_at_its_own_deadline)
 {
 	struct mry_flow_config c = test_cfg(16);
 	struct mry_flow_table *t = mk_table(&c);
-	static const uint64_t to[MRY_FLOW_PHASE_MAX] = { 10, 40, 80, 8 };
+	static const uint64_t to[MRY_FLOW_PHASE_MAX] = { 10, 20, 40, 30, 80, 8 };
 	struct mry_flow_stats st;
 	uint64_t t0 = 1000 * SEC;
 
@@ -383,10 +396,11 @@ Test(flow, each_phase_times_out_at_its_own_deadline)
 
 		mry_flow_set_phase(t, f, (enum mry_flow_phase)ph, t0);
 	}
-	/* in deadline order: CLOSING 8, SYN 10, CMD 40, DATA 80 */
-	static const int order[] = { MRY_FLOW_PHASE_CLOSING, MRY_FLOW_PHASE_SYN,
+	/* in deadline order */
+	static const int order[] = { MRY_FLOW_PHASE_CLOSING, MRY_FLOW_PHASE_HALF_OPEN,
+				     MRY_FLOW_PHASE_GREETING, MRY_FLOW_PHASE_DATA_INIT,
 				     MRY_FLOW_PHASE_CMD, MRY_FLOW_PHASE_DATA };
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < MRY_FLOW_PHASE_MAX; i++) {
 		int ph = order[i];
 
 		mry_flow_expire(t, t0 + to[ph] * SEC - 1);
@@ -405,20 +419,69 @@ Test(flow, each_phase_times_out_at_its_own_deadline)
 	mry_flow_table_destroy(t);
 }
 
-Test(flow, touch_postpones_the_deadline)
+Test(flow, touch_does_not_postpone_a_half_open_deadline)
+{
+	struct mry_flow_config c = test_cfg(16);
+	struct mry_flow_table *t = mk_table(&c);
+	struct mry_flow *f = mk_flow(t, CLIENT, 1, 0);
+	struct mry_flow_stats st;
+
+	/* retransmitted SYNs every second: still ends 10 s after the first */
+	for (uint64_t s = 1; s < 10; s++) {
+		mry_flow_touch(t, f, s * SEC);
+		mry_flow_expire(t, s * SEC);
+	}
+	cr_assert(eq(u32, ends.n, 0));
+	cr_assert(eq(u64, mry_flow_deadline(t, f), 10 * SEC));
+	mry_flow_expire(t, 10 * SEC);
+	cr_assert(eq(u32, ends.n, 1));
+	mry_flow_get_stats(t, &st);
+	cr_assert(eq(u64, st.timeouts[MRY_FLOW_PHASE_HALF_OPEN], 1));
+	mry_flow_table_destroy(t);
+}
+
+Test(flow, rearm_postpones_the_command_deadline_and_touch_does_not)
+{
+	struct mry_flow_config c = test_cfg(16);
+	struct mry_flow_table *t = mk_table(&c);
+	struct mry_flow *f = mk_flow(t, CLIENT, 1, 0);
+	struct mry_flow *g = mk_flow(t, CLIENT, 2, 0);
+
+	mry_flow_set_phase(t, f, MRY_FLOW_PHASE_CMD, 0);
+	mry_flow_set_phase(t, g, MRY_FLOW_PHASE_CMD, 0);
+	/* f: a complete command every 30 s; g: one byte of a line every 5 s */
+	for (uint64_t s = 5; s <= 120; s += 5) {
+		if (s % 30 == 0)
+			mry_flow_rearm(t, f, s * SEC);
+		mry_flow_touch_bytes(t, g, 1, s * SEC);
+		mry_flow_touch(t, f, s * SEC);
+		mry_flow_expire(t, s * SEC);
+		if (s < 40) {
+			cr_assert(eq(u32, ends.n, 0), "at %lu s", (unsigned long)s);
+		}
+	}
+	/* g ended at 40 s (its command never completed), f lives on */
+	cr_assert(eq(u32, ends.n, 1));
+	cr_assert(eq(ptr, ends.f[0], g));
+	cr_assert(eq(u64, mry_flow_deadline(t, f), 160 * SEC));
+	mry_flow_expire(t, 160 * SEC - 1);
+	cr_assert(eq(u32, ends.n, 1));
+	mry_flow_expire(t, 160 * SEC);
+	cr_assert(eq(u32, ends.n, 2));
+	mry_flow_table_destroy(t);
+}
+
+Test(flow, setting_the_same_phase_does_not_rearm)
 {
 	struct mry_flow_config c = test_cfg(16);
 	struct mry_flow_table *t = mk_table(&c);
 	struct mry_flow *f = mk_flow(t, CLIENT, 1, 0);
 
-	for (uint64_t s = 5; s <= 100; s += 5) {
-		mry_flow_touch(t, f, s * SEC);
-		mry_flow_expire(t, s * SEC);
-	}
-	cr_assert(eq(u32, ends.n, 0));
-	mry_flow_expire(t, 110 * SEC - 1);
-	cr_assert(eq(u32, ends.n, 0));
-	mry_flow_expire(t, 110 * SEC);
+	mry_flow_set_phase(t, f, MRY_FLOW_PHASE_CLOSING, 0);
+	/* a stream of RSTs/FINs each setting CLOSING again */
+	for (uint64_t s = 1; s < 8; s++)
+		mry_flow_set_phase(t, f, MRY_FLOW_PHASE_CLOSING, s * SEC);
+	mry_flow_expire(t, 8 * SEC);
 	cr_assert(eq(u32, ends.n, 1));
 	mry_flow_table_destroy(t);
 }
@@ -465,7 +528,8 @@ Test(flow, long_pause_expires_everything_due)
 	for (int i = 0; i < 20; i++) {
 		struct mry_flow *f = mk_flow(t, CLIENT, (uint16_t)(1 + i), (uint64_t)i * SEC);
 
-		mry_flow_set_phase(t, f, (enum mry_flow_phase)(i % 4), (uint64_t)i * SEC);
+		mry_flow_set_phase(t, f, (enum mry_flow_phase)(i % MRY_FLOW_PHASE_MAX),
+				   (uint64_t)i * SEC);
 	}
 	/* one hour later, far more than one wheel round */
 	for (int i = 0; i < 5 && ends.n < 20; i++)
@@ -486,7 +550,7 @@ Test(flow, held_flow_is_not_timed_out_but_counted)
 	cr_assert(eq(u32, ends.n, 0));
 	mry_flow_get_stats(t, &st);
 	cr_assert(eq(u64, st.timeout_held, 1));
-	cr_assert(eq(u64, st.timeouts[MRY_FLOW_PHASE_SYN], 0));
+	cr_assert(eq(u64, st.timeouts[MRY_FLOW_PHASE_HALF_OPEN], 0));
 	/* released from hold: ends one period later */
 	f->flags = 0;
 	mry_flow_expire(t, 20 * SEC);
@@ -631,7 +695,7 @@ Test(flow, destroy_ends_every_flow_with_shutdown)
 		cr_assert(eq(int, ends.why[i], MRY_FLOW_END_SHUTDOWN));
 }
 
-Test(flow, default_config_fits_256_bytes_per_flow)
+Test(flow, default_config_fits_336_bytes_per_flow)
 {
 	struct mry_flow_table *t = mry_flow_table_create(mry_alloc_default(), NULL,
 							 NULL, NULL);
@@ -646,7 +710,7 @@ Test(flow, default_config_fits_256_bytes_per_flow)
 		    sizeof(struct mry_flow), b);
 	cr_assert(le(sz, sizeof(struct mry_flow), 160));
 	cr_assert(ge(sz, b, sizeof(struct mry_flow)));
-	cr_assert(le(sz, b, 256));
+	cr_assert(le(sz, b, 336));
 	mry_flow_table_destroy(t);
 }
 
@@ -664,12 +728,15 @@ static void model_end(void *ctx, struct mry_flow *f, enum mry_flow_end_reason wh
 	model_n--;
 }
 
+static uint32_t model_not_closing;
+
 static bool model_check_cb(void *ctx, struct mry_flow *f)
 {
 	uint32_t *seen = ctx;
 
 	cr_assert(eq(int, model_live[f->key.port[0]], 1));
 	++*seen;
+	model_not_closing += f->phase != MRY_FLOW_PHASE_CLOSING;
 	return true;
 }
 
@@ -714,7 +781,7 @@ Test(flow, random_operations_keep_table_and_model_in_step, .timeout = 60)
 			if (f != NULL)
 				/* mostly DATA, so DATA flows get evicted too */
 				mry_flow_set_phase(t, f, (rnd >> 12) % 8 < 6 ? MRY_FLOW_PHASE_DATA :
-						   (enum mry_flow_phase)((rnd >> 16) % 4), now);
+						   (enum mry_flow_phase)((rnd >> 16) % MRY_FLOW_PHASE_MAX), now);
 			break;
 		case 4:
 			if (f != NULL)
@@ -734,21 +801,24 @@ Test(flow, random_operations_keep_table_and_model_in_step, .timeout = 60)
 		mry_flow_get_stats(t, &st);
 		cr_assert(eq(u32, st.active, model_n));
 	}
+	model_not_closing = 0;
 	mry_flow_foreach(t, model_check_cb, &seen);
 	cr_assert(eq(u32, seen, model_n));
 	{
 		uint8_t a[4] = { 10, 0, 0, 1 };
 
-		cr_assert(eq(u32, mry_flow_source_count(t, 4, a), model_n));
+		/* closing flows are not connections of their source any more */
+		cr_assert(eq(u32, mry_flow_source_count(t, 4, a), model_not_closing));
 	}
 	mry_flow_get_stats(t, &st);
 	cr_log_info("created %lu evicted %lu/%lu full %lu timeouts %lu held %lu",
 		    (unsigned long)st.created, (unsigned long)st.evicted_pre_data,
 		    (unsigned long)st.evicted_data, (unsigned long)st.table_full,
-		    (unsigned long)(st.timeouts[0] + st.timeouts[1] + st.timeouts[2] + st.timeouts[3]),
+		    (unsigned long)(st.timeouts[0] + st.timeouts[1] + st.timeouts[2] +
+				    st.timeouts[3] + st.timeouts[4] + st.timeouts[5]),
 		    (unsigned long)st.timeout_held);
 	cr_assert(ge(u64, st.evicted_pre_data, 1));   /* gt() passes on equality in Criterion 2.4 */
-	cr_assert(ge(u64, st.timeouts[MRY_FLOW_PHASE_SYN], 1));
+	cr_assert(ge(u64, st.timeouts[MRY_FLOW_PHASE_HALF_OPEN], 1));
 	cr_assert(ge(u64, st.evicted_data, 1));
 	mry_flow_table_destroy(t);
 	cr_assert(eq(u32, model_n, 0));
@@ -784,4 +854,578 @@ Test(flow, end_callback_may_release_the_flow_it_is_given)
 	cr_assert_not_null(mk_flow(release_tbl, CLIENT, 4, 21 * SEC));
 	mry_flow_table_destroy(release_tbl);
 	cr_assert(eq(u32, n, 4));
+}
+
+/* ---- deadlines per phase, minimum data rate ------------------------------ */
+
+static struct mry_flow_table *mk_rate_table(uint32_t min_rate)
+{
+	struct mry_flow_config c = test_cfg(16);
+
+	c.min_data_rate = min_rate;
+	return mk_table(&c);
+}
+
+Test(flow, data_trickle_ends_within_the_data_timeout)
+{
+	struct mry_flow_table *t = mk_rate_table(500);
+	struct mry_flow *f = mk_flow(t, CLIENT, 1, 0);
+	struct mry_flow_stats st;
+	uint64_t s;
+
+	mry_flow_set_phase(t, f, MRY_FLOW_PHASE_DATA, 0);
+	/* one byte every 10 s: each credits 2 ms, the deadline stays near 80 s */
+	for (s = 10; s < 200; s += 10) {
+		mry_flow_touch_bytes(t, f, 1, s * SEC);
+		mry_flow_data_progress(t, f, 1, s * SEC);
+		mry_flow_expire(t, s * SEC);
+		if (ends.n != 0)
+			break;
+	}
+	cr_assert(eq(u32, ends.n, 1));
+	cr_assert(eq(int, ends.why[0], MRY_FLOW_END_TIMEOUT));
+	cr_assert(le(u64, s, 90), "trickle lived until %lu s", (unsigned long)s);
+	mry_flow_get_stats(t, &st);
+	cr_assert(eq(u64, st.timeouts[MRY_FLOW_PHASE_DATA], 1));
+	cr_assert(eq(u64, st.timeout_data_slow, 1));
+	mry_flow_table_destroy(t);
+}
+
+Test(flow, data_at_the_minimum_rate_never_times_out)
+{
+	struct mry_flow_table *t = mk_rate_table(500);
+	struct mry_flow *f = mk_flow(t, CLIENT, 1, 0);
+	struct mry_flow_stats st;
+
+	mry_flow_set_phase(t, f, MRY_FLOW_PHASE_DATA, 0);
+	for (uint64_t s = 1; s <= 400; s++) {
+		mry_flow_data_progress(t, f, 500, s * SEC);
+		mry_flow_expire(t, s * SEC);
+	}
+	cr_assert(eq(u32, ends.n, 0));
+	/* a burst never buys more than one data timeout */
+	mry_flow_data_progress(t, f, 100u << 20, 400 * SEC);
+	cr_assert(eq(u64, mry_flow_deadline(t, f), 480 * SEC));
+	/* then it stops: idle for a data timeout ends it */
+	mry_flow_expire(t, 480 * SEC - 1);
+	cr_assert(eq(u32, ends.n, 0));
+	mry_flow_expire(t, 480 * SEC);
+	cr_assert(eq(u32, ends.n, 1));
+	mry_flow_get_stats(t, &st);
+	cr_assert(eq(u64, st.timeout_data_slow, 0));
+	mry_flow_table_destroy(t);
+}
+
+Test(flow, zero_min_data_rate_makes_the_data_deadline_idle_only)
+{
+	struct mry_flow_table *t = mk_rate_table(0);
+	struct mry_flow *f = mk_flow(t, CLIENT, 1, 0);
+
+	mry_flow_set_phase(t, f, MRY_FLOW_PHASE_DATA, 0);
+	for (uint64_t s = 10; s <= 400; s += 10) {
+		mry_flow_data_progress(t, f, 1, s * SEC);
+		mry_flow_expire(t, s * SEC);
+	}
+	cr_assert(eq(u32, ends.n, 0));
+	cr_assert(eq(u64, mry_flow_deadline(t, f), 480 * SEC));
+	mry_flow_table_destroy(t);
+}
+
+Test(flow, data_progress_outside_data_changes_nothing)
+{
+	struct mry_flow_table *t = mk_rate_table(500);
+	struct mry_flow *f = mk_flow(t, CLIENT, 1, 0);
+
+	mry_flow_set_phase(t, f, MRY_FLOW_PHASE_CMD, 0);
+	mry_flow_data_progress(t, f, 1000000, 5 * SEC);
+	cr_assert(eq(u64, mry_flow_deadline(t, f), 40 * SEC));
+	mry_flow_expire(t, 40 * SEC);
+	cr_assert(eq(u32, ends.n, 1));
+	mry_flow_table_destroy(t);
+}
+
+Test(flow, defaults_follow_rfc_5321_and_cap_sources_at_256)
+{
+	struct mry_flow_config d;
+	struct mry_flow_table *t;
+	struct mry_flow *f, *g;
+	struct mry_flow_stats st;
+	uint16_t i;
+
+	mry_flow_config_defaults(&d);
+	cr_assert(eq(u64, d.timeout_ns[MRY_FLOW_PHASE_HALF_OPEN], 10 * SEC));
+	cr_assert(eq(u64, d.timeout_ns[MRY_FLOW_PHASE_GREETING], 300 * SEC));
+	cr_assert(eq(u64, d.timeout_ns[MRY_FLOW_PHASE_CMD], 300 * SEC));
+	cr_assert(eq(u64, d.timeout_ns[MRY_FLOW_PHASE_DATA_INIT], 120 * SEC));
+	cr_assert(eq(u64, d.timeout_ns[MRY_FLOW_PHASE_DATA], 180 * SEC));
+	cr_assert(eq(u64, d.timeout_ns[MRY_FLOW_PHASE_CLOSING], 10 * SEC));
+	cr_assert(eq(u32, d.max_per_source, 256));
+	cr_assert(eq(u32, d.min_data_rate, 500));
+	/* a NULL config is the defaults */
+	memset(&ends, 0, sizeof(ends));
+	t = mry_flow_table_create(mry_alloc_default(), NULL, on_end, &ends);
+	cr_assert_not_null(t);
+	cur_tbl = t;
+	f = mk_flow(t, CLIENT, 1, 0);
+	g = mk_flow(t, CLIENT, 2, 0);
+	mry_flow_set_phase(t, g, MRY_FLOW_PHASE_CMD, 0);
+	/* a client idle 45 s after EHLO is well inside the command deadline */
+	mry_flow_expire(t, 45 * SEC);
+	cr_assert(eq(u32, ends.n, 1));
+	cr_assert(eq(ptr, ends.f[0], f));
+	mry_flow_expire(t, 300 * SEC - 1);
+	cr_assert(eq(u32, ends.n, 1));
+	mry_flow_expire(t, 302 * SEC);
+	cr_assert(eq(u32, ends.n, 2));
+	for (i = 0; i < 256; i++)
+		cr_assert_not_null(mk_flow(t, CLIENT, (uint16_t)(1000 + i), 400 * SEC));
+	cr_assert_null(mk_flow(t, CLIENT, 2000, 400 * SEC));
+	cr_assert_not_null(mk_flow(t, CLIENT + 1, 2000, 400 * SEC));
+	mry_flow_get_stats(t, &st);
+	cr_assert(eq(u64, st.per_source_limit, 1));
+	cr_assert(eq(u64, st.half_open_budget, 65536 / 4));
+	mry_flow_table_destroy(t);
+}
+
+Test(flow, closing_flows_do_not_count_against_the_source_cap)
+{
+	struct mry_flow_config c = test_cfg(64);
+	struct mry_flow_table *t;
+	struct mry_flow_source top[1];
+	struct mry_flow *f[4];
+	uint8_t a[4] = { 10, 0, 0, 1 };
+
+	c.max_per_source = 4;
+	t = mk_table(&c);
+	for (int i = 0; i < 4; i++)
+		f[i] = mk_flow(t, CLIENT, (uint16_t)(1 + i), 0);
+	cr_assert_null(mk_flow(t, CLIENT, 10, 0));
+	/* a sender reusing connections quickly: two close, two new ones fit */
+	mry_flow_touch_bytes(t, f[0], 1000, 0);
+	mry_flow_set_phase(t, f[0], MRY_FLOW_PHASE_CLOSING, SEC);
+	mry_flow_set_phase(t, f[1], MRY_FLOW_PHASE_CLOSING, SEC);
+	cr_assert(eq(u32, mry_flow_source_count(t, 4, a), 2));
+	cr_assert_not_null(mk_flow(t, CLIENT, 10, SEC));
+	cr_assert_not_null(mk_flow(t, CLIENT, 11, SEC));
+	cr_assert_null(mk_flow(t, CLIENT, 12, SEC));
+	/* the closing flow's bytes still belong to its source */
+	cr_assert(eq(u32, mry_flow_top_sources(t, MRY_FLOW_TOP_BYTES, 1, top), 1));
+	cr_assert(eq(u64, top[0].bytes, 1000));
+	cr_assert(eq(u32, top[0].flows, 4));
+	mry_flow_release(t, f[0]);
+	mry_flow_release(t, f[1]);
+	cr_assert(eq(u32, mry_flow_source_count(t, 4, a), 4));
+	cr_assert(eq(u32, mry_flow_top_sources(t, MRY_FLOW_TOP_BYTES, 1, top), 1));
+	cr_assert(eq(u64, top[0].bytes, 0));
+	mry_flow_table_destroy(t);
+}
+
+Test(flow, zero_per_source_cap_is_unlimited)
+{
+	struct mry_flow_config c = test_cfg(1024);
+	struct mry_flow_table *t;
+	struct mry_flow_stats st;
+
+	c.max_per_source = 0;
+	t = mk_table(&c);
+	for (uint16_t i = 0; i < 1000; i++)
+		cr_assert_not_null(mk_flow(t, CLIENT, (uint16_t)(1 + i), 0));
+	mry_flow_get_stats(t, &st);
+	cr_assert(eq(u64, st.per_source_limit, 0));
+	cr_assert(eq(u32, st.active, 1000));
+	mry_flow_table_destroy(t);
+}
+
+/* ---- eviction order ------------------------------------------------------ */
+
+Test(flow, eviction_goes_half_open_then_idle_then_slow_data_then_moving_data)
+{
+	struct mry_flow_config c = test_cfg(4);
+	struct mry_flow_table *t;
+	struct mry_flow *h, *idle, *slow, *moving;
+	struct mry_flow_stats st;
+	uint64_t now;
+
+	c.min_data_rate = 500;
+	t = mk_table(&c);
+	moving = mk_flow(t, CLIENT, 1, 0);
+	slow = mk_flow(t, CLIENT, 2, 0);
+	idle = mk_flow(t, CLIENT, 3, 0);
+	mry_flow_set_phase(t, moving, MRY_FLOW_PHASE_DATA, 0);
+	mry_flow_set_phase(t, slow, MRY_FLOW_PHASE_DATA, 0);
+	mry_flow_set_phase(t, idle, MRY_FLOW_PHASE_CMD, 0);
+	/* 30 s: moving sent 30 kB, slow 30 bytes (each touched last second) */
+	for (now = SEC; now <= 30 * SEC; now += SEC) {
+		mry_flow_touch(t, slow, now);
+		mry_flow_data_progress(t, slow, 1, now);
+	}
+	mry_flow_touch(t, moving, now);
+	mry_flow_data_progress(t, moving, 30000, now);
+	h = mk_flow(t, CLIENT, 4, now);
+	cr_assert_not_null(h);
+	/* the half-open flow is the newest, still it goes first */
+	cr_assert_not_null(mk_flow(t, CLIENT, 5, now));
+	cr_assert(eq(ptr, ends.f[0], h));
+	cr_assert(eq(int, ends.cls[0], MRY_FLOW_EVICT_HALF_OPEN));
+	mry_flow_set_phase(t, find_flow(t, CLIENT, 5), MRY_FLOW_PHASE_CMD, now);
+	/* then the idle pre-DATA flow that was least recently active */
+	cr_assert_not_null(mk_flow(t, CLIENT, 6, now));
+	cr_assert(eq(u16, ends.port[1][0], 3));
+	cr_assert(eq(int, ends.cls[1], MRY_FLOW_EVICT_IDLE));
+	mry_flow_set_phase(t, find_flow(t, CLIENT, 6), MRY_FLOW_PHASE_DATA, now);
+	mry_flow_data_progress(t, find_flow(t, CLIENT, 6), 1000, now);
+	mry_flow_set_phase(t, find_flow(t, CLIENT, 5), MRY_FLOW_PHASE_DATA, now);
+	mry_flow_data_progress(t, find_flow(t, CLIENT, 5), 1000, now);
+	/* then the slow DATA flow, although the moving one is older in LRU order */
+	cr_assert_not_null(mk_flow(t, CLIENT, 7, now));
+	cr_assert(eq(ptr, ends.f[2], slow));
+	cr_assert(eq(int, ends.cls[2], MRY_FLOW_EVICT_DATA_SLOW));
+	mry_flow_set_phase(t, find_flow(t, CLIENT, 7), MRY_FLOW_PHASE_DATA, now);
+	mry_flow_data_progress(t, find_flow(t, CLIENT, 7), 1000, now);
+	/* all DATA and keeping up: the slowest moving one goes */
+	cr_assert_not_null(mk_flow(t, CLIENT, 8, now + SEC));
+	cr_assert(eq(int, ends.cls[3], MRY_FLOW_EVICT_DATA_MOVING));
+	cr_assert(ends.f[3] != moving, "the fastest message was evicted");
+	mry_flow_get_stats(t, &st);
+	cr_assert(eq(u64, st.evicted[MRY_FLOW_EVICT_HALF_OPEN], 1));
+	cr_assert(eq(u64, st.evicted[MRY_FLOW_EVICT_IDLE], 1));
+	cr_assert(eq(u64, st.evicted[MRY_FLOW_EVICT_DATA_SLOW], 1));
+	cr_assert(eq(u64, st.evicted[MRY_FLOW_EVICT_DATA_MOVING], 1));
+	cr_assert(eq(u64, st.evicted_pre_data, 2));
+	cr_assert(eq(u64, st.evicted_data, 2));
+	mry_flow_table_destroy(t);
+}
+
+Test(flow, slow_data_flows_go_by_rate_not_by_age)
+{
+	struct mry_flow_config c = test_cfg(3);
+	struct mry_flow_table *t;
+	struct mry_flow *a, *b;
+
+	c.min_data_rate = 500;
+	t = mk_table(&c);
+	a = mk_flow(t, CLIENT, 1, 0);
+	b = mk_flow(t, CLIENT, 2, 0);
+	mry_flow_set_phase(t, a, MRY_FLOW_PHASE_DATA, 0);
+	mry_flow_set_phase(t, b, MRY_FLOW_PHASE_DATA, 0);
+	/* both behind 500 B/s; a is the least recently active but faster */
+	mry_flow_touch(t, a, 20 * SEC);
+	mry_flow_data_progress(t, a, 5000, 20 * SEC);
+	mry_flow_touch(t, b, 21 * SEC);
+	mry_flow_data_progress(t, b, 100, 21 * SEC);
+	mry_flow_set_phase(t, mk_flow(t, CLIENT, 3, 21 * SEC), MRY_FLOW_PHASE_DATA,
+			   21 * SEC);
+	cr_assert_not_null(mk_flow(t, CLIENT, 4, 22 * SEC));
+	cr_assert(eq(ptr, ends.f[0], b));
+	cr_assert(eq(int, ends.cls[0], MRY_FLOW_EVICT_DATA_SLOW));
+	mry_flow_table_destroy(t);
+}
+
+Test(flow, a_message_just_begun_is_not_judged_slow)
+{
+	struct mry_flow_config c = test_cfg(2);
+	struct mry_flow_table *t;
+	struct mry_flow *fresh, *trickle;
+
+	c.min_data_rate = 500;
+	t = mk_table(&c);
+	trickle = mk_flow(t, CLIENT, 1, 0);
+	mry_flow_set_phase(t, trickle, MRY_FLOW_PHASE_DATA, 0);
+	mry_flow_data_progress(t, trickle, 10, 60 * SEC);
+	mry_flow_touch(t, trickle, 60 * SEC);
+	/* a real message whose 354 came a moment ago: no bytes yet */
+	fresh = mk_flow(t, CLIENT, 2, 59 * SEC);
+	mry_flow_set_phase(t, fresh, MRY_FLOW_PHASE_DATA, 60 * SEC);
+	cr_assert_not_null(mk_flow(t, CLIENT, 3, 61 * SEC));
+	cr_assert(eq(ptr, ends.f[0], trickle));
+	mry_flow_table_destroy(t);
+}
+
+Test(flow, within_a_class_the_most_connected_source_goes_first)
+{
+	struct mry_flow_config c = test_cfg(6);
+	struct mry_flow_table *t;
+	struct mry_flow *lone;
+
+	t = mk_table(&c);
+	/* the oldest idle flow is the only one of its source */
+	lone = mk_flow(t, CLIENT + 7, 1, 0);
+	mry_flow_set_phase(t, lone, MRY_FLOW_PHASE_CMD, 0);
+	for (uint16_t i = 0; i < 5; i++)
+		mry_flow_set_phase(t, mk_flow(t, CLIENT, (uint16_t)(10 + i), SEC),
+				   MRY_FLOW_PHASE_CMD, SEC);
+	cr_assert_not_null(mk_flow(t, CLIENT + 9, 1, 2 * SEC));
+	cr_assert(eq(u32, ends.n, 1));
+	cr_assert(ends.f[0] != lone);
+	cr_assert(eq(u16, ends.port[0][0], 10), "oldest of the busy source");
+	cr_assert_not_null(find_flow(t, CLIENT + 7, 1));
+	mry_flow_table_destroy(t);
+}
+
+/* ---- half-open budget ----------------------------------------------------- */
+
+Test(flow, syn_flood_churns_inside_the_half_open_budget)
+{
+	struct mry_flow_config c = test_cfg(8);
+	struct mry_flow_table *t;
+	struct mry_flow_stats st;
+	struct mry_flow *est[4];
+
+	c.max_half_open = 2;
+	t = mk_table(&c);
+	for (int i = 0; i < 4; i++) {
+		est[i] = mk_flow(t, CLIENT, (uint16_t)(1 + i), 0);
+		mry_flow_set_phase(t, est[i], MRY_FLOW_PHASE_CMD, 0);
+	}
+	/* 1000 spoofed SYNs from distinct sources */
+	for (uint32_t i = 0; i < 1000; i++)
+		cr_assert_not_null(mk_flow(t, 0xc6336400u + i, 4000, SEC + i));
+	mry_flow_get_stats(t, &st);
+	cr_assert(eq(u64, st.open_by_phase[MRY_FLOW_PHASE_HALF_OPEN], 2));
+	cr_assert(eq(u64, st.open_by_phase[MRY_FLOW_PHASE_CMD], 4));
+	cr_assert(eq(u64, st.half_open_full, 998));
+	cr_assert(eq(u64, st.evicted[MRY_FLOW_EVICT_HALF_OPEN], 998));
+	cr_assert(eq(u64, st.evicted[MRY_FLOW_EVICT_IDLE], 0));
+	/* the oldest half-open flow went each time: the newest two remain */
+	cr_assert_not_null(find_flow(t, 0xc6336400u + 999, 4000));
+	cr_assert_not_null(find_flow(t, 0xc6336400u + 998, 4000));
+	for (int i = 0; i < 4; i++)
+		cr_assert_not_null(find_flow(t, CLIENT, (uint16_t)(1 + i)));
+	mry_flow_table_destroy(t);
+}
+
+Test(flow, default_half_open_budget_is_a_quarter_of_the_table)
+{
+	struct mry_flow_config c = test_cfg(64);
+	struct mry_flow_table *t;
+	struct mry_flow_stats st;
+
+	c.max_half_open = 0;
+	t = mk_table(&c);
+	for (uint32_t i = 0; i < 100; i++)
+		mk_flow(t, 0xc6336400u + i, 4000, 0);
+	mry_flow_get_stats(t, &st);
+	cr_assert(eq(u64, st.half_open_budget, 16));
+	cr_assert(eq(u32, st.active, 16));
+	cr_assert(eq(u64, st.half_open_full, 84));
+	mry_flow_table_destroy(t);
+}
+
+/* ---- sources: counts, top talkers ---------------------------------------- */
+
+Test(flow, top_sources_rank_by_flows_messages_and_bytes)
+{
+	struct mry_flow_config c = test_cfg(64);
+	struct mry_flow_table *t = mk_table(&c);
+	struct mry_flow_source top[8];
+	struct mry_flow_stats st;
+	struct mry_flow *f;
+	uint32_t n;
+
+	/* A: 5 idle flows; B: 2 flows in DATA; C: 1 flow with 1 MB */
+	for (uint16_t i = 0; i < 5; i++)
+		mry_flow_set_phase(t, mk_flow(t, CLIENT + 1, (uint16_t)(1 + i), 0),
+				   MRY_FLOW_PHASE_CMD, 0);
+	for (uint16_t i = 0; i < 2; i++) {
+		f = mk_flow(t, CLIENT + 2, (uint16_t)(1 + i), 0);
+		mry_flow_set_phase(t, f, MRY_FLOW_PHASE_DATA, 0);
+		mry_flow_touch_bytes(t, f, 100, SEC);
+	}
+	f = mk_flow(t, CLIENT + 3, 1, 0);
+	mry_flow_touch_bytes(t, f, 1u << 20, SEC);
+
+	n = mry_flow_top_sources(t, MRY_FLOW_TOP_FLOWS, 8, top);
+	cr_assert(eq(u32, n, 3));
+	cr_assert(eq(u8, top[0].addr[3], 2));   /* 10.0.0.2 */
+	cr_assert(eq(u32, top[0].flows, 5));
+	cr_assert(eq(u8, top[0].ip_version, 4));
+	n = mry_flow_top_sources(t, MRY_FLOW_TOP_DATA_FLOWS, 1, top);
+	cr_assert(eq(u32, n, 1));
+	cr_assert(eq(u8, top[0].addr[3], 3));
+	cr_assert(eq(u32, top[0].data_flows, 2));
+	cr_assert(eq(u64, top[0].bytes, 200));
+	n = mry_flow_top_sources(t, MRY_FLOW_TOP_BYTES, 2, top);
+	cr_assert(eq(u32, n, 2));
+	cr_assert(eq(u8, top[0].addr[3], 4));
+	cr_assert(eq(u64, top[0].bytes, 1u << 20));
+	cr_assert(eq(u8, top[1].addr[3], 3));
+	mry_flow_get_stats(t, &st);
+	cr_assert(eq(u64, st.sources, 3));
+	cr_assert(eq(u64, st.open_by_phase[MRY_FLOW_PHASE_CMD], 5));
+	cr_assert(eq(u64, st.open_by_phase[MRY_FLOW_PHASE_DATA], 2));
+	cr_assert(eq(u64, st.open_by_phase[MRY_FLOW_PHASE_HALF_OPEN], 1));
+	/* a message ends, a flow closes: the numbers follow */
+	mry_flow_set_phase(t, find_flow(t, CLIENT + 2, 1), MRY_FLOW_PHASE_CMD, 2 * SEC);
+	mry_flow_release(t, find_flow(t, CLIENT + 2, 2));
+	mry_flow_release(t, f);
+	n = mry_flow_top_sources(t, MRY_FLOW_TOP_DATA_FLOWS, 8, top);
+	cr_assert(eq(u32, n, 2));
+	cr_assert(eq(u32, top[0].data_flows, 0));
+	cr_assert(eq(u32, top[1].data_flows, 0));
+	n = mry_flow_top_sources(t, MRY_FLOW_TOP_BYTES, 8, top);
+	cr_assert(eq(u8, top[0].addr[3], 3));
+	cr_assert(eq(u64, top[0].bytes, 100));
+	mry_flow_get_stats(t, &st);
+	cr_assert(eq(u64, st.sources, 2));
+	cr_assert(eq(u64, st.open_by_phase[MRY_FLOW_PHASE_DATA], 0));
+	cr_assert(eq(u64, st.open_by_phase[MRY_FLOW_PHASE_CMD], 6));
+	mry_flow_table_destroy(t);
+}
+
+Test(flow, set_client_moves_messages_and_bytes_to_the_client)
+{
+	struct mry_flow_config c = test_cfg(16);
+	struct mry_flow_table *t = mk_table(&c);
+	struct mry_flow_source top[4];
+	struct mry_pkt p = pkt4(SERVER, 25, CLIENT, 1234);   /* server side first seen */
+	struct mry_flow_key k;
+	struct mry_flow *f;
+	uint8_t side;
+
+	mry_flow_key_from_pkt(&p, &k, &side);
+	f = mry_flow_create(t, &k, mry_flow_key_hash(&k), 0);   /* counts side 0: 10.0.0.1 */
+	mry_flow_set_phase(t, f, MRY_FLOW_PHASE_DATA, 0);
+	mry_flow_touch_bytes(t, f, 300, SEC);
+	/* the lower address (CLIENT) is side 0; say the client is side 1 */
+	mry_flow_set_client(t, f, 1);
+	cr_assert(eq(u32, mry_flow_top_sources(t, MRY_FLOW_TOP_FLOWS, 4, top), 1));
+	cr_assert(eq(u8, top[0].addr[0], 192));
+	cr_assert(eq(u32, top[0].data_flows, 1));
+	cr_assert(eq(u64, top[0].bytes, 300));
+	mry_flow_release(t, f);
+	cr_assert(eq(u32, mry_flow_top_sources(t, MRY_FLOW_TOP_FLOWS, 4, top), 0));
+	mry_flow_table_destroy(t);
+}
+
+Test(flow, top_sources_include_ipv6)
+{
+	struct mry_flow_config c = test_cfg(16);
+	struct mry_flow_table *t = mk_table(&c);
+	struct mry_flow_source top[2];
+	struct mry_pkt p = pkt6(7, 1000, 9, 25);
+	struct mry_flow_key k;
+	uint8_t side;
+
+	mry_flow_key_from_pkt(&p, &k, &side);
+	cr_assert_not_null(mry_flow_create_client(t, &k, mry_flow_key_hash(&k), side, 0));
+	cr_assert(eq(u32, mry_flow_top_sources(t, MRY_FLOW_TOP_FLOWS, 2, top), 1));
+	cr_assert(eq(u8, top[0].ip_version, 6));
+	cr_assert(eq(u8, top[0].addr[0], 0x20));
+	cr_assert(eq(u8, top[0].addr[15], 7));
+	mry_flow_table_destroy(t);
+}
+
+/* ---- emergency mode ------------------------------------------------------ */
+
+Test(flow, emergency_mode_shortens_deadlines_with_hysteresis)
+{
+	struct mry_flow_config c = test_cfg(100);
+	struct mry_flow_table *t;
+	struct mry_flow_stats st;
+	struct mry_flow *old, *f, *g;
+
+	c.emergency_high_pct = 80;
+	c.emergency_low_pct = 60;
+	c.emergency_timeout_pct = 20;
+	t = mk_table(&c);
+	old = mk_flow(t, CLIENT, 1, 0);
+	mry_flow_set_phase(t, old, MRY_FLOW_PHASE_CMD, 0);        /* deadline 40 s */
+	mry_flow_set_pressure(t, 79, 0);
+	cr_assert(not(mry_flow_emergency(t)));
+	mry_flow_set_pressure(t, 80, 0);
+	cr_assert(mry_flow_emergency(t));
+	/* newly armed: 20 % of 40 s */
+	f = mk_flow(t, CLIENT, 2, 10 * SEC);
+	mry_flow_set_phase(t, f, MRY_FLOW_PHASE_CMD, 10 * SEC);
+	cr_assert(eq(u64, mry_flow_deadline(t, f), 18 * SEC));
+	/* armed before: its remaining 30 s are cut to 6 s by the next expire */
+	mry_flow_expire(t, 10 * SEC);
+	cr_assert(eq(u64, mry_flow_deadline(t, old), 16 * SEC));
+	mry_flow_expire(t, 16 * SEC);
+	cr_assert(eq(u32, ends.n, 1));
+	cr_assert(eq(ptr, ends.f[0], old));
+	/* 61 %: still on (hysteresis); 59 %: off, full deadlines again */
+	mry_flow_set_pressure(t, 61, 17 * SEC);
+	cr_assert(mry_flow_emergency(t));
+	mry_flow_set_pressure(t, 59, 17 * SEC);
+	cr_assert(not(mry_flow_emergency(t)));
+	g = mk_flow(t, CLIENT, 3, 17 * SEC);
+	mry_flow_set_phase(t, g, MRY_FLOW_PHASE_CMD, 17 * SEC);
+	cr_assert(eq(u64, mry_flow_deadline(t, g), 57 * SEC));
+	mry_flow_get_stats(t, &st);
+	cr_assert(eq(u64, st.emergency_entered, 1));
+	cr_assert(eq(u64, st.emergency_exited, 1));
+	cr_assert(eq(u64, st.emergency_shortened, 1));
+	cr_assert(eq(u64, st.emergency, 0));
+	mry_flow_table_destroy(t);
+}
+
+Test(flow, own_flow_use_enters_emergency_mode)
+{
+	struct mry_flow_config c = test_cfg(10);
+	struct mry_flow_table *t;
+	struct mry_flow_stats st;
+
+	c.emergency_high_pct = 80;
+	c.emergency_low_pct = 60;
+	c.emergency_timeout_pct = 50;
+	t = mk_table(&c);
+	for (uint16_t i = 0; i < 7; i++)
+		mk_flow(t, CLIENT, (uint16_t)(1 + i), 0);
+	mry_flow_expire(t, 0);
+	cr_assert(not(mry_flow_emergency(t)));
+	mk_flow(t, CLIENT, 100, 0);
+	mry_flow_expire(t, 0);
+	cr_assert(mry_flow_emergency(t));
+	mry_flow_get_stats(t, &st);
+	cr_assert(eq(u64, st.pressure_pct, 80));
+	/* the eight 10 s half-open deadlines were cut to 5 s */
+	mry_flow_expire(t, 5 * SEC);
+	cr_assert(eq(u32, ends.n, 8));
+	mry_flow_expire(t, 5 * SEC);
+	cr_assert(not(mry_flow_emergency(t)));
+	mry_flow_table_destroy(t);
+}
+
+Test(flow, emergency_cut_is_bounded_per_expire_call)
+{
+	struct mry_flow_config c = test_cfg(64);
+	struct mry_flow_table *t;
+	struct mry_flow_stats st;
+
+	c.emergency_high_pct = 80;
+	c.emergency_low_pct = 10;
+	c.expire_budget = 4;
+	t = mk_table(&c);
+	for (uint16_t i = 0; i < 20; i++)
+		mry_flow_set_phase(t, mk_flow(t, CLIENT, (uint16_t)(1 + i), 0),
+				   MRY_FLOW_PHASE_CMD, 0);
+	mry_flow_set_pressure(t, 90, 0);
+	mry_flow_expire(t, 0);
+	mry_flow_get_stats(t, &st);
+	cr_assert(le(u64, st.emergency_shortened, 4));
+	for (int i = 0; i < 16; i++)
+		mry_flow_expire(t, 0);
+	mry_flow_get_stats(t, &st);
+	cr_assert(eq(u64, st.emergency_shortened, 20));
+	mry_flow_table_destroy(t);
+}
+
+Test(flow, bad_emergency_settings_are_refused)
+{
+	struct mry_flow_config c = test_cfg(16);
+
+	c.emergency_high_pct = 50;
+	c.emergency_low_pct = 70;
+	cr_assert_null(mry_flow_table_create(mry_alloc_default(), &c, NULL, NULL));
+	c.emergency_low_pct = 40;
+	c.emergency_timeout_pct = 120;
+	cr_assert_null(mry_flow_table_create(mry_alloc_default(), &c, NULL, NULL));
+}
+
+Test(flow, names_of_phases_and_classes)
+{
+	cr_assert_str_eq(mry_flow_phase_name(MRY_FLOW_PHASE_DATA_INIT), "data_init");
+	cr_assert_str_eq(mry_flow_evict_class_name(MRY_FLOW_EVICT_DATA_SLOW), "data_slow");
+	cr_assert_str_eq(mry_flow_phase_name(MRY_FLOW_PHASE_MAX), "unknown");
 }

@@ -106,7 +106,7 @@
 	X(ENG, ipfrag, overlap_same, COUNTER, 0, ipfrag.overlap_same, "IP fragment overlaps with identical bytes") \
 	X(ENG, ipfrag, overlap_conflict, COUNTER, 0, ipfrag.overlap_conflict, "IP fragment overlaps with different bytes (evasion)") \
 	X(ENG, flow, created, COUNTER, 0, flow.created, "Flows created") \
-	X(ENG, flow, timeout_syn, COUNTER, 0, flow.timeouts[MRY_FLOW_PHASE_SYN], "Flows ended by the handshake deadline") \
+	X(ENG, flow, timeout_syn, COUNTER, 0, flow.timeouts[MRY_FLOW_PHASE_HALF_OPEN], "Flows ended by the handshake deadline") \
 	X(ENG, flow, timeout_cmd, COUNTER, 0, flow.timeouts[MRY_FLOW_PHASE_CMD], "Flows ended by the command-phase deadline") \
 	X(ENG, flow, timeout_data, COUNTER, 0, flow.timeouts[MRY_FLOW_PHASE_DATA], "Flows ended by the data-phase deadline") \
 	X(ENG, flow, timeout_closing, COUNTER, 0, flow.timeouts[MRY_FLOW_PHASE_CLOSING], "Flows ended after FIN or RST") \
@@ -114,6 +114,22 @@
 	X(ENG, flow, evicted_data, COUNTER, 0, flow.evicted_data, "Flows evicted with a message in progress") \
 	X(ENG, flow, table_full, COUNTER, 0, flow.table_full, "Flows not created: table full") \
 	X(ENG, flow, per_source_limit, COUNTER, 0, flow.per_source_limit, "Flows not created: source over its cap") \
+	X(ENG, flow, timeout_greeting, COUNTER, 0, flow.timeouts[MRY_FLOW_PHASE_GREETING], "Flows ended waiting for the server greeting") \
+	X(ENG, flow, timeout_data_init, COUNTER, 0, flow.timeouts[MRY_FLOW_PHASE_DATA_INIT], "Flows ended waiting for the reply to DATA/BDAT") \
+	X(ENG, flow, timeout_held, COUNTER, 0, flow.timeout_held, "Deadlines passed on held flows: re-armed, not ended") \
+	X(ENG, flow, timeout_data_slow, COUNTER, 0, flow.timeout_data_slow, "DATA flows ended by the minimum data rate") \
+	XA(ENG, flow_evicted, MRY_FLOW_EVICT_MAX, mry_flow_evict_class_name_u, COUNTER, flow.evicted, \
+	   "Flows evicted from this class") \
+	X(ENG, flow, half_open_full, COUNTER, 0, flow.half_open_full, "New flows that found the half-open budget full") \
+	X(ENG, flow, emergency_entered, COUNTER, 0, flow.emergency_entered, "Emergency mode entered") \
+	X(ENG, flow, emergency_exited, COUNTER, 0, flow.emergency_exited, "Emergency mode left") \
+	X(ENG, flow, emergency_shortened, COUNTER, 0, flow.emergency_shortened, "Armed deadlines shortened by emergency mode") \
+	XA(ENG, flow_open, MRY_FLOW_PHASE_MAX, mry_flow_phase_name_u, GAUGE, flow.open_by_phase, \
+	   "Open flows in this phase") \
+	X(ENG, flow, sources, GAUGE, 0, flow.sources, "Distinct client addresses with open flows") \
+	X(ENG, flow, half_open_budget, GAUGE, 0, flow.half_open_budget, "Half-open flow budget") \
+	X(ENG, flow, pressure_pct, GAUGE, 0, flow.pressure_pct, "Use of the fullest pool, percent") \
+	X(ENG, flow, emergency, GAUGE, 0, flow.emergency, "1 while in emergency mode") \
 	X(ENG, tcp_reasm, segments, COUNTER, 0, tcp_reasm.segments, "TCP segments taken by reassembly") \
 	X(ENG, tcp_reasm, out_of_order, COUNTER, 0, tcp_reasm.out_of_order, "TCP segments ahead of the stream") \
 	X(ENG, tcp_reasm, retransmit, COUNTER, 0, tcp_reasm.retransmit, "TCP segments wholly before the stream edge") \
@@ -133,6 +149,9 @@
 	X(ENG, mime, parts, COUNTER, 0, mime.parts, "MIME parts parsed") \
 	X(ENG, mime, bytes_decoded, COUNTER, 0, mime.bytes_decoded, "MIME bytes decoded") \
 	X(ENG, mime, pool_empty, COUNTER, 0, mime.pool_empty, "Messages without a MIME parser: pool empty") \
+	X(ENG, mime, preamble_spills, COUNTER, 0, mime.preamble_spills, "Multipart preambles longer than max_preamble, scanned as a text part at once") \
+	X(ENG, mime, encoded_msgs, COUNTER, 0, mime.encoded_msgs, "Encoded message/rfc822 bodies decoded and parsed as messages") \
+	X(ENG, mime, encoded_msg_no_parser, COUNTER, 0, mime.encoded_msg_no_parser, "Encoded message/rfc822 bodies left as one decoded leaf: no nested parser free") \
 	XA(ENG, mime, MRY_MIME_AN_MAX, mry_mime_anomaly_name, COUNTER, mime.anomalies, \
 	   "MIME anomalies of this kind") \
 	X(ENG, scan, messages, COUNTER, 0, scan.messages, "Messages scanned") \
@@ -251,6 +270,10 @@ struct mry_counters {
 #define MRY_COUNTER_DEFA_(srcid, snap, group, nb, fn, kind, field, help) \
 	{ #group, NULL, help, MRY_COUNTER_KIND_(kind), 0, srcid, nb, fn, \
 	  offsetof(snap, field) },
+
+/** Names of the flow table's eviction classes and phases, by index. */
+const char *mry_flow_evict_class_name_u(unsigned i);
+const char *mry_flow_phase_name_u(unsigned i);
 
 /** Name of engine-level evasion @i (< MRY_ENGINE_NB_EVASION). */
 const char *mry_engine_evasion_name(unsigned i);

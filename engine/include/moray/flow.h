@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Per-worker flow table keyed by a normalised 5-tuple (IPv4 and IPv6).
- * Capacity fixed at creation; per-phase idle deadlines on a timer wheel;
- * eviction when full takes the oldest idle pre-DATA flow first and a flow
- * with a message in progress only when nothing else is left (DESIGN.md,
- * "Why" 2). Per-source connection counts are exact because the dispatcher
+ * Capacity fixed at creation; a deadline per SMTP phase on a timer wheel
+ * (RFC 5321 §4.5.3.2 defaults, a minimum data rate in DATA); eviction under
+ * pressure in class order: half-open, idle pre-DATA, slow DATA, moving DATA
+ * last, the most-connected source first within a class; a half-open budget;
+ * per-source caps and top talkers; an emergency mode that shortens deadlines
+ * (DESIGN.md, "Floods"). Per-source counts are exact because the dispatcher
  * hashes the IP pair (DESIGN.md, "Worker choice").
  */
 #ifndef MORAY_FLOW_H
@@ -17,20 +19,45 @@
 #include "moray/decode.h"
 #include "moray/tcp_reasm.h"
 
-/* Timer class of a flow; each has its own idle deadline. */
+/*
+ * SMTP phase of a flow; each has its own deadline (RFC 5321 §4.5.3.2 gives
+ * the server-side minimums the defaults follow). How each deadline is armed:
+ *  - HALF_OPEN, GREETING, DATA_INIT, CLOSING: from phase entry; activity
+ *    (mry_flow_touch()) does not extend it, so retransmitted SYNs or bare
+ *    ACKs cannot keep a flow alive;
+ *  - CMD: per command, re-armed by mry_flow_rearm() when a complete command
+ *    line arrives, so a partial-line trickle cannot extend it;
+ *  - DATA: phase entry + data timeout, moved later by mry_flow_data_progress()
+ *    by nbytes / min_data_rate seconds, never past now + data timeout.
+ */
 enum mry_flow_phase {
-	MRY_FLOW_PHASE_SYN = 0,   /* handshake seen, no data yet */
-	MRY_FLOW_PHASE_CMD,       /* SMTP command phase (RFC 5321 §4.5.3.2: 5 min) */
-	MRY_FLOW_PHASE_DATA,      /* message in progress (RFC 5321: 3 min per block, 10 min after end) */
-	MRY_FLOW_PHASE_CLOSING,   /* FIN or RST seen */
+	MRY_FLOW_PHASE_HALF_OPEN = 0, /* SYN seen, no data yet (default 10 s) */
+	MRY_FLOW_PHASE_GREETING,  /* waiting for the server's 220 (5 min) */
+	MRY_FLOW_PHASE_CMD,       /* command phase, per command (5 min) */
+	MRY_FLOW_PHASE_DATA_INIT, /* DATA/BDAT sent, waiting for 354 (2 min) */
+	MRY_FLOW_PHASE_DATA,      /* message in progress, per data block (3 min) */
+	MRY_FLOW_PHASE_CLOSING,   /* FIN or RST seen (10 s) */
 	MRY_FLOW_PHASE_MAX,
 };
 
 enum mry_flow_end_reason {
 	MRY_FLOW_END_CLOSED = 0,  /* both FINs or RST, released by the engine */
-	MRY_FLOW_END_TIMEOUT,     /* idle deadline of its phase passed */
-	MRY_FLOW_END_EVICTED,     /* table full, this one was chosen */
+	MRY_FLOW_END_TIMEOUT,     /* deadline of its phase passed */
+	MRY_FLOW_END_EVICTED,     /* table or half-open budget full, this one was
+				   * chosen: mry_flow_evict_class() says why */
 	MRY_FLOW_END_SHUTDOWN,    /* table destroyed / flushed */
+};
+
+/*
+ * Eviction classes, in the order they are taken from under pressure. A
+ * flow with MRY_FLOW_F_HELD is in none of them.
+ */
+enum mry_flow_evict_class {
+	MRY_FLOW_EVICT_HALF_OPEN = 0, /* HALF_OPEN */
+	MRY_FLOW_EVICT_IDLE,          /* GREETING, CMD, DATA_INIT, CLOSING */
+	MRY_FLOW_EVICT_DATA_SLOW,     /* DATA, behind min_data_rate */
+	MRY_FLOW_EVICT_DATA_MOVING,   /* DATA, keeping up: a real message */
+	MRY_FLOW_EVICT_MAX,
 };
 
 /* flow flags */
@@ -67,24 +94,60 @@ struct mry_flow {
 	struct mry_tcp_stream stream[2];
 };
 
+/* Defaults (mry_flow_config_defaults()); why each is what it is in flow_table.c. */
+#define MRY_FLOW_MAX_DEFAULT              65536u
+#define MRY_FLOW_PER_SOURCE_DEFAULT       256u
+#define MRY_FLOW_MIN_DATA_RATE_DEFAULT    500u   /* bytes/s, Postfix smtpd_min_data_rate */
+#define MRY_FLOW_EMERGENCY_HIGH_DEFAULT   80u
+#define MRY_FLOW_EMERGENCY_LOW_DEFAULT    60u
+#define MRY_FLOW_EMERGENCY_TIMEOUT_DEFAULT 20u
+#define MRY_FLOW_EVICT_SAMPLE             8u     /* candidates looked at per eviction */
+#define MRY_FLOW_DATA_GRACE_NS            (5 * MRY_NS_PER_SEC)
+
+/*
+ * Zero in max_flows, max_half_open, timeout_ns[], expire_budget and the
+ * emergency percentages means "default". Zero in max_per_source (unlimited)
+ * and min_data_rate (DATA deadline idle-only) is a setting: their defaults
+ * come from mry_flow_config_defaults() or a NULL config.
+ */
 struct mry_flow_config {
 	uint32_t max_flows;                        /* default 65536 */
-	uint32_t max_per_source;                   /* 0 = unlimited; default 0 */
-	uint64_t timeout_ns[MRY_FLOW_PHASE_MAX];   /* defaults: SYN 30 s, CMD 300 s, DATA 600 s, CLOSING 10 s */
+	uint32_t max_per_source;                   /* flows not CLOSING; 0 = unlimited; default 256 */
+	uint64_t timeout_ns[MRY_FLOW_PHASE_MAX];   /* defaults: 10 s, 300 s, 300 s, 120 s, 180 s, 10 s */
 	uint32_t expire_budget;                    /* flows examined per expire call, default 64 */
+	uint32_t max_half_open;                    /* default max_flows / 4 (at least 1) */
+	uint32_t min_data_rate;                    /* bytes/s credited per DATA byte; 0 = idle-only; default 500 */
+	uint8_t emergency_high_pct;                /* enter at or above; default 80; > 100 disables */
+	uint8_t emergency_low_pct;                 /* leave below; default 60 */
+	uint8_t emergency_timeout_pct;             /* deadlines scaled to this share; default 20 */
+	uint8_t pad;
 };
 
 struct mry_flow_stats {
 	uint64_t created;
 	uint64_t closed;
 	uint64_t timeouts[MRY_FLOW_PHASE_MAX];
-	uint64_t evicted_pre_data;
-	uint64_t evicted_data;                     /* a message in progress was sacrificed */
+	uint64_t evicted_pre_data;                 /* evicted[HALF_OPEN] + evicted[IDLE] */
+	uint64_t evicted_data;                     /* evicted[DATA_SLOW] + evicted[DATA_MOVING] */
 	uint64_t table_full;                       /* no flow could be created */
 	uint64_t per_source_limit;                 /* creation refused: source over cap */
 	uint32_t active;
 	uint32_t capacity;
 	uint64_t timeout_held;                     /* deadline passed on a HELD flow: re-armed, not ended */
+	uint64_t evicted[MRY_FLOW_EVICT_MAX];      /* per eviction class */
+	uint64_t half_open_full;                   /* a new flow found the half-open budget full
+						    * and evicted the oldest half-open flow */
+	uint64_t timeout_data_slow;                /* DATA timeouts of flows active within the data
+						    * timeout: ended by min_data_rate, not idleness */
+	uint64_t emergency_entered;
+	uint64_t emergency_exited;
+	uint64_t emergency_shortened;              /* armed deadlines cut by emergency mode */
+	/* gauges are 64-bit so the counter table can read them (moray/counters.h) */
+	uint64_t open_by_phase[MRY_FLOW_PHASE_MAX]; /* gauge: open flows per phase (HELD included) */
+	uint64_t sources;                          /* gauge: distinct sources with open flows */
+	uint64_t half_open_budget;                 /* max_half_open in force */
+	uint64_t pressure_pct;                     /* gauge: max(last pressure given, flow use) */
+	uint64_t emergency;                        /* gauge: 1 while in emergency mode */
 };
 
 /*
@@ -118,7 +181,11 @@ struct mry_flow *mry_flow_lookup(struct mry_flow_table *t,
  * Insert a new flow (caller checked it is absent). When the table is full,
  * evicts per the eviction order (ending the victim through end_fn). Returns
  * NULL when the per-source cap refuses it or nothing can be evicted
- * (counted). The new flow is zeroed except key/hash/last_ns, phase SYN.
+ * (counted). The new flow is zeroed except key/hash/last_ns, phase
+ * HALF_OPEN. When max_half_open flows are half-open already, the oldest
+ * half-open flow (most-connected source first among the oldest
+ * MRY_FLOW_EVICT_SAMPLE) is evicted first, whatever room the table has:
+ * half-open flows never push out flows of another class.
  */
 struct mry_flow *mry_flow_create(struct mry_flow_table *t,
 				 const struct mry_flow_key *key, uint32_t hash,
@@ -143,11 +210,104 @@ struct mry_flow *mry_flow_create_client(struct mry_flow_table *t,
 void mry_flow_set_client(struct mry_flow_table *t, struct mry_flow *f,
 			 uint8_t client_side);
 
-/** Activity: refresh last_ns and the idle deadline. Fast-path safe. */
+/**
+ * Activity: refresh last_ns and the flow's place in its eviction class (least
+ * recently active first). Does not move any deadline (see enum
+ * mry_flow_phase). Fast-path safe.
+ */
 void mry_flow_touch(struct mry_flow_table *t, struct mry_flow *f, uint64_t now_ns);
-/** Change phase (re-arms the deadline with the phase's timeout). */
+
+/**
+ * mry_flow_touch() that also adds @nbytes (TCP payload) to the flow's bytes
+ * (summed per source by mry_flow_top_sources()). Fast-path safe: O(1), the
+ * same cache lines as mry_flow_touch().
+ */
+void mry_flow_touch_bytes(struct mry_flow_table *t, struct mry_flow *f,
+			  uint32_t nbytes, uint64_t now_ns);
+
+/**
+ * Change phase and arm the new phase's deadline from @now_ns (scaled while
+ * in emergency mode). Setting the phase the flow already has changes
+ * nothing (use mry_flow_rearm()). Entering DATA starts its rate clock and
+ * counts the flow in its source's data_flows; leaving DATA uncounts it.
+ */
 void mry_flow_set_phase(struct mry_flow_table *t, struct mry_flow *f,
 			enum mry_flow_phase phase, uint64_t now_ns);
+
+/**
+ * Arm the current phase's deadline again from @now_ns: the engine calls it
+ * when a complete command line arrives in CMD. Any phase is accepted.
+ */
+void mry_flow_rearm(struct mry_flow_table *t, struct mry_flow *f, uint64_t now_ns);
+
+/**
+ * Message bytes moved in DATA: the deadline moves later by
+ * @nbytes / min_data_rate seconds, never past @now_ns + data timeout
+ * (min_data_rate 0: straight to now + data timeout). A trickle below the
+ * rate therefore ends within about one data timeout of entering DATA; a
+ * transfer at or above it never times out while it moves. Ignored outside
+ * DATA (the bytes still count toward the flow's DATA rate only in DATA).
+ * Fast-path safe.
+ */
+void mry_flow_data_progress(struct mry_flow_table *t, struct mry_flow *f,
+			    uint64_t nbytes, uint64_t now_ns);
+
+/** Absolute deadline currently armed for @f (ns, same clock as now_ns). */
+uint64_t mry_flow_deadline(const struct mry_flow_table *t, const struct mry_flow *f);
+
+/**
+ * Class of the flow being evicted: valid inside end_fn called with
+ * MRY_FLOW_END_EVICTED (the last eviction's class otherwise).
+ */
+enum mry_flow_evict_class mry_flow_evict_class(const struct mry_flow_table *t);
+/** Stable lower-case name of a class ("half_open", "idle", "data_slow", "data_moving"). */
+const char *mry_flow_evict_class_name(enum mry_flow_evict_class c);
+/** Stable lower-case name of a phase ("half_open", "greeting", "cmd", "data_init", "data", "closing"). */
+const char *mry_flow_phase_name(enum mry_flow_phase p);
+
+/**
+ * Pool pressure in percent (the fullest pool the caller watches); the table
+ * takes the larger of it and its own flow use. At or above
+ * emergency_high_pct the table enters emergency mode: every deadline armed
+ * from then on is scaled to emergency_timeout_pct, and deadlines armed
+ * before are shortened the same way progressively (mry_flow_expire() walks
+ * expire_budget slots per call), so the whole table is cut within
+ * max_flows / expire_budget expire calls. Below emergency_low_pct it
+ * leaves: deadlines armed from then on are full again; ones already
+ * shortened stay so. Control or fast path: O(1).
+ */
+void mry_flow_set_pressure(struct mry_flow_table *t, uint32_t pct, uint64_t now_ns);
+/** True while in emergency mode. */
+bool mry_flow_emergency(const struct mry_flow_table *t);
+
+enum mry_flow_top_key {
+	MRY_FLOW_TOP_FLOWS = 0,    /* open flows */
+	MRY_FLOW_TOP_DATA_FLOWS,   /* open flows in DATA (messages in progress) */
+	MRY_FLOW_TOP_BYTES,        /* payload bytes of open flows */
+};
+
+struct mry_flow_source {
+	uint8_t addr[16];          /* 4 bytes used for IPv4 */
+	uint8_t ip_version;
+	uint32_t flows;            /* open flows not in CLOSING (the per-source count) */
+	uint32_t data_flows;       /* flows in DATA: messages in progress */
+	uint64_t bytes;            /* payload bytes of its open flows, CLOSING included */
+};
+
+/**
+ * The top @n sources by @key, highest first (ties: more flows, then lower
+ * address), into @out. Returns how many were written (at most @n, at most
+ * the number of sources). Control path, on the table's own thread (it sums
+ * per-flow bytes into the source entries): O(max_flows + sources x n), no
+ * allocation.
+ */
+uint32_t mry_flow_top_sources(struct mry_flow_table *t,
+			      enum mry_flow_top_key key, uint32_t n,
+			      struct mry_flow_source *out);
+
+/** Fill @cfg with every default (max_per_source 256, min_data_rate 500 ...). */
+void mry_flow_config_defaults(struct mry_flow_config *cfg);
+
 /** Remove and free without calling end_fn (the engine already cleaned up). */
 void mry_flow_release(struct mry_flow_table *t, struct mry_flow *f);
 
@@ -171,7 +331,8 @@ void mry_flow_expire(struct mry_flow_table *t, uint64_t now_ns);
 uint64_t mry_flow_next_deadline(const struct mry_flow_table *t);
 
 /**
- * Current connection count from one source address: the client's address
+ * Current connection count from one source address (flows not in CLOSING:
+ * what max_per_source compares with): the client's address
  * for flows created with mry_flow_create_client() or given
  * mry_flow_set_client(), else the side-0 (lower) address. @addr is 4 bytes
  * for IPv4, 16 for IPv6.
