@@ -19,6 +19,7 @@
 #include <rte_ring.h>
 
 #include "moray/engine.h"
+#include "moray/flow.h"
 #include "moray/sigdb.h"
 
 #define APP_MAX_PORTS 32
@@ -29,6 +30,8 @@
 #define APP_LINEAR_BUF 65536          /* multi-segment frames copied here */
 #define APP_LOG_ELEM 64               /* verdict-log ring element, bytes */
 #define APP_LOG_MAX_EVENT (APP_LINEAR_BUF - 4)
+#define APP_TOP_MAX 32                /* top sources a worker publishes per key */
+#define APP_TOP_KEYS 3                /* enum mry_flow_top_key: flows, data flows, bytes */
 
 enum app_dispatch {
 	APP_DISPATCH_AUTO = 0,
@@ -93,6 +96,13 @@ struct app_snapshot {
 	struct mry_counters eng;
 };
 
+/* A worker's top sources by each key (one of its two published buffers). */
+struct app_top {
+	uint64_t ns;                                    /* when it was taken */
+	uint32_t nb[APP_TOP_KEYS];
+	struct mry_flow_source src[APP_TOP_KEYS][APP_TOP_MAX];
+};
+
 /* One tx destination per port for a worker or rx lcore. */
 struct app_txq {
 	struct rte_eth_dev_tx_buffer *buf;
@@ -114,6 +124,9 @@ struct app_worker {
 	uint32_t nb_ret_pending[APP_MAX_RX_LCORES];
 	struct app_worker_stats st;                 /* worker-private, live */
 	struct app_snapshot snap MRY_CACHE_ALIGNED; /* published copy */
+	/* top sources, once a second: top[gen & 1] is the latest complete one */
+	struct app_top top[2];
+	volatile uint32_t top_gen;                  /* 0: none yet */
 	volatile int ready;                         /* 1: engine up, -1: failed */
 	volatile bool drained;                      /* in rings empty after stop */
 	volatile bool done;
@@ -292,6 +305,8 @@ int app_worker_setup(struct app *a, char *err, size_t errlen);
 int app_worker_main(void *arg);
 void app_worker_snapshot_read(const struct app_worker *w, struct app_worker_stats *st,
 			      struct mry_counters *eng);
+/** The worker's latest top sources; false when it has published none yet. */
+bool app_worker_top_read(const struct app_worker *w, struct app_top *out);
 
 /* verdict_log.c */
 struct rte_ring *app_log_ring_create(unsigned worker, int socket);

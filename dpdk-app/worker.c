@@ -29,6 +29,7 @@
 #define TX_DRAIN_US 100
 #define TICK_US 1000
 #define SNAPSHOT_US 50000
+#define TOP_US 1000000
 #define IDLE_YIELD_POLLS 1024
 
 static void *eal_alloc(void *ctx, size_t size, size_t align)
@@ -215,6 +216,42 @@ void app_worker_snapshot_read(const struct app_worker *w, struct app_worker_stat
 }
 
 /*
+ * Top sources of this worker's flow table, into the buffer readers are not
+ * reading (the flow table is the worker's own: nobody else may walk it).
+ */
+static void publish_top(struct app_worker *w, uint64_t now)
+{
+	uint32_t g = w->top_gen;
+	struct app_top *t = &w->top[(g + 1) & 1];
+	unsigned k;
+
+	t->ns = now;
+	for (k = 0; k < APP_TOP_KEYS; k++)
+		t->nb[k] = mry_engine_top_sources(w->engine, (enum mry_flow_top_key)k,
+						  APP_TOP_MAX, t->src[k]);
+	__atomic_store_n(&w->top_gen, g + 1, __ATOMIC_RELEASE);
+}
+
+/*
+ * The buffer of generation g is rewritten only while the worker prepares
+ * generation g + 2, i.e. after it has published g + 1: a copy is whole
+ * when the generation has not moved meanwhile.
+ */
+bool app_worker_top_read(const struct app_worker *w, struct app_top *out)
+{
+	uint32_t g;
+
+	do {
+		g = __atomic_load_n(&w->top_gen, __ATOMIC_ACQUIRE);
+		if (g == 0)
+			return false;
+		memcpy(out, &w->top[g & 1], sizeof(*out));
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	} while (__atomic_load_n(&w->top_gen, __ATOMIC_RELAXED) != g);
+	return true;
+}
+
+/*
  * Allocates the worker contexts, their tx buffers and log rings; the
  * engines are created on the worker lcores themselves (per-thread state).
  */
@@ -273,7 +310,7 @@ int app_worker_main(void *arg)
 	const uint64_t us = (rte_get_tsc_hz() + 999999) / 1000000;
 	const uint32_t burst = a->opt.burst;
 	struct rte_mbuf *pkts[APP_MAX_BURST];
-	uint64_t last_drain, last_tick, last_snap, now;
+	uint64_t last_drain, last_tick, last_snap, last_top, now;
 	struct mry_alloc alloc = {
 		.alloc = eal_alloc, .free = eal_free,
 		.ctx = (void *)(intptr_t)w->socket, .socket = w->socket,
@@ -292,7 +329,7 @@ int app_worker_main(void *arg)
 	while (__atomic_load_n(&a->phase, __ATOMIC_ACQUIRE) == APP_PHASE_INIT)
 		rte_pause();
 
-	last_drain = last_tick = last_snap = rte_rdtsc();
+	last_drain = last_tick = last_snap = last_top = rte_rdtsc();
 	while (__atomic_load_n(&a->phase, __ATOMIC_ACQUIRE) < APP_PHASE_SHUTDOWN) {
 		unsigned got = 0;
 		uint64_t tsc;
@@ -346,6 +383,10 @@ int app_worker_main(void *arg)
 		if (tsc - last_snap > SNAPSHOT_US * us) {
 			publish(w);
 			last_snap = tsc;
+		}
+		if (tsc - last_top > TOP_US * us) {
+			publish_top(w, app_now_ns());
+			last_top = tsc;
 		}
 		rte_rcu_qsbr_quiescent(a->qsv, w->id);
 	}

@@ -49,9 +49,10 @@ PREFIX=mryfb$ID
 TMP=$(mktemp -d /tmp/moray-floodbench.XXXXXX)
 MORAY_PID=
 SINK_PID=
+FLOOD_PIDS=
 cleanup() {
 	set +e
-	pkill -f "floodclient.py --server" 2>/dev/null
+	for p in $FLOOD_PIDS; do kill "$p" 2>/dev/null; done
 	[ -n "$MORAY_PID" ] && { kill -INT "$MORAY_PID"; wait "$MORAY_PID"; }
 	[ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null
 	netns_down
@@ -105,6 +106,7 @@ for n in $SIZES; do
 		--sources $list --conns $((n / 2)) --mode data --gap 5 --duration $dur --rate 2000" \
 		>"$TMP/fd.$n.json" 2>&1 &
 	fd=$!
+	FLOOD_PIDS="$fi $fd"
 	sleep $(( 3 + n / 1500 ))
 	secs=$(legit)
 	rss=$(pid_rss)
