@@ -421,7 +421,7 @@ def case_forward_2w(tmp):
 
 def large_capture(tmp):
     """Eight sessions from distinct clients (both workers get some), each a
-    40 kB message in 300-byte segments, interleaved: about 1,500 frames, far
+    40 kB message in 300-byte segments, interleaved: 1,360 frames, far
     more than a 64-entry ring. Returns (pcap path, expected messages)."""
     import mkpcap
     out = os.path.join(tmp, "large")
