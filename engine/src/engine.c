@@ -54,7 +54,8 @@ void mry_engine_config_defaults(struct mry_engine_config *cfg)
 	cfg->hold_timeout_ns = 240 * MRY_NS_PER_SEC;
 	cfg->hold_store_bytes = 256ULL << 20;
 	cfg->hold_max_msgs = 4096;
-	cfg->max_msgs = 4096;
+	cfg->max_msgs = 0;              /* derived: max-flows / 16 */
+	cfg->shed_log_interval_ns = 10 * MRY_NS_PER_SEC;
 	mry_flow_config_defaults(&cfg->flow);
 	cfg->max_frame = 1518 + 8;      /* 1500-byte MTU, Ethernet + QinQ */
 }
@@ -607,9 +608,26 @@ struct mry_engine *mry_engine_create(const struct mry_alloc *a,
 	e->io_ctx = io_ctx;
 	for (i = 0; i < cfg->nb_smtp_ports; i++)
 		e->smtp_ports[cfg->smtp_ports[i] >> 3] |= (uint8_t)(1u << (cfg->smtp_ports[i] & 7u));
+	if (e->cfg.flow.max_flows == 0)
+		e->cfg.flow.max_flows = MRY_FLOW_MAX_DEFAULT;
+	/*
+	 * Messages in progress: one per 16 flows (4096 at the default table).
+	 * One per flow would cost 52 KB x max-flows (envelope + MIME parser),
+	 * 3.3 GiB per worker at 65536 flows, which hugepage memory cannot
+	 * give; a flow that finds no slot is answered 451 4.3.2 and counted.
+	 */
 	if (e->cfg.max_msgs == 0)
-		e->cfg.max_msgs = 4096;
+		e->cfg.max_msgs = MRY_MIN(e->cfg.flow.max_flows,
+					  MRY_MAX(e->cfg.flow.max_flows / 16u, 64u));
+	if (e->cfg.smtp.envelope_pool_count == 0)
+		e->cfg.smtp.envelope_pool_count = e->cfg.max_msgs;
+	if (e->cfg.mime.pool_count == 0)
+		e->cfg.mime.pool_count = e->cfg.max_msgs;
+	if (e->cfg.shed_log_interval_ns == 0)
+		e->cfg.shed_log_interval_ns = 10 * MRY_NS_PER_SEC;
+	cfg = &e->cfg;
 	chunks = (uint32_t)MRY_MIN(e->cfg.hold_store_bytes / HOLD_CHUNK, (uint64_t)UINT32_MAX);
+	mry_pool_registry_set(&e->pools);
 	e->frag = mry_ipfrag_create(a, &cfg->ipfrag);
 	e->flows = mry_flow_table_create(a, &cfg->flow, flow_end, e);
 	e->reasm = mry_reasm_create(a, &cfg->reasm);
@@ -621,6 +639,7 @@ struct mry_engine *mry_engine_create(const struct mry_alloc *a,
 	e->msg_pool = mry_pool_create(a, "message", sizeof(struct msg), e->cfg.max_msgs);
 	e->chunk_pool = chunks > 0 ? mry_pool_create_ex(a, "hold", HOLD_CHUNK, chunks,
 							       sizeof(struct hold_chunk)) : NULL;
+	mry_pool_registry_set(NULL);
 	if (e->frag == NULL || e->flows == NULL || e->reasm == NULL || e->smtp == NULL ||
 	    e->mime == NULL || e->scanner == NULL || e->sess_pool == NULL ||
 	    e->msg_pool == NULL || (chunks > 0 && e->chunk_pool == NULL)) {
@@ -648,6 +667,27 @@ void mry_engine_destroy(struct mry_engine *e, uint64_t now_ns)
 	mry_reasm_destroy(e->reasm);
 	mry_ipfrag_destroy(e->frag);
 	mry_free(e->a, e);
+}
+
+void mry_engine_set_blocklist(struct mry_engine *e, const struct mry_blocklist *bl)
+{
+	e->blocklist = bl;
+}
+
+void mry_engine_pool_report(const struct mry_engine *e,
+			    void (*fn)(void *ctx, const char *name, uint64_t count,
+				       uint64_t bytes),
+			    void *ctx)
+{
+	uint64_t nf = e->cfg.flow.max_flows;
+
+	fn(ctx, "flows", nf, nf * mry_flow_table_bytes_per_flow(e->flows));
+	for (unsigned i = 0; i < e->pools.nb; i++) {
+		const struct mry_pool *p = e->pools.pool[i];
+
+		fn(ctx, mry_pool_name(p), mry_pool_count(p),
+		   (uint64_t)mry_pool_count(p) * mry_pool_obj_bytes(p));
+	}
 }
 
 size_t mry_engine_conn_bytes(const struct mry_engine *e)

@@ -62,9 +62,45 @@ int mry_engine_config_check(const struct mry_engine_config *c,
 			 "can be used", db->max_age_s, MRY_ENGINE_DB_MAX_AGE_MIN_S);
 		return -EINVAL;
 	}
-	if (c->hold_max_msgs == 0 || c->max_msgs == 0) {
-		snprintf(why, len, "message limits must be at least 1 (hold ring %u, "
-			 "in progress %u)", c->hold_max_msgs, c->max_msgs);
+	if (c->hold_max_msgs == 0) {
+		snprintf(why, len, "message limits must be at least 1 (hold ring %u)",
+			 c->hold_max_msgs);
+		return -EINVAL;
+	}
+	if (c->max_msgs > MRY_ENGINE_MAX_FLOWS_MAX) {
+		snprintf(why, len, "--max-msgs %u: allowed 1 to %u", c->max_msgs,
+			 MRY_ENGINE_MAX_FLOWS_MAX);
+		return -EINVAL;
+	}
+	if (c->flow.max_half_open > c->flow.max_flows) {
+		snprintf(why, len, "--max-half-open %u: at most --max-flows (%u)",
+			 c->flow.max_half_open, c->flow.max_flows);
+		return -EINVAL;
+	}
+	for (unsigned p = 0; p < MRY_FLOW_PHASE_MAX; p++) {
+		static const char *const opt[MRY_FLOW_PHASE_MAX] = {
+			"timeout-half-open", "timeout-greeting", "timeout-cmd",
+			"timeout-data-init", "timeout-data", "timeout-closing",
+		};
+		uint64_t t = c->flow.timeout_ns[p];
+
+		if (t != 0 && (t < MRY_NS_PER_SEC || t > 3600 * MRY_NS_PER_SEC)) {
+			snprintf(why, len, "--%s %" PRIu64 ": allowed 1 to 3600 seconds",
+				 opt[p], (uint64_t)(t / MRY_NS_PER_SEC));
+			return -EINVAL;
+		}
+	}
+	if (c->flow.emergency_high_pct > 100 || c->flow.emergency_timeout_pct > 100 ||
+	    (c->flow.emergency_low_pct != 0 &&
+	     c->flow.emergency_low_pct >= c->flow.emergency_high_pct)) {
+		snprintf(why, len, "--emergency-high %u, --emergency-low %u, "
+			 "--emergency-timeout-pct %u: percentages up to 100, low below high",
+			 c->flow.emergency_high_pct, c->flow.emergency_low_pct,
+			 c->flow.emergency_timeout_pct);
+		return -EINVAL;
+	}
+	if (c->shed_log_interval_ns != 0 && c->shed_log_interval_ns < MRY_NS_PER_SEC) {
+		snprintf(why, len, "--shed-log-interval: at least 1 second");
 		return -EINVAL;
 	}
 	return 0;

@@ -145,6 +145,8 @@ struct mry_engine {
 	struct mry_pool *sess_pool;
 	struct mry_pool *msg_pool;
 	struct mry_pool *chunk_pool;
+	struct mry_pool_registry pools;
+	const struct mry_blocklist *blocklist;  /* owned by the host */  /* every pool of the engine's modules */
 	struct msg *hold_head;
 	struct msg *hold_tail;
 	uint64_t prepared_gen;

@@ -31,6 +31,28 @@ struct mry_pool {
 	struct mry_pool_stats st;
 };
 
+static _Thread_local struct mry_pool_registry *registry;
+
+void mry_pool_registry_set(struct mry_pool_registry *r)
+{
+	registry = r;
+}
+
+const char *mry_pool_name(const struct mry_pool *p)
+{
+	return p->name;
+}
+
+size_t mry_pool_obj_bytes(const struct mry_pool *p)
+{
+	return p->obj_size;
+}
+
+uint32_t mry_pool_count(const struct mry_pool *p)
+{
+	return p->count;
+}
+
 struct mry_pool *mry_pool_create(const struct mry_alloc *a, const char *name,
 				 size_t obj_size, uint32_t count)
 {
@@ -71,6 +93,8 @@ struct mry_pool *mry_pool_create_ex(const struct mry_alloc *a, const char *name,
 	p->fresh = 0;
 	p->st.capacity = count;
 	p->st.obj_size = (uint32_t)obj_size;
+	if (registry != NULL && registry->nb < MRY_POOL_REGISTRY_MAX)
+		registry->pool[registry->nb++] = p;
 	return p;
 fail:
 	mry_log(MRY_LOG_ERR, "pool", "pool %s: cannot allocate %u x %zu bytes",

@@ -22,6 +22,7 @@
 #include <hs.h>
 #include <pcap/pcap.h>
 
+#include "moray/blocklist.h"
 #include "moray/common.h"
 #include "moray/counters.h"
 #include "moray/decode.h"
@@ -87,11 +88,13 @@ static void usage(FILE *f)
 	      "  --tcp-csum on|off|auto  verify IP/TCP checksums (default auto: a kind that\n"
 	      "                          fails in a file's first 1000 packets is not verified)\n"
 	      "  --no-tcp-csum           same as --tcp-csum off\n"
-	      "  --max-flows N           flow table capacity (default 65536)\n"
+	      "  --blocklist FILE        source prefixes refused (one CIDR a line, # comments)\n"
 	      "  --quiet                 no counter summary on stderr\n"
 	      "  --stats-json FILE       every counter at exit, one JSON object {group: {name: value}}\n"
 	      "  --metrics-file FILE     every counter at exit, Prometheus text format\n"
-	      "  --version, --help\n", f);
+	      "  --version, --help\n"
+	      "flood defences (the same options as moray's):\n", f);
+	mry_engine_option_usage(f);
 }
 
 static int parse_ports(const char *s, struct mry_engine_config *cfg)
@@ -619,10 +622,17 @@ static int write_counters(const struct mry_engine *e, bool quiet, const char *js
 	return rc;
 }
 
+static void print_pool(void *ctx, const char *name, uint64_t count, uint64_t bytes)
+{
+	(void)ctx;
+	fprintf(stderr, "moray-scan: pool %s %" PRIu64 " x %" PRIu64 " B = %.1f MiB\n", name,
+		count, count != 0 ? bytes / count : 0, (double)bytes / (1024.0 * 1024.0));
+}
+
 enum {
 	OPT_DB = 256, OPT_DB_AT, OPT_DB_PUBKEY, OPT_DB_POLICY, OPT_DB_MAX_AGE,
 	OPT_HOLD_TIMEOUT, OPT_HOLD_STORE, OPT_SMTP_PORTS, OPT_LOG, OPT_DUMP_STREAMS,
-	OPT_DUMP_MESSAGES, OPT_DUMP_PARTS, OPT_OUT_PCAP, OPT_NO_CSUM, OPT_MAX_FLOWS,
+	OPT_DUMP_MESSAGES, OPT_DUMP_PARTS, OPT_OUT_PCAP, OPT_NO_CSUM, OPT_ENGINE, OPT_BLOCKLIST,
 	OPT_QUIET, OPT_VERSION, OPT_HELP, OPT_TCP_CSUM, OPT_STATS_JSON, OPT_METRICS_FILE,
 };
 
@@ -642,7 +652,23 @@ static const struct option longopts[] = {
 	{ "out-pcap", required_argument, NULL, OPT_OUT_PCAP },
 	{ "no-tcp-csum", no_argument, NULL, OPT_NO_CSUM },
 	{ "tcp-csum", required_argument, NULL, OPT_TCP_CSUM },
-	{ "max-flows", required_argument, NULL, OPT_MAX_FLOWS },
+	/* the engine's flood options (engine_opts.c): one parser for both hosts */
+	{ "max-flows", required_argument, NULL, OPT_ENGINE },
+	{ "max-half-open", required_argument, NULL, OPT_ENGINE },
+	{ "max-per-source", required_argument, NULL, OPT_ENGINE },
+	{ "max-msgs", required_argument, NULL, OPT_ENGINE },
+	{ "timeout-half-open", required_argument, NULL, OPT_ENGINE },
+	{ "timeout-greeting", required_argument, NULL, OPT_ENGINE },
+	{ "timeout-cmd", required_argument, NULL, OPT_ENGINE },
+	{ "timeout-data-init", required_argument, NULL, OPT_ENGINE },
+	{ "timeout-data", required_argument, NULL, OPT_ENGINE },
+	{ "min-data-rate", required_argument, NULL, OPT_ENGINE },
+	{ "timeout-closing", required_argument, NULL, OPT_ENGINE },
+	{ "emergency-high", required_argument, NULL, OPT_ENGINE },
+	{ "emergency-low", required_argument, NULL, OPT_ENGINE },
+	{ "emergency-timeout-pct", required_argument, NULL, OPT_ENGINE },
+	{ "shed-log-interval", required_argument, NULL, OPT_ENGINE },
+	{ "blocklist", required_argument, NULL, OPT_BLOCKLIST },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "stats-json", required_argument, NULL, OPT_STATS_JSON },
 	{ "metrics-file", required_argument, NULL, OPT_METRICS_FILE },
@@ -675,7 +701,9 @@ int main(int argc, char **argv)
 	char why[256];
 	bool have_key = false, quiet = false, first = true;
 	uint64_t t0 = 0, now = 0, clock = 0, v;
-	int opt, rc = 0, i, csum_mode = 2;
+	int opt, optidx = 0, rc = 0, i, csum_mode = 2;
+	const char *blocklist_path = NULL;
+	struct mry_blocklist *blocklist = NULL;
 	char errbuf[PCAP_ERRBUF_SIZE];
 
 	mry_engine_config_defaults(&cfg);
@@ -693,7 +721,7 @@ int main(int argc, char **argv)
 				sc.max_open = (unsigned)MRY_MIN(rl.rlim_cur - 32, (rlim_t)16384);
 		}
 	}
-	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "", longopts, &optidx)) != -1) {
 		switch (opt) {
 		case OPT_DB:
 			db = optarg;
@@ -792,12 +820,15 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case OPT_MAX_FLOWS:
-			if (mry_parse_u64(optarg, 1, 1u << 26, false, &v) != 0) {
-				fprintf(stderr, "moray-scan: --max-flows: 1..%u\n", 1u << 26);
+		case OPT_ENGINE:
+			if (mry_engine_option_set(&cfg, longopts[optidx].name, optarg, why,
+						  sizeof(why)) != 0) {
+				fprintf(stderr, "moray-scan: %s\n", why);
 				return 2;
 			}
-			cfg.flow.max_flows = (uint32_t)v;
+			break;
+		case OPT_BLOCKLIST:
+			blocklist_path = optarg;
 			break;
 		case OPT_QUIET:
 			quiet = true;
@@ -890,6 +921,18 @@ int main(int argc, char **argv)
 		fprintf(stderr, "moray-scan: cannot create the engine (see log above)\n");
 		rc = 2;
 		goto out;
+	}
+	if (!quiet)
+		mry_engine_pool_report(e, print_pool, NULL);
+	if (blocklist_path != NULL) {
+		blocklist = mry_blocklist_load_file(mry_alloc_default(), blocklist_path, why,
+						    sizeof(why));
+		if (blocklist == NULL) {
+			fprintf(stderr, "moray-scan: --blocklist %s: %s\n", blocklist_path, why);
+			rc = 2;
+			goto out;
+		}
+		mry_engine_set_blocklist(e, blocklist);
 	}
 
 	for (i = optind; i < argc; i++) {
@@ -1007,6 +1050,7 @@ out:
 		sc.io_errors++;
 	else if (sc.log == stdout)
 		fflush(stdout);
+	mry_blocklist_free(blocklist);
 	mry_sigdb_ctl_destroy(sc.ctl);   /* drops the active generation's reference */
 	if (sc.io_errors > 0) {
 		fprintf(stderr, "moray-scan: %d output errors\n", sc.io_errors);

@@ -175,6 +175,20 @@ void *mry_pool_get(struct mry_pool *p);
 /** Return @obj (from this pool; NULL ignored). Fast-path safe. */
 void mry_pool_put(struct mry_pool *p, void *obj);
 void mry_pool_get_stats(const struct mry_pool *p, struct mry_pool_stats *st);
+/* Pools created on this thread while a registry is set are listed in it
+ * (the engine collects its modules' pools for its start-up report). */
+#define MRY_POOL_REGISTRY_MAX 32
+struct mry_pool_registry {
+	const struct mry_pool *pool[MRY_POOL_REGISTRY_MAX];
+	unsigned nb;
+};
+/** Start (@r) or stop (NULL) listing the pools this thread creates. */
+void mry_pool_registry_set(struct mry_pool_registry *r);
+/** Name and object size with overhead (what one object costs). */
+const char *mry_pool_name(const struct mry_pool *p);
+size_t mry_pool_obj_bytes(const struct mry_pool *p);
+uint32_t mry_pool_count(const struct mry_pool *p);
+
 /** Debug: fail every @nth get() (0 = off), to reach "pool empty" paths. */
 void mry_pool_debug_fail_every(struct mry_pool *p, uint32_t nth);
 

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "moray/common.h"
 #include "moray/counters.h"
@@ -87,7 +88,11 @@ struct mry_engine_config {
 	uint64_t hold_timeout_ns;        /* default 240 s */
 	uint64_t hold_store_bytes;       /* default 256 MiB */
 	uint32_t hold_max_msgs;          /* hold ring entries, default 4096 */
-	uint32_t max_msgs;               /* messages in progress per worker, default 4096 */
+	uint32_t max_msgs;               /* messages in progress per worker; 0 (default):
+					  * max_flows / 16, at least 64 (memory: see
+					  * mry_engine_create). The envelope, MIME parser
+					  * and scan-stream pools derive from it */
+	uint64_t shed_log_interval_ns;   /* aggregation interval of "shed" events, default 10 s */
 	struct mry_flow_config flow;
 	struct mry_reasm_config reasm;
 	struct mry_smtp_config smtp;
@@ -121,6 +126,29 @@ void mry_engine_config_defaults(struct mry_engine_config *cfg);
  */
 int mry_engine_config_check(const struct mry_engine_config *cfg,
 			    const struct mry_sigdb_ctl_config *db, char *why, size_t len);
+
+/*
+ * The flood options both binaries take (FLOOD-SPEC: the same names in moray,
+ * moray-scan and --config keys): max-flows, max-half-open, max-per-source,
+ * max-msgs, timeout-half-open, timeout-greeting, timeout-cmd,
+ * timeout-data-init, timeout-data, min-data-rate, timeout-closing,
+ * emergency-high, emergency-low, emergency-timeout-pct, shed-log-interval.
+ * (--blocklist FILE is loaded by each host: mry_blocklist_load_file() and
+ * mry_engine_set_blocklist().)
+ */
+
+/**
+ * Set engine option @name (without leading dashes) from @value.
+ * @return 0 when set, -ENOENT when @name is not an engine option (the host
+ * tries its own), -EINVAL with one line in @why naming the option and its
+ * allowed range when @value is not valid.
+ */
+int mry_engine_option_set(struct mry_engine_config *cfg, const char *name,
+			  const char *value, char *why, size_t len);
+/** True when @name (without dashes) is an engine option taking a value. */
+bool mry_engine_option_known(const char *name);
+/** Usage lines of the engine options ("  --max-flows N  ...\n"), each with its default. */
+void mry_engine_option_usage(FILE *out);
 
 /* struct mry_engine_stats: generated from the counter table, moray/counters.h. */
 
@@ -180,5 +208,26 @@ uint32_t mry_engine_top_sources(struct mry_engine *e, enum mry_flow_top_key key,
  * in progress add a message context, MIME parser and scan streams).
  */
 size_t mry_engine_conn_bytes(const struct mry_engine *e);
+
+/**
+ * Each fixed pool of the engine: @fn gets its name, its object count and the
+ * bytes it takes (count x size with overhead). Hosts print one line each:
+ * "pool <name> <count> x <size> B = <MiB> MiB".
+ */
+void mry_engine_pool_report(const struct mry_engine *e,
+			    void (*fn)(void *ctx, const char *name, uint64_t count,
+				       uint64_t bytes),
+			    void *ctx);
+
+struct mry_blocklist;
+
+/**
+ * Source prefixes refused from now on (NULL: none). New connections from a
+ * matching client address are refused (RST to the client, never forwarded);
+ * open flows from it are shed (a bounded number per mry_engine_tick()). The
+ * caller keeps @bl alive and unchanged until the next call (the app
+ * publishes it through RCU). Worker thread.
+ */
+void mry_engine_set_blocklist(struct mry_engine *e, const struct mry_blocklist *bl);
 
 #endif /* MORAY_ENGINE_H */
