@@ -53,6 +53,7 @@ struct app_options {
 	uint16_t smtp_ports[MRY_ENGINE_MAX_SMTP_PORTS];
 	uint8_t nb_smtp_ports;
 	uint32_t max_flows;             /* total, split evenly between workers */
+	struct mry_engine_config eng;   /* engine options (per worker): mry_engine_option_set() */
 	uint32_t reasm_segments;        /* out-of-order segment buffers, total */
 	char log_path[1024];
 	enum mry_encrypted_policy encrypted;
@@ -64,6 +65,7 @@ struct app_options {
 	uint64_t idle_exit_s;           /* 0: off */
 	uint64_t stats_interval_s;      /* 0: off */
 	char metrics_path[1024];        /* Prometheus text file, "" : off */
+	char blocklist_path[1024];      /* --blocklist, "": none */
 	uint32_t ring_size;
 	uint32_t nb_mbufs;              /* 0: computed */
 	uint16_t nb_rxd;
@@ -127,6 +129,7 @@ struct app_worker {
 	/* top sources, once a second: top[gen & 1] is the latest complete one */
 	struct app_top top[2];
 	volatile uint32_t top_gen;                  /* 0: none yet */
+	const struct mry_blocklist *bl;             /* the list its engine uses */
 	volatile int ready;                         /* 1: engine up, -1: failed */
 	volatile bool drained;                      /* in rings empty after stop */
 	volatile bool done;
@@ -250,6 +253,7 @@ struct app {
 	struct mry_sigdb_ctl *ctl;
 	struct rte_rcu_qsbr *qsv;
 	struct mry_engine_config ecfg;
+	struct mry_blocklist *blocklist;   /* published list (RCU); blocklist.c owns it */
 	volatile int phase;             /* enum app_phase */
 	uint64_t tsc_hz;
 	uint64_t tsc0;
@@ -346,6 +350,22 @@ void app_counters_srcs(struct mry_counter_src srcs[APP_SRC_MAX], const struct ap
 		       unsigned nb_ports);
 /** Rewrites --metrics-file atomically; 0 or a negative errno (0 when off). */
 int app_counters_write_metrics(struct app *a);
+
+/* blocklist.c: the runtime blocklist, owned by the control side */
+struct mry_blocklist_entry;
+/** Loads --blocklist (if any); -EINVAL after printing the file's error. */
+int app_blocklist_start(struct app *a);
+/** Once a second (main lcore): file change, expiry, reclamation, events. */
+void app_blocklist_poll(struct app *a);
+/** After the workers are done: frees every list. */
+void app_blocklist_stop(struct app *a);
+/** Telemetry: block @prefix (not NUL-terminated), @seconds 0 = until unblocked. */
+int app_blocklist_block(struct app *a, const char *prefix, size_t len, uint64_t seconds,
+			char *err, size_t errlen);
+int app_blocklist_unblock(struct app *a, const char *prefix, size_t len,
+			  char *err, size_t errlen);
+/** Copies up to @max entries of the current list; *total: its size. */
+size_t app_blocklist_list(struct mry_blocklist_entry *out, size_t max, size_t *total);
 
 /* telemetry.c */
 int app_telemetry_register(void);

@@ -4,7 +4,8 @@
  * run on DPDK's telemetry thread and only read published copies: each
  * worker's seqlock snapshot, the rx lcores' single-writer counters, and the
  * main lcore's control snapshot, each worker's top-sources double buffer.
- * Nothing here touches a worker's engine.
+ * Nothing here touches a worker's engine; block/unblock go through
+ * blocklist.c, which publishes a new list to the workers.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <rte_telemetry.h>
 
 #include "app.h"
+#include "moray/blocklist.h"
 
 #define D_U64(d, k, v) rte_tel_data_add_dict_u64((d), (k), (uint64_t)(v))
 
@@ -373,7 +375,9 @@ static int cmd_flows(const char *cmd, const char *params, struct rte_tel_data *d
 	if (pools == NULL)
 		return 0;
 	rte_tel_data_start_dict(pools);
-	msgs_cap = ec->max_msgs != 0 ? ec->max_msgs : ec->flow.max_flows;
+	/* max-msgs 0: what mry_engine_create() derives (max-flows/16, 64..max-flows) */
+	msgs_cap = ec->max_msgs != 0 ? ec->max_msgs :
+		MRY_MIN(ec->flow.max_flows, MRY_MAX(ec->flow.max_flows / 16u, 64u));
 	pool_dict(pools, "flows", open_total(&sum), (uint64_t)ec->flow.max_flows * a->nb_workers);
 	pool_dict(pools, "half_open", sum.open[MRY_FLOW_PHASE_HALF_OPEN], sum.half_open_budget);
 	pool_dict(pools, "msgs", sum.open[MRY_FLOW_PHASE_DATA], msgs_cap * a->nb_workers);
@@ -515,6 +519,124 @@ static int cmd_top_talkers(const char *cmd, const char *params, struct rte_tel_d
 	return 0;
 }
 
+/* {"ok": bool, "error": why (on failure), "entries": N} */
+static void bl_answer(struct rte_tel_data *d, int rc, const char *err)
+{
+	size_t total;
+
+	rte_tel_data_start_dict(d);
+	D_U64(d, "ok", rc == 0);
+	if (rc != 0)
+		rte_tel_data_add_dict_string(d, "error", err);
+	app_blocklist_list(NULL, 0, &total);
+	D_U64(d, "entries", total);
+}
+
+/* /moray/block,<prefix>[,seconds] */
+static int cmd_block(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	const char *comma;
+	uint64_t secs = 0;
+	char err[160] = "";
+	size_t len;
+	int rc;
+
+	(void)cmd;
+	if (params == NULL || *params == '\0') {
+		bl_answer(d, -EINVAL, "usage: /moray/block,<prefix>[,seconds]");
+		return 0;
+	}
+	comma = strchr(params, ',');
+	len = comma != NULL ? (size_t)(comma - params) : strlen(params);
+	if (comma != NULL) {
+		char *end;
+
+		errno = 0;
+		secs = strtoull(comma + 1, &end, 10);
+		if (comma[1] == '\0' || *end != '\0' || errno != 0 || secs == 0 ||
+		    secs > 100ULL * 365 * 86400) {
+			bl_answer(d, -EINVAL, "seconds: expected 1 to 3153600000");
+			return 0;
+		}
+	}
+	rc = app_blocklist_block(&g_app, params, len, secs, err, sizeof(err));
+	bl_answer(d, rc, err);
+	return 0;
+}
+
+/* /moray/unblock,<prefix> */
+static int cmd_unblock(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	char err[160] = "";
+	int rc;
+
+	(void)cmd;
+	if (params == NULL || *params == '\0') {
+		bl_answer(d, -EINVAL, "usage: /moray/unblock,<prefix>");
+		return 0;
+	}
+	rc = app_blocklist_unblock(&g_app, params, strlen(params), err, sizeof(err));
+	bl_answer(d, rc, err);
+	return 0;
+}
+
+#define BL_SHOW 128     /* entries a telemetry answer lists (its size is capped) */
+
+/*
+ * {"entries": N, "shown": n, "file": path, "prefixes": [...], "expires":
+ * [RFC 3339 | "never", ...], "expires_in_s": [...]}: parallel arrays (DPDK
+ * 22.11 telemetry puts no objects in arrays and no '.' or ':' in keys).
+ */
+static int cmd_blocklist(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	static struct mry_blocklist_entry e[BL_SHOW];
+	struct rte_tel_data *pfx_a, *exp_a, *left_a;
+	uint64_t now = app_now_ns();
+	size_t total, n, i;
+
+	(void)cmd;
+	(void)params;
+	n = app_blocklist_list(e, BL_SHOW, &total);
+	rte_tel_data_start_dict(d);
+	D_U64(d, "entries", total);
+	D_U64(d, "shown", n);
+	rte_tel_data_add_dict_string(d, "file", g_app.opt.blocklist_path);
+	pfx_a = rte_tel_data_alloc();
+	exp_a = rte_tel_data_alloc();
+	left_a = rte_tel_data_alloc();
+	if (pfx_a == NULL || exp_a == NULL || left_a == NULL) {
+		rte_tel_data_free(pfx_a);
+		rte_tel_data_free(exp_a);
+		rte_tel_data_free(left_a);
+		return 0;
+	}
+	rte_tel_data_start_array(pfx_a, RTE_TEL_STRING_VAL);
+	rte_tel_data_start_array(exp_a, RTE_TEL_STRING_VAL);
+	rte_tel_data_start_array(left_a, RTE_TEL_U64_VAL);
+	for (i = 0; i < n; i++) {
+		char pfx[64], ts[64] = "never";
+		uint64_t left = 0;
+
+		mry_blocklist_format_entry(&e[i], pfx, sizeof(pfx));
+		if (e[i].expires_ns != 0) {
+			time_t t = (time_t)(e[i].expires_ns / MRY_NS_PER_SEC);
+			struct tm tm;
+
+			gmtime_r(&t, &tm);
+			strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			left = e[i].expires_ns > now ?
+				(e[i].expires_ns - now + MRY_NS_PER_SEC - 1) / MRY_NS_PER_SEC : 0;
+		}
+		rte_tel_data_add_array_string(pfx_a, pfx);
+		rte_tel_data_add_array_string(exp_a, ts);
+		rte_tel_data_add_array_u64(left_a, left);
+	}
+	rte_tel_data_add_dict_container(d, "prefixes", pfx_a, 0);
+	rte_tel_data_add_dict_container(d, "expires", exp_a, 0);
+	rte_tel_data_add_dict_container(d, "expires_in_s", left_a, 0);
+	return 0;
+}
+
 int app_telemetry_register(void)
 {
 	int rc = 0;
@@ -539,5 +661,12 @@ int app_telemetry_register(void)
 	rc |= rte_telemetry_register_cmd("/moray/top_talkers", cmd_top_talkers,
 		"Top sources by open flows, DATA flows, bytes (last second). "
 		"Parameters: N (default 10, max 32)");
+	rc |= rte_telemetry_register_cmd("/moray/block", cmd_block,
+		"Block a source prefix (new connections refused, open ones shed). "
+		"Parameters: prefix[,seconds]");
+	rc |= rte_telemetry_register_cmd("/moray/unblock", cmd_unblock,
+		"Remove a prefix from the blocklist. Parameters: prefix");
+	rc |= rte_telemetry_register_cmd("/moray/blocklist", cmd_blocklist,
+		"Blocked prefixes with their expiry. No parameters");
 	return rc == 0 ? 0 : -EINVAL;
 }

@@ -252,6 +252,21 @@ bool app_worker_top_read(const struct app_worker *w, struct app_top *out)
 }
 
 /*
+ * Installs the control side's current blocklist in the engine. Called just
+ * before the quiescent report; blocklist.c frees a replaced list only after
+ * two grace periods, so the engine never holds a freed one.
+ */
+static inline void install_blocklist(struct app_worker *w)
+{
+	const struct mry_blocklist *bl = __atomic_load_n(&g_app.blocklist, __ATOMIC_ACQUIRE);
+
+	if (mry_unlikely(bl != w->bl)) {
+		mry_engine_set_blocklist(w->engine, bl);
+		w->bl = bl;
+	}
+}
+
+/*
  * Allocates the worker contexts, their tx buffers and log rings; the
  * engines are created on the worker lcores themselves (per-thread state).
  */
@@ -324,6 +339,7 @@ int app_worker_main(void *arg)
 	}
 	rte_rcu_qsbr_thread_register(a->qsv, w->id);
 	rte_rcu_qsbr_thread_online(a->qsv, w->id);
+	install_blocklist(w);
 	publish(w);
 	__atomic_store_n(&w->ready, 1, __ATOMIC_RELEASE);
 	while (__atomic_load_n(&a->phase, __ATOMIC_ACQUIRE) == APP_PHASE_INIT)
@@ -388,6 +404,7 @@ int app_worker_main(void *arg)
 			publish_top(w, app_now_ns());
 			last_top = tsc;
 		}
+		install_blocklist(w);
 		rte_rcu_qsbr_quiescent(a->qsv, w->id);
 	}
 	/* Shutdown: answer every unfinished message (451), flush, report. */
