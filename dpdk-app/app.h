@@ -19,6 +19,7 @@
 #include <rte_ring.h>
 
 #include "moray/engine.h"
+#include "moray/flow.h"
 #include "moray/sigdb.h"
 
 #define APP_MAX_PORTS 32
@@ -29,6 +30,8 @@
 #define APP_LINEAR_BUF 65536          /* multi-segment frames copied here */
 #define APP_LOG_ELEM 64               /* verdict-log ring element, bytes */
 #define APP_LOG_MAX_EVENT (APP_LINEAR_BUF - 4)
+#define APP_TOP_MAX 32                /* top sources a worker publishes per key */
+#define APP_TOP_KEYS 3                /* enum mry_flow_top_key: flows, data flows, bytes */
 
 enum app_dispatch {
 	APP_DISPATCH_AUTO = 0,
@@ -50,6 +53,7 @@ struct app_options {
 	uint16_t smtp_ports[MRY_ENGINE_MAX_SMTP_PORTS];
 	uint8_t nb_smtp_ports;
 	uint32_t max_flows;             /* total, split evenly between workers */
+	struct mry_engine_config eng;   /* engine options (per worker): mry_engine_option_set() */
 	uint32_t reasm_segments;        /* out-of-order segment buffers, total */
 	char log_path[1024];
 	enum mry_encrypted_policy encrypted;
@@ -62,6 +66,7 @@ struct app_options {
 	uint64_t idle_exit_s;           /* 0: off */
 	uint64_t stats_interval_s;      /* 0: off */
 	char metrics_path[1024];        /* Prometheus text file, "" : off */
+	char blocklist_path[1024];      /* --blocklist, "": none */
 	uint32_t ring_size;
 	uint32_t nb_mbufs;              /* 0: computed */
 	uint16_t nb_rxd;
@@ -73,7 +78,8 @@ struct app_options {
 struct app_worker_stats {
 	uint64_t rx_pkts;               /* frames handed to the engine */
 	uint64_t tx_pkts;               /* frames handed to a tx path */
-	uint64_t tx_dropped;            /* tx queue or return ring full */
+	uint64_t tx_dropped;            /* tx queue full */
+	uint64_t ret_full_waits;        /* return ring full: waited for the rx lcore */
 	uint64_t multiseg_copied;       /* multi-segment frames linearised */
 	uint64_t oversize_dropped;      /* frames above APP_LINEAR_BUF */
 	uint64_t emit_nombuf;           /* emitted frame without an mbuf */
@@ -91,6 +97,13 @@ struct app_snapshot {
 	volatile uint32_t seq;
 	struct app_worker_stats st;
 	struct mry_counters eng;
+};
+
+/* A worker's top sources by each key (one of its two published buffers). */
+struct app_top {
+	uint64_t ns;                                    /* when it was taken */
+	uint32_t nb[APP_TOP_KEYS];
+	struct mry_flow_source src[APP_TOP_KEYS][APP_TOP_MAX];
 };
 
 /* One tx destination per port for a worker or rx lcore. */
@@ -132,6 +145,10 @@ struct app_worker {
 	struct app_worker_stats st;                 /* worker-private, live */
 	struct app_lat lat;                         /* worker-private, read after it ended */
 	struct app_snapshot snap MRY_CACHE_ALIGNED; /* published copy */
+	/* top sources, once a second: top[gen & 1] is the latest complete one */
+	struct app_top top[2];
+	volatile uint32_t top_gen;                  /* 0: none yet */
+	const struct mry_blocklist *bl;             /* the list its engine uses */
 	volatile int ready;                         /* 1: engine up, -1: failed */
 	volatile bool drained;                      /* in rings empty after stop */
 	volatile bool done;
@@ -143,6 +160,7 @@ struct app_rx_stats {
 	uint64_t rx_pkts;
 	uint64_t rx_bytes;
 	uint64_t ring_full;             /* dropped: worker ring full */
+	uint64_t rx_throttled;          /* rx bursts cut short by ring space */
 	uint64_t tx_pkts;
 	uint64_t non_ip;                /* sent to worker 0 */
 };
@@ -254,6 +272,7 @@ struct app {
 	struct mry_sigdb_ctl *ctl;
 	struct rte_rcu_qsbr *qsv;
 	struct mry_engine_config ecfg;
+	struct mry_blocklist *blocklist;   /* published list (RCU); blocklist.c owns it */
 	volatile int phase;             /* enum app_phase */
 	uint64_t tsc_hz;
 	uint64_t tsc0;
@@ -311,6 +330,8 @@ void app_worker_snapshot_read(const struct app_worker *w, struct app_worker_stat
 			      struct mry_counters *eng);
 /** One line: the worker's message-end latency percentiles and longest poll gap. */
 void app_worker_print_latency(const struct app_worker *w, FILE *out);
+/** The worker's latest top sources; false when it has published none yet. */
+bool app_worker_top_read(const struct app_worker *w, struct app_top *out);
 
 /* verdict_log.c */
 struct rte_ring *app_log_ring_create(unsigned worker, int socket);
@@ -350,6 +371,22 @@ void app_counters_srcs(struct mry_counter_src srcs[APP_SRC_MAX], const struct ap
 		       unsigned nb_ports);
 /** Rewrites --metrics-file atomically; 0 or a negative errno (0 when off). */
 int app_counters_write_metrics(struct app *a);
+
+/* blocklist.c: the runtime blocklist, owned by the control side */
+struct mry_blocklist_entry;
+/** Loads --blocklist (if any); -EINVAL after printing the file's error. */
+int app_blocklist_start(struct app *a);
+/** Once a second (main lcore): file change, expiry, reclamation, events. */
+void app_blocklist_poll(struct app *a);
+/** After the workers are done: frees every list. */
+void app_blocklist_stop(struct app *a);
+/** Telemetry: block @prefix (not NUL-terminated), @seconds 0 = until unblocked. */
+int app_blocklist_block(struct app *a, const char *prefix, size_t len, uint64_t seconds,
+			char *err, size_t errlen);
+int app_blocklist_unblock(struct app *a, const char *prefix, size_t len,
+			  char *err, size_t errlen);
+/** Copies up to @max entries of the current list; *total: its size. */
+size_t app_blocklist_list(struct mry_blocklist_entry *out, size_t max, size_t *total);
 
 /* telemetry.c */
 int app_telemetry_register(void);

@@ -46,11 +46,29 @@ enum {
 	OPT_RXD,
 	OPT_TXD,
 	OPT_NO_PROMISC,
+	OPT_BLOCKLIST,
 	OPT_HELP,
 	OPT_VERSION,
+	OPT_ENGINE = 512,       /* + index in engine_opts[] */
 };
 
-static const struct option long_opts[] = {
+/*
+ * The engine options (FLOOD-SPEC: the same names in moray, moray-scan and
+ * --config keys): parsed and range-checked by the engine's one table,
+ * mry_engine_option_set(); this list only gives getopt their names. All
+ * per worker, except --max-flows, which moray keeps as the total over its
+ * workers (split evenly, as before): per worker, the default 65536 would
+ * need about 700 MiB of EAL memory per worker.
+ */
+static const char *const engine_opts[] = {
+	"max-half-open", "max-per-source", "max-msgs",
+	"timeout-half-open", "timeout-greeting", "timeout-cmd", "timeout-data-init",
+	"timeout-data", "min-data-rate", "timeout-closing", "emergency-high",
+	"emergency-low", "emergency-timeout-pct", "shed-log-interval",
+};
+#define NB_ENGINE_OPTS (sizeof(engine_opts) / sizeof(engine_opts[0]))
+
+static const struct option app_opts[] = {
 	{ "portmask", required_argument, NULL, 'p' },
 	{ "db", required_argument, NULL, OPT_DB },
 	{ "db-pubkey", required_argument, NULL, OPT_DB_PUBKEY },
@@ -78,10 +96,28 @@ static const struct option long_opts[] = {
 	{ "rxd", required_argument, NULL, OPT_RXD },
 	{ "txd", required_argument, NULL, OPT_TXD },
 	{ "no-promisc", no_argument, NULL, OPT_NO_PROMISC },
+	{ "blocklist", required_argument, NULL, OPT_BLOCKLIST },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
 };
+
+/* app_opts followed by the engine options: what getopt and --config take */
+static struct option long_opts[sizeof(app_opts) / sizeof(app_opts[0]) + NB_ENGINE_OPTS];
+
+static void long_opts_init(void)
+{
+	size_t n = 0, i;
+
+	if (long_opts[0].name != NULL)
+		return;
+	for (i = 0; app_opts[i].name != NULL; i++)
+		long_opts[n++] = app_opts[i];
+	for (i = 0; i < NB_ENGINE_OPTS; i++)
+		long_opts[n++] = (struct option){ engine_opts[i], required_argument, NULL,
+						  OPT_ENGINE + (int)i };
+	long_opts[n] = (struct option){ NULL, 0, NULL, 0 };
+}
 
 void app_config_defaults(struct app_options *o)
 {
@@ -95,6 +131,7 @@ void app_config_defaults(struct app_options *o)
 	o->smtp_ports[1] = 587;
 	o->smtp_ports[2] = 2525;
 	o->nb_smtp_ports = 3;
+	mry_engine_config_defaults(&o->eng);
 	o->max_flows = 65536;
 	o->reasm_segments = 65536;
 	o->encrypted = MRY_ENCRYPTED_PASS;
@@ -113,6 +150,23 @@ void app_config_defaults(struct app_options *o)
 	o->promisc = true;
 }
 
+/* The engine's option lines, without --max-flows (moray's own, above). */
+static void usage_engine(FILE *f)
+{
+	char *buf = NULL, *line, *save = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+
+	if (m == NULL)
+		return;
+	mry_engine_option_usage(m);
+	fclose(m);
+	for (line = strtok_r(buf, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
+		if (strncmp(line, "  --max-flows ", 14) != 0)
+			fprintf(f, "%s\n", line);
+	free(buf);
+}
+
 void app_config_usage(FILE *f)
 {
 	fprintf(f,
@@ -127,10 +181,14 @@ void app_config_usage(FILE *f)
 "  --hold-store-size BYTES  hold store, total over workers; k/M/G suffixes\n"
 "                           (1M-1T, default 256M; each worker's share at least 1M)\n"
 "  --smtp-ports LIST        SMTP server ports (default 25,587,2525)\n"
-"  --max-flows N            flow table entries, total over workers (default 65536)\n"
+"  --max-flows N            flow table entries, total over workers (default 65536;\n"
+"                           moray-scan: its one table)\n"
 "  --reasm-segments N       out-of-order segment buffers (2 KiB), total over\n"
 "                           workers (default 65536)\n"
 "  --log FILE               verdict log, JSON lines (SIGHUP reopens it)\n"
+"  --blocklist FILE         source prefixes to refuse, one CIDR a line ('#' comments);\n"
+"                           reloaded when the file changes (a bad file keeps the\n"
+"                           previous list); /moray/block adds prefixes at runtime\n"
 "  --encrypted pass|block   STARTTLS policy (default pass)\n"
 "  --bare-lf reject|strict  a '.' line in DATA that some server takes as end of data\n"
 "                           (SMTP smuggling): reject the message with 554 5.5.2\n"
@@ -158,7 +216,10 @@ void app_config_usage(FILE *f)
 "                           rewritten atomically every --stats-interval (10 s when\n"
 "                           that is 0) and at exit\n"
 "  --config FILE            the same long options as 'key = value' lines\n"
-"  --help, --version\n", APP_MAX_BURST);
+"  --help, --version\n"
+"engine options (per worker; the same in moray-scan and as --config keys):\n",
+		APP_MAX_BURST);
+	usage_engine(f);
 }
 
 void app_config_version(FILE *f)
@@ -248,6 +309,15 @@ static int apply(struct app_options *o, int id, const char *name, const char *va
 	uint64_t v;
 	char *end;
 
+	if (id >= OPT_ENGINE) {
+		char why[256];
+
+		if (mry_engine_option_set(&o->eng, name, val, why, sizeof(why)) != 0) {
+			fprintf(stderr, "moray: error: %s\n", why);
+			return -EINVAL;
+		}
+		return 0;
+	}
 	switch (id) {
 	case 'p':
 		errno = 0;
@@ -291,6 +361,8 @@ static int apply(struct app_options *o, int id, const char *name, const char *va
 		return set_path(o->log_path, sizeof(o->log_path), name, val);
 	case OPT_METRICS_FILE:
 		return set_path(o->metrics_path, sizeof(o->metrics_path), name, val);
+	case OPT_BLOCKLIST:
+		return set_path(o->blocklist_path, sizeof(o->blocklist_path), name, val);
 	case OPT_ENCRYPTED:
 		if (strcmp(val, "pass") == 0)
 			o->encrypted = MRY_ENCRYPTED_PASS;
@@ -460,12 +532,12 @@ static int check(const struct app_options *o)
 	struct mry_engine_config c;
 	char why[256];
 
-	mry_engine_config_defaults(&c);
+	c = o->eng;
+	c.flow.max_flows = o->max_flows;
 	memcpy(c.smtp_ports, o->smtp_ports, sizeof(c.smtp_ports));
 	c.nb_smtp_ports = o->nb_smtp_ports;
 	c.hold_timeout_ns = o->hold_timeout_s * MRY_NS_PER_SEC;
 	c.hold_store_bytes = o->hold_store_bytes;
-	c.flow.max_flows = o->max_flows;
 
 	if (mry_engine_config_check(&c, &db, why, sizeof(why)) != 0) {
 		fprintf(stderr, "moray: error: %s\n", why);
@@ -478,6 +550,7 @@ int app_config_parse(struct app_options *o, int argc, char **argv)
 {
 	int c, i, rc;
 
+	long_opts_init();
 	/* --config first, so the command line overrides the file. */
 	for (i = 1; i < argc; i++) {
 		const char *v = NULL;

@@ -398,6 +398,7 @@ void app_control_final_metrics(struct app *a)
 void app_control_loop(struct app *a)
 {
 	uint64_t last_watch = 0, last_stats, last_metrics, last_rx = UINT64_MAX, last_rx_change;
+	uint64_t last_bl = 0;
 	uint64_t metrics_ns = (a->opt.stats_interval_s != 0 ? a->opt.stats_interval_s :
 			       APP_METRICS_INTERVAL_S) * MRY_NS_PER_SEC;
 	uint64_t now = app_now_ns();
@@ -421,6 +422,10 @@ void app_control_loop(struct app *a)
 			last_watch = now;
 			db_watch(a);
 			reclaim(a, false);
+			if (now - last_bl >= MRY_NS_PER_SEC) {
+				last_bl = now;
+				app_blocklist_poll(a);
+			}
 			update_alarm(a, now);
 			rx = rx_total(a);
 			if (rx != last_rx) {

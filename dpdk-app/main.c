@@ -175,14 +175,14 @@ static void engine_config(struct app *a)
 	struct mry_engine_config *c = &a->ecfg;
 	uint32_t flows = a->opt.max_flows / a->nb_workers;
 
-	mry_engine_config_defaults(c);
+	*c = a->opt.eng;        /* defaults and the engine options, per worker */
+	c->flow.max_flows = flows > 64 ? flows : 64;
 	memcpy(c->smtp_ports, a->opt.smtp_ports, sizeof(c->smtp_ports));
 	c->nb_smtp_ports = a->opt.nb_smtp_ports;
 	c->encrypted = a->opt.encrypted;
 	c->bare_lf = a->opt.bare_lf;
 	c->hold_timeout_ns = a->opt.hold_timeout_s * MRY_NS_PER_SEC;
 	c->hold_store_bytes = a->opt.hold_store_bytes / a->nb_workers;
-	c->flow.max_flows = flows > 64 ? flows : 64;
 	/* Pools that scale with flows follow the per-worker share. */
 	c->smtp.max_sessions = c->flow.max_flows;
 	c->reasm.seg_pool_count = MRY_MAX(a->opt.reasm_segments / a->nb_workers, 64u);
@@ -231,6 +231,14 @@ static void print_memory(struct app *a, uint64_t heap_before)
 	       mib(heap_used() - heap_before), mib(heap_used()));
 }
 
+/* mry_engine_pool_report(): one start-up line per engine pool. */
+static void print_pool(void *ctx, const char *name, uint64_t count, uint64_t bytes)
+{
+	(void)ctx;
+	printf("moray: pool %s %" PRIu64 " x %" PRIu64 " B = %.1f MiB per worker\n", name,
+	       count, count != 0 ? bytes / count : 0, mib(bytes));
+}
+
 static void launch(struct app *a)
 {
 	unsigned i;
@@ -259,6 +267,7 @@ static void launch(struct app *a)
 		    "--max-flows/--hold-store-size)");
 	}
 	print_memory(a, heap_before);
+	mry_engine_pool_report(a->workers[0]->engine, print_pool, NULL);
 }
 
 int main(int argc, char **argv)
@@ -344,6 +353,8 @@ int main(int argc, char **argv)
 		die("cannot open log %s: %s", a->opt.log_path, strerror(errno));
 	if (app_control_db_start(a) != 0)
 		die("cannot create the database state (out of memory)");
+	if (app_blocklist_start(a) != 0)
+		die("--blocklist %s: see the line above", a->opt.blocklist_path);
 	if (app_port_setup(a, err, sizeof(err)) != 0)
 		die("%s", err);
 	if (a->dispatch == APP_DISPATCH_SW && app_ring_setup(a, err, sizeof(err)) != 0)
@@ -389,6 +400,7 @@ int main(int argc, char **argv)
 		mry_engine_destroy(a->workers[i]->engine, app_now_ns());
 		a->workers[i]->engine = NULL;
 	}
+	app_blocklist_stop(a);
 	while (app_log_drain(a) != 0)
 		;
 	app_log_close(a);

@@ -4,8 +4,12 @@
  * polls its ports, hashes each frame's IP address pair symmetrically (ports
  * excluded: fragments and every connection of a source land on one worker,
  * so per-source limits are exact) and hands it to that worker over a
- * single-producer/single-consumer rte_ring. A full ring drops the frame and
- * counts it; the rx lcore never waits on a worker. When the ports have fewer
+ * single-producer/single-consumer rte_ring. Backpressure: an rx burst takes
+ * at most as many frames as the fullest of its worker rings can still hold
+ * (rte_ring_free_count), so the rest stay in the port's rx queue, where the
+ * device counts what it cannot keep (imissed); the rx lcore never waits on a
+ * worker and never drops a frame it has taken (a failed enqueue, which the
+ * bound rules out, would be counted in dispatch ring_full). When the ports have fewer
  * tx queues than there are workers (net_pcap has one), workers hand frames
  * back over a second SP/SC ring and the rx lcore that owns the output port
  * transmits them: each tx queue keeps a single writer without locks.
@@ -72,6 +76,26 @@ uint32_t app_ring_ip_pair_hash(const uint8_t *frame, uint32_t len)
 	h *= 0x846ca68bU;
 	h ^= h >> 16;
 	return h | 1; /* never 0: 0 means "not IP" */
+}
+
+/*
+ * Frames the rx lcore may take in one burst: the least free space of the
+ * rings it may enqueue into (any frame may hash to any worker), capped at
+ * @burst. This lcore is each ring's only producer, so the space cannot
+ * shrink before the enqueue.
+ */
+static inline uint32_t rx_budget(const struct app *a, const struct app_rx_lcore *rx,
+				 uint32_t burst)
+{
+	uint32_t w, room = burst;
+
+	for (w = 0; w < a->nb_workers && room != 0; w++) {
+		uint32_t f = rte_ring_free_count(a->workers[w]->in[rx->id]);
+
+		if (f < room)
+			room = f;
+	}
+	return room;
 }
 
 static inline unsigned pick_worker(uint32_t h, uint32_t nb)
@@ -173,9 +197,20 @@ int app_rx_main(void *arg)
 				__atomic_store_n(&rx->stopped, true, __ATOMIC_RELEASE);
 		} else {
 			for (pi = 0; pi < rx->nb_ports; pi++) {
-				uint16_t n = rte_eth_rx_burst(rx->ports[pi], 0, pkts,
-							      (uint16_t)burst);
+				uint32_t room = rx_budget(a, rx, burst);
+				uint16_t n;
 
+				if (room < burst)
+					rx->st.rx_throttled++;
+				if (room == 0) {
+					/* Workers behind: frames wait in the rx queue. */
+					if (++idle >= 4096) {
+						idle = 0;
+						sched_yield();
+					}
+					continue;
+				}
+				n = rte_eth_rx_burst(rx->ports[pi], 0, pkts, (uint16_t)room);
 				if (n == 0) {
 					/* Idle: let oversubscribed lcores run. */
 					if (++idle >= 4096) {

@@ -30,6 +30,7 @@
 #define TX_DRAIN_US 100
 #define TICK_US 1000
 #define SNAPSHOT_US 50000
+#define TOP_US 1000000
 #define IDLE_YIELD_POLLS 1024
 
 static void *eal_alloc(void *ctx, size_t size, size_t align)
@@ -100,16 +101,24 @@ void app_worker_print_latency(const struct app_worker *w, FILE *out)
 		(double)l->max_gap_ns / 1e3);
 }
 
+/*
+ * Hands pending frames back to rx lcore @r. A full return ring is
+ * backpressure, not loss: the rx lcore drains it on every loop until every
+ * worker is done (it never waits on a worker), so wait for room.
+ */
 static inline void flush_ret(struct app_worker *w, unsigned r)
 {
-	uint32_t n = w->nb_ret_pending[r], sent;
+	uint32_t n = w->nb_ret_pending[r], sent = 0;
 
 	if (n == 0)
 		return;
-	sent = rte_ring_enqueue_burst(w->ret[r], (void **)w->ret_pending[r], n, NULL);
-	if (sent < n) {
-		w->st.tx_dropped += n - sent;
-		rte_pktmbuf_free_bulk(&w->ret_pending[r][sent], n - sent);
+	for (;;) {
+		sent += rte_ring_enqueue_burst(w->ret[r], (void **)&w->ret_pending[r][sent],
+					       n - sent, NULL);
+		if (sent == n)
+			break;
+		w->st.ret_full_waits++;
+		sched_yield();
 	}
 	w->nb_ret_pending[r] = 0;
 }
@@ -292,6 +301,57 @@ void app_worker_snapshot_read(const struct app_worker *w, struct app_worker_stat
 }
 
 /*
+ * Top sources of this worker's flow table, into the buffer readers are not
+ * reading (the flow table is the worker's own: nobody else may walk it).
+ */
+static void publish_top(struct app_worker *w, uint64_t now)
+{
+	uint32_t g = w->top_gen;
+	struct app_top *t = &w->top[(g + 1) & 1];
+	unsigned k;
+
+	t->ns = now;
+	for (k = 0; k < APP_TOP_KEYS; k++)
+		t->nb[k] = mry_engine_top_sources(w->engine, (enum mry_flow_top_key)k,
+						  APP_TOP_MAX, t->src[k]);
+	__atomic_store_n(&w->top_gen, g + 1, __ATOMIC_RELEASE);
+}
+
+/*
+ * The buffer of generation g is rewritten only while the worker prepares
+ * generation g + 2, i.e. after it has published g + 1: a copy is whole
+ * when the generation has not moved meanwhile.
+ */
+bool app_worker_top_read(const struct app_worker *w, struct app_top *out)
+{
+	uint32_t g;
+
+	do {
+		g = __atomic_load_n(&w->top_gen, __ATOMIC_ACQUIRE);
+		if (g == 0)
+			return false;
+		memcpy(out, &w->top[g & 1], sizeof(*out));
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	} while (__atomic_load_n(&w->top_gen, __ATOMIC_RELAXED) != g);
+	return true;
+}
+
+/*
+ * Installs the control side's current blocklist in the engine. Called just
+ * before the quiescent report; blocklist.c frees a replaced list only after
+ * two grace periods, so the engine never holds a freed one.
+ */
+static inline void install_blocklist(struct app_worker *w)
+{
+	const struct mry_blocklist *bl = __atomic_load_n(&g_app.blocklist, __ATOMIC_ACQUIRE);
+
+	if (mry_unlikely(bl != w->bl)) {
+		mry_engine_set_blocklist(w->engine, bl);
+		w->bl = bl;
+	}
+}
+
+/*
  * Allocates the worker contexts, their tx buffers and log rings; the
  * engines are created on the worker lcores themselves (per-thread state).
  */
@@ -350,7 +410,7 @@ int app_worker_main(void *arg)
 	const uint64_t us = (rte_get_tsc_hz() + 999999) / 1000000;
 	const uint32_t burst = a->opt.burst;
 	struct rte_mbuf *pkts[APP_MAX_BURST];
-	uint64_t last_drain, last_tick, last_snap, last_poll, now, gap = 0;
+	uint64_t last_drain, last_tick, last_snap, last_poll, last_top, now, gap = 0;
 	struct mry_alloc alloc = {
 		.alloc = eal_alloc, .free = eal_free,
 		.ctx = (void *)(intptr_t)w->socket, .socket = w->socket,
@@ -364,12 +424,13 @@ int app_worker_main(void *arg)
 	}
 	rte_rcu_qsbr_thread_register(a->qsv, w->id);
 	rte_rcu_qsbr_thread_online(a->qsv, w->id);
+	install_blocklist(w);
 	publish(w);
 	__atomic_store_n(&w->ready, 1, __ATOMIC_RELEASE);
 	while (__atomic_load_n(&a->phase, __ATOMIC_ACQUIRE) == APP_PHASE_INIT)
 		rte_pause();
 
-	last_drain = last_tick = last_snap = last_poll = rte_rdtsc();
+	last_drain = last_tick = last_snap = last_poll = last_top = rte_rdtsc();
 	while (__atomic_load_n(&a->phase, __ATOMIC_ACQUIRE) < APP_PHASE_SHUTDOWN) {
 		unsigned got = 0;
 		uint64_t tsc, rx_tsc;
@@ -428,6 +489,11 @@ int app_worker_main(void *arg)
 			publish(w);
 			last_snap = tsc;
 		}
+		if (tsc - last_top > TOP_US * us) {
+			publish_top(w, app_now_ns());
+			last_top = tsc;
+		}
+		install_blocklist(w);
 		rte_rcu_qsbr_quiescent(a->qsv, w->id);
 	}
 	/* Shutdown: answer every unfinished message (451), flush, report. */

@@ -166,7 +166,7 @@ tt=$("$TEL" "$PREFIX" /moray/top_talkers) || fail "telemetry /moray/top_talkers 
 echo "$tt" | /usr/bin/python3 -c '
 import json, sys
 d = json.load(sys.stdin)
-srcs = [s["src"] for s in d["by_flows"]]
+srcs = [s["src"] for s in d["by_flows"].values()]  # ranked object: "1", "2", ...
 sys.exit(0 if any(s.startswith(sys.argv[1] + ".") for s in srcs) else 1)' "$NET" &&
 	ok "top talkers: flood sources listed by open flows" ||
 	fail "top talkers: flood sources not listed: $tt"

@@ -59,12 +59,7 @@ cleanup() {
 		kill -INT "$MORAY_PID" 2>/dev/null
 		wait "$MORAY_PID" 2>/dev/null
 	fi
-	if [ -n "$PF_STARTED" ]; then
-		ip netns exec "$NSS" postfix -c "$PF/etc" stop >/dev/null 2>&1
-		sleep 1
-		[ -f "$PF/spool/pid/master.pid" ] &&
-			kill "$(tr -d ' ' < "$PF/spool/pid/master.pid")" 2>/dev/null
-	fi
+	[ -n "$PF_STARTED" ] && pf_stop "$PF" "$NSS"
 	netns_down
 	rm -rf "/var/run/dpdk/$PREFIX"
 	[ -n "${MORAY_E2E_KEEP:-}" ] || rm -rf "$TMP"
@@ -78,30 +73,13 @@ ok() { echo "ok   $*"; }
 netns_up
 
 # ---- a private Postfix in the server namespace, delivering to a Maildir
-mkdir -p "$PF/etc" "$PF/spool" "$PF/data" "$PF/vmail"
-cp /etc/postfix/main.cf /etc/postfix/master.cf "$PF/etc/"
-chmod 755 "$TMP"
-postconf -c "$PF/etc" -e \
-	"queue_directory = $PF/spool" "data_directory = $PF/data" \
-	"myhostname = srv.lab.example" "mydestination = localhost" \
-	"inet_protocols = ipv4" "inet_interfaces = all" \
-	"mynetworks = 127.0.0.0/8 $NET.0/24" "smtpd_peername_lookup = no" \
-	"smtp_dns_support_level = disabled" "maillog_file = $PF/maillog" \
-	"maillog_file_prefixes = $PF" "compatibility_level = 3.6" \
-	"virtual_mailbox_domains = srv.lab.example" "virtual_mailbox_base = $PF/vmail" \
-	"virtual_mailbox_maps = inline:{ bob@srv.lab.example=bob/ }" \
-	"virtual_uid_maps = static:65534" "virtual_gid_maps = static:65534" \
-	"alias_maps =" "alias_database =" "relayhost =" \
-	"smtpd_timeout = 300s"
-chown postfix "$PF/data"
-chown 65534:65534 "$PF/vmail"
-setsid ip netns exec "$NSS" postfix -c "$PF/etc" start-fg >"$PF/fg.out" 2>&1 &
+pf_config "$PF" srv.lab.example \
+	"mydestination = localhost" "inet_interfaces = all" \
+	"mynetworks = 127.0.0.0/8 $NET.0/24" "relayhost =" \
+	"virtual_mailbox_domains = srv.lab.example" \
+	"virtual_mailbox_maps = inline:{ bob@srv.lab.example=bob/ }"
 PF_STARTED=1
-for _ in $(seq 50); do
-	ip netns exec "$NSS" ss -ltn | grep -q ':25 ' && break
-	sleep 0.2
-done
-ip netns exec "$NSS" ss -ltn | grep -q ':25 ' || { cat "$PF/fg.out" "$PF/maillog"; fail "postfix did not start"; exit 1; }
+pf_start "$PF" "$NSS"
 
 # ---- the database (compiled at run time) and moray
 DB=$TMP/test.mdb

@@ -241,6 +241,8 @@ def case_bad_options(tmp):
         ["-p", "3", "--config", os.path.join(tmp, "missing.conf")],
         ["--config", cfg_bad], ["-p", "3", "--max-flows"], ["-p", "3", "stray"],
         ["-p", "3", "--db-pubkey", os.path.join(tmp, "missing.key")],
+        # an engine option, parsed by the engine's table as in moray-scan
+        ["-p", "3", "--timeout-cmd", "0"], ["-p", "3", "--max-per-source", "x"],
     ]
     for a in pre_eal:
         p = subprocess.run([ARGS.moray, "--no-huge", "--", *a], capture_output=True, text=True)
@@ -378,10 +380,10 @@ def message_events(log):
             for e in log if e.get("event") == "message"}
 
 
-def forward_case(tmp, workers):
+def forward_case(tmp, workers, extra=()):
     inp = combined_pcap(tmp)
     db = database(tmp)
-    extra = ["--db", db] if db else []
+    extra = (["--db", db] if db else []) + list(extra)
     r = run_moray(tmp, workers, inp, extra=extra)
     if not check(r["rc"] == 0, "%d workers: exit %d: %s" % (workers, r["rc"], r["err"][-800:])):
         return
@@ -393,7 +395,7 @@ def forward_case(tmp, workers):
     dbev = [e for e in r["log"] if e.get("event") == "db"]
     check(len(dbev) >= 1, "no db event in the log")
     if db is None:
-        return
+        return r
     check(dbev[0].get("state") == "valid", "db event at start: %r" % dbev[0])
     msgs = message_events(r["log"])
     for k, m in truth.items():
@@ -404,6 +406,7 @@ def forward_case(tmp, workers):
         check(e["size"] == m["size"], "%s: size %s, want %s" % (k, e["size"], m["size"]))
         check(e["action"] == ("rejected" if m["verdict"] == "infected" else "forwarded"),
               "%s: action %s" % (k, e["action"]))
+    return r
 
 
 def case_forward_direct(tmp):
@@ -416,6 +419,65 @@ def case_forward_1w(tmp):
 
 def case_forward_2w(tmp):
     forward_case(tmp, 2)
+
+
+def large_capture(tmp):
+    """Eight sessions from distinct clients (both workers get some), each a
+    40 kB message in 300-byte segments, interleaved: 1,360 frames, far
+    more than a 64-entry ring. Returns (pcap path, expected messages)."""
+    import mkpcap
+    out = os.path.join(tmp, "large")
+    body = b"".join(b"line %05d of a long legitimate message body\r\n" % i
+                    for i in range(900))
+    sessions = [mkpcap.Session(client="192.0.2.%d" % (10 + i), cport=41000 + i, mss=300,
+                               messages=[mkpcap.Message(mkpcap.make_message(
+                                   subject="big %d" % i, body=body))])
+                for i in range(8)]
+    exp = mkpcap.build_capture(sessions, out)
+    return os.path.join(out, exp["pcap"]), exp["messages"]
+
+
+def case_forward_2w_small_ring(tmp):
+    """Dispatch backpressure: a capture many times larger than a 64-entry
+    ring, replayed as fast as net_pcap reads it into two workers. The
+    dispatcher takes only what the rings can hold, so every frame reaches
+    its worker (no ring_full, no tx loss), every frame is forwarded, every
+    message completes with its verdict and size, and the bound did act
+    (rx_throttled)."""
+    inp, want = large_capture(tmp)
+    n_in = len(rdpcap(inp))
+    check(n_in > 16 * 64, "the capture must exceed the ring many times: %d frames" % n_in)
+    db = database(tmp)
+    prom = os.path.join(tmp, "ring.prom")
+    r = run_moray(tmp, 2, inp, extra=(["--db", db] if db else []) +
+                  ["--ring-size", "64", "--metrics-file", prom])
+    if not check(r["rc"] == 0, "exit %d: %s" % (r["rc"], r["err"][-800:])):
+        return
+    msgs = message_events(r["log"])
+    for m in want:
+        k = (m["src"], m["sport"], m["dst"], m["dport"], m["msg_index"])
+        e = msgs.get(k)
+        if not check(e is not None, "no message event for %s" % (k,)):
+            continue
+        check(e["size"] == m["size"], "%s: size %s, want %s" % (k, e["size"], m["size"]))
+        if db:
+            check(e["verdict"] == "clean" and e["action"] == "forwarded",
+                  "%s: %s/%s" % (k, e["verdict"], e["action"]))
+    check(len(r["out0"]) + len(r["out1"]) == n_in,
+          "forwarded %d of %d frames" % (len(r["out0"]) + len(r["out1"]), n_in))
+    if not check(os.path.exists(prom), "no metrics file"):
+        return
+    m = read_metrics(prom)
+    check(m.get("moray_dispatch_ring_full_total") == 0,
+          "dispatcher dropped frames: ring_full %r" % m.get("moray_dispatch_ring_full_total"))
+    check(m.get("moray_app_tx_dropped_total") == 0,
+          "workers lost frames: tx_dropped %r" % m.get("moray_app_tx_dropped_total"))
+    check(m.get("moray_dispatch_rx_pkts_total") == n_in,
+          "dispatcher took %r of %d frames" % (m.get("moray_dispatch_rx_pkts_total"), n_in))
+    check(m.get("moray_app_rx_pkts_total") == n_in,
+          "workers handed %r of %d frames to the engine" % (m.get("moray_app_rx_pkts_total"), n_in))
+    check(m.get("moray_dispatch_rx_throttled_total", 0) > 0,
+          "the ring bound never cut an rx burst")
 
 
 def case_forward_4w(tmp):
@@ -614,6 +676,99 @@ def case_no_db_holds(tmp):
     fwd = b"".join(payload(x) for x in r["out1"] if flow_of(x) and flow_of(x)[3] == 25)
     check(b"\r\n.\r\n" in sent and b"\r\n.\r\n" not in fwd, "end of message forwarded without a database")
     check(any(payload(x).startswith(b"451 4.7.1") for x in r["out0"]), "no 451 at shutdown")
+
+
+def case_blocklist(tmp):
+    """--blocklist FILE: a bad file at start stops moray with the file's
+    line-numbered error; a good one is loaded (a "load" event), reloaded when
+    the file changes, and a bad rewrite keeps the previous list (logged with
+    its line number); /moray/block adds a prefix with an expiry, kept across
+    a reload of the file, and /moray/unblock removes it; every change is a
+    "blocklist" event. The client of the replayed session is blocked from
+    the start: none of its frames reaches the server side (port 1)."""
+    import telemetry
+    blf = os.path.join(tmp, "block.txt")
+    with open(blf, "w") as f:
+        f.write("# test\n192.0.2.0/24\n10.0.0.1/8\n")
+    inp = os.path.join(ARGS.samples, "01_swaks_plain.pcap")
+    r = run_moray(tmp, 0, inp, extra=["--blocklist", blf], timeout=60)
+    check(r["rc"] != 0 and "line 3" in r["out"] + r["err"],
+          "bad blocklist at start: exit %d, %r" % (r["rc"], (r["out"] + r["err"])[-300:]))
+    with open(blf, "w") as f:
+        f.write("# test\n192.0.2.1\n198.51.100.0/24\n")
+    prefix = "mrybl%d" % os.getpid()
+    log = os.path.join(tmp, "bl.jsonl")
+    cmd = [ARGS.moray] + eal_args(tmp, 3, inp, prefix) + \
+        ["--", "-p", "3", "--log", log, "--blocklist", blf, "--idle-exit", "12"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = []
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            line = p.stdout.readline()
+            out.append(line)
+            if "running" in line or line == "":
+                break
+        check(any("blocklist %s: 2 prefixes" % blf in ln for ln in out),
+              "no load line at start: %r" % out[-5:])
+
+        def listed():
+            d = telemetry.query(prefix, "/moray/blocklist") or {}
+            return d.get("prefixes", []), d
+        got, d = listed()
+        check(sorted(got) == ["192.0.2.1/32", "198.51.100.0/24"], "list at start: %r" % d)
+        d = telemetry.query(prefix, "/moray/block,2001:db8::/32,3600")
+        check(d and d.get("ok") == 1 and d.get("entries") == 3, "block: %r" % d)
+        d = telemetry.query(prefix, "/moray/block,192.0.2.300")
+        check(d and d.get("ok") == 0 and "error" in d, "block of a bad prefix: %r" % d)
+        got, d = listed()
+        i = got.index("2001:db8::/32") if "2001:db8::/32" in got else -1
+        check(i >= 0 and 3500 < d["expires_in_s"][i] <= 3600 and d["expires"][i].endswith("Z"),
+              "runtime block with expiry: %r" % d)
+        # the file changes: reloaded within the control loop's second
+        time.sleep(1.1)   # a new mtime even on coarse file systems
+        with open(blf + ".new", "w") as f:
+            f.write("203.0.113.0/24\n")
+        os.rename(blf + ".new", blf)
+        time.sleep(2.5)
+        got, d = listed()
+        check(sorted(got) == ["2001:db8::/32", "203.0.113.0/24"],
+              "after the file changed: %r (runtime block kept, file list replaced)" % d)
+        # a bad rewrite keeps the list
+        with open(blf + ".new", "w") as f:
+            f.write("203.0.113.0/24\n\n2001:db8::/129\n")
+        os.rename(blf + ".new", blf)
+        time.sleep(2.5)
+        got, d = listed()
+        check(sorted(got) == ["2001:db8::/32", "203.0.113.0/24"], "after a bad file: %r" % d)
+        d = telemetry.query(prefix, "/moray/unblock,2001:db8::/32")
+        check(d and d.get("ok") == 1 and d.get("entries") == 1, "unblock: %r" % d)
+        d = telemetry.query(prefix, "/moray/unblock,2001:db8::/32")
+        check(d and d.get("ok") == 0, "unblock of a prefix not listed: %r" % d)
+        rest, _ = p.communicate(timeout=60)
+        out.append(rest)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        shutil.rmtree("/var/run/dpdk/" + prefix, ignore_errors=True)
+    text = "".join(out)
+    check(p.returncode == 0, "exit %d: %s" % (p.returncode, text[-500:]))
+    check("previous list kept" in text and "line 3" in text,
+          "bad rewrite not reported with its line: %r" % text[-800:])
+    check_schema(log)
+    with open(log) as f:
+        ev = [json.loads(ln) for ln in f if '"blocklist"' in ln]
+    acts = [(e["action"], e["prefix"], e["entries"]) for e in ev]
+    check(acts == [("load", None, 2), ("block", "2001:db8::/32", 3), ("load", None, 2),
+                   ("unblock", "2001:db8::/32", 1)], "blocklist events: %r" % acts)
+    check(ev and ev[1]["expires"] is not None and ev[0]["expires"] is None,
+          "expiry in the events: %r" % ev[:2])
+    # the blocked client's frames never reached the server side
+    out1 = [bytes(x) for x in rdpcap(os.path.join(tmp, "out1.pcap"))] \
+        if os.path.exists(os.path.join(tmp, "out1.pcap")) else []
+    leaked = [f for f in out1 if IP in Ether(f) and Ether(f)[IP].src == "192.0.2.1"]
+    check(not leaked, "%d frames of the blocked client reached port 1" % len(leaked))
 
 
 def case_sigterm(tmp):

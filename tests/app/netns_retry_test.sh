@@ -55,13 +55,6 @@ MORAY_PID=
 PF_STARTED=
 FAILS=0
 
-pf_stop() { # dir namespace
-	ip netns exec "$2" postfix -c "$1/etc" stop >/dev/null 2>&1
-	sleep 1
-	[ -f "$1/spool/pid/master.pid" ] &&
-		kill "$(tr -d ' ' < "$1/spool/pid/master.pid")" 2>/dev/null
-}
-
 cleanup() {
 	set +e
 	if [ -n "$MORAY_PID" ]; then
@@ -85,24 +78,6 @@ ok() { echo "ok   $*"; }
 netns_up
 
 # ---- two private Postfix instances
-chmod 755 "$TMP"
-pf_config() { # dir hostname extra-settings...
-	local d=$1 host=$2
-	shift 2
-	mkdir -p "$d/etc" "$d/spool" "$d/data" "$d/vmail"
-	cp /etc/postfix/main.cf /etc/postfix/master.cf "$d/etc/"
-	postconf -c "$d/etc" -e \
-		"queue_directory = $d/spool" "data_directory = $d/data" \
-		"myhostname = $host" "mydestination =" \
-		"inet_protocols = ipv4" "smtpd_peername_lookup = no" \
-		"smtp_dns_support_level = disabled" "maillog_file = $d/maillog" \
-		"maillog_file_prefixes = $d" "compatibility_level = 3.6" \
-		"virtual_mailbox_base = $d/vmail" \
-		"virtual_uid_maps = static:65534" "virtual_gid_maps = static:65534" \
-		"alias_maps =" "alias_database =" "smtpd_timeout = 300s" "$@"
-	chown postfix "$d/data"
-	chown 65534:65534 "$d/vmail"
-}
 pf_config "$PFS" srv.lab.example \
 	"inet_interfaces = all" "mynetworks = 127.0.0.0/8 $NET.0/24" "relayhost =" \
 	"virtual_mailbox_domains = srv.lab.example" \
@@ -118,17 +93,7 @@ pf_config "$PFC" cli.lab.example \
 	"minimal_backoff_time = 5s" "maximal_backoff_time = 10s" "queue_run_delay = 5s" \
 	"smtp_connect_timeout = 10s" "delay_warning_time = 0h"
 
-pf_start() { # dir namespace
-	setsid ip netns exec "$2" postfix -c "$1/etc" start-fg >"$1/fg.out" 2>&1 &
-	PF_STARTED=1
-	for _ in $(seq 50); do
-		ip netns exec "$2" ss -ltn | grep -q ':25 ' && return 0
-		sleep 0.2
-	done
-	cat "$1/fg.out" "$1/maillog" 2>/dev/null
-	fail "postfix ($1) did not start"
-	exit 1
-}
+PF_STARTED=1
 pf_start "$PFS" "$NSS"
 pf_start "$PFC" "$NSC"
 

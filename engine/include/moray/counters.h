@@ -182,7 +182,8 @@
 	   "Engine-level evasions of this kind") \
 	X(APPW, app, rx_pkts, COUNTER, 0, w.rx_pkts, "Frames workers handed to the engine") \
 	X(APPW, app, tx_pkts, COUNTER, 0, w.tx_pkts, "Frames workers handed to a tx path") \
-	X(APPW, app, tx_dropped, COUNTER, 1, w.tx_dropped, "Frames lost: tx queue or return ring full") \
+	X(APPW, app, tx_dropped, COUNTER, 1, w.tx_dropped, "Frames lost: tx queue full") \
+	X(APPW, app, ret_full_waits, COUNTER, 0, w.ret_full_waits, "Waits for room in a full return ring (sw dispatch)") \
 	X(APPW, app, multiseg_copied, COUNTER, 1, w.multiseg_copied, "Multi-segment frames linearised") \
 	X(APPW, app, oversize_dropped, COUNTER, 0, w.oversize_dropped, "Frames dropped: larger than the linear buffer") \
 	X(APPW, app, emitted, COUNTER, 0, w.emitted, "Frames the engine emitted (replies, resets, releases)") \
@@ -198,6 +199,7 @@
 	X(RX, dispatch, rx_pkts, COUNTER, 0, rx.rx_pkts, "Frames received by the rx lcores") \
 	X(RX, dispatch, rx_bytes, COUNTER, 0, rx.rx_bytes, "Bytes received by the rx lcores") \
 	X(RX, dispatch, ring_full, COUNTER, 1, rx.ring_full, "Frames dropped by the dispatcher: worker ring full") \
+	X(RX, dispatch, rx_throttled, COUNTER, 0, rx.rx_throttled, "Rx bursts cut short by worker ring space (frames left in the rx queue)") \
 	X(RX, dispatch, tx_pkts, COUNTER, 0, rx.tx_pkts, "Frames sent by the rx lcores") \
 	X(RX, dispatch, non_ip, COUNTER, 0, rx.non_ip, "Non-IP frames sent to worker 0") \
 	X(RING, ring, log_used, GAUGE, 0, ring.log_used, "Verdict-log ring entries in use (all workers)") \

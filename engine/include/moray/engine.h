@@ -210,6 +210,14 @@ void mry_engine_shutdown(struct mry_engine *e, uint64_t now_ns);
 void mry_engine_get_stats(const struct mry_engine *e, struct mry_engine_stats *st);
 
 /**
+ * The top @n sources of this engine's flow table by @key, as
+ * mry_flow_top_sources() gives them. The engine's own thread only (it
+ * walks the table): the app's workers publish the result.
+ */
+uint32_t mry_engine_top_sources(struct mry_engine *e, enum mry_flow_top_key key,
+				uint32_t n, struct mry_flow_source *out);
+
+/**
  * Memory per SMTP connection that has not reached DATA: the flow slot with
  * its table overhead, the engine's session and the SMTP session (messages
  * in progress add a message context, MIME parser and scan streams).
