@@ -338,6 +338,14 @@ const char *mry_shed_reason_name(enum shed_reason r);
 /** Count a flow moray ended or refused, for the aggregated shed events. */
 void mry_shed_note(struct mry_engine *e, enum shed_reason r, unsigned phase,
 		   uint8_t ip_version, const uint8_t *addr);
+/* shed.c: flows moray ends, both sides told, aggregated shed events */
+void mry_shed_flush(struct mry_engine *e);
+void mry_shed_maybe_flush(struct mry_engine *e);
+bool mry_tomb_hit(struct mry_engine *e, const struct mry_flow_key *k, uint32_t hash);
+void mry_tomb_forget(struct mry_engine *e, uint32_t hash);
+void mry_shed_flow(struct mry_engine *e, struct mry_flow *f, enum shed_reason r);
+void mry_refuse_syn(struct mry_engine *e, const struct mry_pkt *p, uint8_t side,
+		    const struct mry_flow_key *key, enum shed_reason r, uint16_t in_port);
 
 /* ---- msg.c: the SMTP layer's message callbacks ---- */
 

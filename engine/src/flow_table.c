@@ -68,222 +68,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "moray/flow.h"
-
-#define FLOW_DEFAULT_BUDGET     64u
-#define FLOW_WHEEL_MIN_SLOTS    64u
-#define FLOW_WHEEL_MAX_SLOTS    4096u
-#define FLOW_TICKS_PER_TIMEOUT  8u
-#define FLOW_SLOT_SCAN_FACTOR   16u
-#define FLOW_IDX_EMPTY          UINT32_MAX
-
-enum flow_list {
-	FLOW_LIST_FREE = 0,
-	FLOW_LIST_HALF,   /* HALF_OPEN */
-	FLOW_LIST_PRE,    /* GREETING, CMD, DATA_INIT, CLOSING */
-	FLOW_LIST_DATA,
-	FLOW_LIST_HELD,
-	FLOW_LIST_MAX,
-};
-
-struct flow_link {
-	struct flow_link *prev;
-	struct flow_link *next;
-};
-
-struct mry_flow_node {
-	struct mry_flow flow;          /* first: a flow pointer is a node pointer */
-	/* third cache line: what touch() writes, next to the flow's tail */
-	struct flow_link lru;          /* free list or one of the LRU lists */
-	uint64_t bytes;                /* payload bytes, both directions */
-	uint32_t src_id;               /* entry in the source pool */
-	uint8_t list;                  /* enum flow_list */
-	uint8_t src_side;              /* side whose address is counted per source */
-	uint8_t in_use;
-	uint8_t scaled;                /* deadline armed or cut in emergency mode */
-	/* fourth: timers and the DATA rate clock */
-	struct flow_link tm;           /* timer wheel slot or pending list */
-	uint64_t deadline_ns;          /* armed deadline; the wheel slot is at or before it */
-	uint64_t data_start_ns;        /* DATA entry (rate clock) */
-	uint64_t data_bytes;           /* message bytes since DATA entry */
-} MRY_CACHE_ALIGNED;
-
-static_assert(offsetof(struct mry_flow, hash) < MRY_CACHE_LINE &&
-	      offsetof(struct mry_flow, phase) < MRY_CACHE_LINE &&
-	      offsetof(struct mry_flow, flags) < MRY_CACHE_LINE &&
-	      offsetof(struct mry_flow, key) + sizeof(struct mry_flow_key) <= MRY_CACHE_LINE &&
-	      offsetof(struct mry_flow, last_ns) + sizeof(uint64_t) <= MRY_CACHE_LINE &&
-	      offsetof(struct mry_flow, app) + sizeof(void *) <= MRY_CACHE_LINE,
-	      "hot flow fields must stay in the first cache line");
-static_assert(sizeof(struct mry_flow) <= 160, "struct mry_flow grew");
-static_assert(sizeof(struct mry_flow_node) <= 256, "flow slot exceeds 256 bytes");
-static_assert(offsetof(struct mry_flow_node, flow) == 0, "flow must come first");
-static_assert(offsetof(struct mry_flow_node, lru) / MRY_CACHE_LINE ==
-	      (offsetof(struct mry_flow_node, scaled)) / MRY_CACHE_LINE,
-	      "touch() writes one cache line of the slot's tail");
-
-struct flow_idx {
-	uint32_t hash;
-	uint32_t slot;
-};
-
-/*
- * A source: its address and what its flows hold. A closing flow still
- * refers to its source (its bytes) but no longer counts as a connection of
- * it: a sender that reuses connections at a high rate leaves many flows in
- * CLOSING for a few seconds, and Postfix's connection count does not see
- * those either.
- */
-struct flow_src {
-	uint8_t addr[16];
-	uint32_t refs;                 /* flows referring to it; 0 = free entry */
-	uint32_t flows;                /* of them, not CLOSING (the per-source count) */
-	uint32_t data_flows;           /* of them, in DATA; free entry: next free id */
-	uint8_t ver;
-	uint8_t pad[3];
-	uint64_t bytes;                /* filled by mry_flow_top_sources() only */
-};
-
-static_assert(sizeof(struct flow_src) == 40, "source entry layout");
-
-static inline uint32_t src_count(const struct flow_src *e)
-{
-	return e->flows;
-}
-
-static inline uint8_t src_ver(const struct flow_src *e)
-{
-	return e->ver;
-}
-
-static inline bool phase_counted(uint8_t phase)
-{
-	return phase != MRY_FLOW_PHASE_CLOSING;
-}
-
-struct mry_flow_table {
-	const struct mry_alloc *alloc;
-	struct mry_flow_node *nodes;
-	struct flow_idx *idx;
-	struct flow_src *src;          /* pool, max_flows entries */
-	struct flow_idx *src_idx;      /* (hash, id) of used entries */
-	struct flow_link *wheel;
-	uint32_t max_flows;
-	uint32_t idx_mask;
-	uint32_t src_idx_mask;
-	uint32_t src_free;             /* head of the free entries, UINT32_MAX = none */
-	uint32_t nb_sources;
-	uint32_t wheel_mask;
-	uint32_t max_per_source;
-	uint32_t max_half_open;
-	uint32_t min_data_rate;
-	uint32_t budget;
-	uint32_t em_high, em_low, em_pct;
-	uint32_t pressure_ext;         /* last pressure given by the caller */
-	uint32_t em_cursor;            /* next slot emergency mode cuts */
-	bool emergency;
-	bool clock_started;
-	uint8_t last_class;            /* enum mry_flow_evict_class */
-	uint64_t timeout_ns[MRY_FLOW_PHASE_MAX];
-	uint64_t tick_ns;
-	uint64_t cur_tick;             /* every tick before this one was visited */
-	struct flow_link lists[FLOW_LIST_MAX];
-	struct flow_link pending;      /* slot being expired (budget ran out) */
-	mry_flow_end_fn end_fn;
-	void *end_ctx;
-	struct mry_flow_stats st;
-};
-
-/* ---- lists ------------------------------------------------------------- */
-
-static inline void link_init(struct flow_link *h)
-{
-	h->prev = h;
-	h->next = h;
-}
-
-static inline bool link_empty(const struct flow_link *h)
-{
-	return h->next == h;
-}
-
-static inline void link_del(struct flow_link *l)
-{
-	l->prev->next = l->next;
-	l->next->prev = l->prev;
-	l->prev = l;
-	l->next = l;
-}
-
-static inline void link_add_tail(struct flow_link *h, struct flow_link *l)
-{
-	l->prev = h->prev;
-	l->next = h;
-	h->prev->next = l;
-	h->prev = l;
-}
-
-/* Move every element of @from to the tail of @to. */
-static void link_splice_tail(struct flow_link *to, struct flow_link *from)
-{
-	if (link_empty(from))
-		return;
-	from->next->prev = to->prev;
-	to->prev->next = from->next;
-	from->prev->next = to;
-	to->prev = from->prev;
-	link_init(from);
-}
-
-static inline struct mry_flow_node *node_of_lru(struct flow_link *l)
-{
-	return (struct mry_flow_node *)((uint8_t *)l - offsetof(struct mry_flow_node, lru));
-}
-
-static inline struct mry_flow_node *node_of_tm(struct flow_link *l)
-{
-	return (struct mry_flow_node *)((uint8_t *)l - offsetof(struct mry_flow_node, tm));
-}
-
-static inline struct mry_flow_node *node_of(struct mry_flow *f)
-{
-	return (struct mry_flow_node *)f;
-}
-
-/* ---- hashing ----------------------------------------------------------- */
-
-#define HASH_K1 0x9e3779b97f4a7c15ULL
-#define HASH_K2 0xc2b2ae3d27d4eb4fULL
-
-static inline uint64_t hash_rotl(uint64_t x, unsigned r)
-{
-	return (x << r) | (x >> (64 - r));
-}
-
-static inline uint64_t hash_round(uint64_t h, uint64_t w)
-{
-	h ^= hash_rotl(w * HASH_K2, 31) * HASH_K1;
-	return hash_rotl(h, 27) * HASH_K1 + 0x52dce729u;
-}
-
-/* MurmurHash3 fmix64: full avalanche of the accumulated words. */
-static inline uint32_t hash_final(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return (uint32_t)h;
-}
-
-static inline uint64_t load64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
+#include "flow_priv.h"
 
 /*
  * The key is normalised (side 0 is the lower (address, port) pair), so the
@@ -303,19 +88,6 @@ uint32_t mry_flow_key_hash(const struct mry_flow_key *key)
 	return hash_final(h);
 }
 
-static uint32_t src_hash(uint8_t ip_version, const uint8_t *addr)
-{
-	uint64_t h = HASH_K1 ^ ip_version;
-
-	h = hash_round(h, load64(addr));
-	h = hash_round(h, load64(addr + 8));
-	return hash_final(h);
-}
-
-static inline bool key_eq(const struct mry_flow_key *a, const struct mry_flow_key *b)
-{
-	return memcmp(a, b, sizeof(*a)) == 0;
-}
 
 /* memcmp() order of the addresses, then ports; inline, once per packet */
 static int side_cmp(const uint8_t *a1, uint16_t p1, const uint8_t *a2, uint16_t p2)
@@ -415,132 +187,6 @@ static void idx_remove(struct mry_flow_table *t, uint32_t hash, uint32_t slot)
 	t->idx[i].hash = 0;
 }
 
-/* ---- sources ----------------------------------------------------------- */
-
-/* Index slot of the source (@ver, @addr), or of the empty slot ending its probe. */
-static uint32_t src_slot(const struct mry_flow_table *t, uint8_t ver,
-			 const uint8_t *addr, uint32_t h, bool *found)
-{
-	uint32_t i = h & t->src_idx_mask;
-
-	for (;;) {
-		const struct flow_idx *e = &t->src_idx[i];
-
-		if (e->slot == FLOW_IDX_EMPTY) {
-			*found = false;
-			return i;
-		}
-		if (e->hash == h) {
-			const struct flow_src *x = &t->src[e->slot];
-
-			if (src_ver(x) == ver && memcmp(x->addr, addr, 16) == 0) {
-				*found = true;
-				return i;
-			}
-		}
-		i = (i + 1) & t->src_idx_mask;
-	}
-}
-
-static const struct flow_src *src_lookup(const struct mry_flow_table *t, uint8_t ver,
-					 const uint8_t *addr)
-{
-	bool found;
-	uint32_t i = src_slot(t, ver, addr, src_hash(ver, addr), &found);
-
-	return found ? &t->src[t->src_idx[i].slot] : NULL;
-}
-
-static uint32_t src_get(const struct mry_flow_table *t, uint8_t ver,
-			const uint8_t *addr)
-{
-	const struct flow_src *e = src_lookup(t, ver, addr);
-
-	return e != NULL ? src_count(e) : 0;
-}
-
-/* One more flow of source (@ver, @addr) (@counted: as a connection);
- * returns its id. Never fails: there are as many entries as flow slots. */
-static uint32_t src_acquire(struct mry_flow_table *t, uint8_t ver, const uint8_t *addr,
-			    bool counted)
-{
-	uint32_t h = src_hash(ver, addr), id, i;
-	bool found;
-	struct flow_src *e;
-
-	i = src_slot(t, ver, addr, h, &found);
-	if (found) {
-		id = t->src_idx[i].slot;
-		t->src[id].refs++;
-		t->src[id].flows += counted;
-		return id;
-	}
-	id = t->src_free;
-	MRY_ASSERT(id != UINT32_MAX);
-	e = &t->src[id];
-	t->src_free = e->data_flows;
-	memcpy(e->addr, addr, 16);
-	e->ver = ver;
-	e->refs = 1;
-	e->flows = counted;
-	e->data_flows = 0;
-	e->bytes = 0;
-	t->src_idx[i].hash = h;
-	t->src_idx[i].slot = id;
-	t->nb_sources++;
-	return id;
-}
-
-/* One flow fewer for source @id, taking its connection and DATA counts
- * along. */
-static void src_release(struct mry_flow_table *t, uint32_t id, bool in_data,
-			bool counted)
-{
-	struct flow_src *e = &t->src[id];
-	uint32_t h, i, j;
-	bool found;
-
-	if (in_data && e->data_flows > 0)
-		e->data_flows--;
-	if (counted && e->flows > 0)
-		e->flows--;
-	e->refs--;
-	if (e->refs != 0)
-		return;
-	h = src_hash(src_ver(e), e->addr);
-	i = src_slot(t, src_ver(e), e->addr, h, &found);
-	MRY_ASSERT(found);
-	/* backward-shift deletion, as idx_remove() */
-	j = i;
-	for (;;) {
-		uint32_t home;
-
-		j = (j + 1) & t->src_idx_mask;
-		if (t->src_idx[j].slot == FLOW_IDX_EMPTY)
-			break;
-		home = t->src_idx[j].hash & t->src_idx_mask;
-		if (((j - home) & t->src_idx_mask) >= ((j - i) & t->src_idx_mask)) {
-			t->src_idx[i] = t->src_idx[j];
-			i = j;
-		}
-	}
-	t->src_idx[i].slot = FLOW_IDX_EMPTY;
-	t->src_idx[i].hash = 0;
-	memset(e, 0, sizeof(*e));
-	e->data_flows = t->src_free;
-	t->src_free = id;
-	t->nb_sources--;
-}
-
-uint32_t mry_flow_source_count(const struct mry_flow_table *t,
-			       uint8_t ip_version, const uint8_t *addr)
-{
-	uint8_t a[16] = {0};
-
-	memcpy(a, addr, ip_version == 6 ? 16 : 4);
-	return src_get(t, ip_version, a);
-}
-
 /* ---- deadlines and the timer wheel --------------------------------------- */
 
 static inline uint64_t tick_of(const struct mry_flow_table *t, uint64_t ns)
@@ -631,7 +277,7 @@ static void node_free(struct mry_flow_table *t, struct mry_flow_node *n)
 	struct mry_flow *f = &n->flow;
 
 	idx_remove(t, f->hash, node_id(t, n));
-	src_release(t, n->src_id, f->phase == MRY_FLOW_PHASE_DATA,
+	flow_src_release(t, n->src_id, f->phase == MRY_FLOW_PHASE_DATA,
 		    phase_counted(f->phase));
 	link_del(&n->tm);
 	link_del(&n->lru);
@@ -778,7 +424,7 @@ static struct mry_flow *flow_create(struct mry_flow_table *t,
 	struct mry_flow *f;
 
 	if (t->max_per_source != 0 &&
-	    src_get(t, key->ip_version, key->addr[src_side]) >= t->max_per_source) {
+	    flow_src_get(t, key->ip_version, key->addr[src_side]) >= t->max_per_source) {
 		t->st.per_source_limit++;
 		return NULL;
 	}
@@ -814,7 +460,7 @@ static struct mry_flow *flow_create(struct mry_flow_table *t,
 	n->data_bytes = 0;
 	n->data_start_ns = 0;
 	idx_insert(t, hash, node_id(t, n));
-	n->src_id = src_acquire(t, key->ip_version, key->addr[src_side], true);
+	n->src_id = flow_src_acquire(t, key->ip_version, key->addr[src_side], true);
 	lru_file(t, n);
 	clock_start(t, now_ns);
 	arm_phase(t, n, now_ns, false);
@@ -851,8 +497,8 @@ void mry_flow_set_client(struct mry_flow_table *t, struct mry_flow *f,
 	if (n->src_side == client_side)
 		return;
 	/* release first: with every slot in use, the pool has no spare entry */
-	src_release(t, n->src_id, in_data, phase_counted(f->phase));
-	n->src_id = src_acquire(t, f->key.ip_version, f->key.addr[client_side],
+	flow_src_release(t, n->src_id, in_data, phase_counted(f->phase));
+	n->src_id = flow_src_acquire(t, f->key.ip_version, f->key.addr[client_side],
 				phase_counted(f->phase));
 	if (in_data)
 		t->src[n->src_id].data_flows++;
@@ -1079,77 +725,6 @@ const char *mry_flow_phase_name(enum mry_flow_phase p)
 	};
 
 	return (unsigned)p < MRY_FLOW_PHASE_MAX ? names[p] : "unknown";
-}
-
-static uint64_t top_value(const struct mry_flow_source *s, enum mry_flow_top_key key)
-{
-	switch (key) {
-	case MRY_FLOW_TOP_DATA_FLOWS:
-		return s->data_flows;
-	case MRY_FLOW_TOP_BYTES:
-		return s->bytes;
-	case MRY_FLOW_TOP_FLOWS:
-	default:
-		return s->flows;
-	}
-}
-
-/* @a ranks before @b */
-static bool top_before(const struct mry_flow_source *a, const struct mry_flow_source *b,
-		       enum mry_flow_top_key key)
-{
-	uint64_t va = top_value(a, key), vb = top_value(b, key);
-	int c;
-
-	if (va != vb)
-		return va > vb;
-	if (a->flows != b->flows)
-		return a->flows > b->flows;
-	if (a->ip_version != b->ip_version)
-		return a->ip_version < b->ip_version;
-	c = memcmp(a->addr, b->addr, 16);
-	return c < 0;
-}
-
-uint32_t mry_flow_top_sources(struct mry_flow_table *t,
-			      enum mry_flow_top_key key, uint32_t n,
-			      struct mry_flow_source *out)
-{
-	uint32_t nb = 0, id;
-
-	if (n == 0 || out == NULL)
-		return 0;
-	for (id = 0; id < t->max_flows; id++)
-		t->src[id].bytes = 0;
-	for (id = 0; id < t->max_flows; id++)
-		if (t->nodes[id].in_use)
-			t->src[t->nodes[id].src_id].bytes += t->nodes[id].bytes;
-	for (id = 0; id < t->max_flows; id++) {
-		const struct flow_src *e = &t->src[id];
-		struct mry_flow_source s;
-		uint32_t pos;
-
-		if (e->refs == 0)
-			continue;
-		memset(&s, 0, sizeof(s));
-		memcpy(s.addr, e->addr, 16);
-		s.ip_version = src_ver(e);
-		s.flows = src_count(e);
-		s.data_flows = e->data_flows;
-		s.bytes = e->bytes;
-		if (nb == n && !top_before(&s, &out[n - 1], key))
-			continue;
-		/* insertion into the sorted prefix */
-		pos = nb < n ? nb : n - 1;
-		while (pos > 0 && top_before(&s, &out[pos - 1], key)) {
-			out[pos] = out[pos - 1];
-			pos--;
-		}
-		out[pos] = s;
-		if (nb < n)
-			nb++;
-	}
-	return nb;
 }
 
 /* ---- table ------------------------------------------------------------- */
