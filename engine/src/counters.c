@@ -19,6 +19,7 @@
 #include "moray/engine.h"
 
 #include "counters_priv.h"
+#include "engine_priv.h"
 
 #define ROW_ENG(group, name, kind, line, field, help) \
 	MRY_COUNTER_DEF_(0, struct mry_counters, group, name, kind, line, field, help)
@@ -296,4 +297,25 @@ void mry_counters_write_line(FILE *f, const struct mry_counter_def *defs, size_t
 	mry_counters_foreach(defs, nb_defs, srcs, nb_srcs, line_one, &l);
 	line_flush(&l);
 	fputc('\n', f);
+}
+
+/* The engine's counters, for the table above (counters_priv.h). */
+void mry_engine_counter_src(const struct mry_engine *e, struct mry_engine_counter_src *src)
+{
+	src->st = &e->st;
+	src->decode = &e->dst;
+	src->evasion = &e->ev_count[EV_TCP_CONFLICT];
+	src->frag = e->frag;
+	src->flows = e->flows;
+	src->reasm = e->reasm;
+	src->smtp = e->smtp;
+	src->mime = e->mime;
+	src->scanner = e->scanner;
+}
+
+_Static_assert(EV_MAX - EV_TCP_CONFLICT == MRY_ENGINE_NB_EVASION, "engine evasions in the counter table");
+
+const char *mry_engine_evasion_name(unsigned i)
+{
+	return i < MRY_ENGINE_NB_EVASION ? ev_name(EV_TCP_CONFLICT + i) : NULL;
 }

@@ -95,11 +95,6 @@ static void flow_end(void *ctx, struct mry_flow *f, enum mry_flow_end_reason why
 		session_end(e, s, names[why <= MRY_FLOW_END_SHUTDOWN ? why : 0]);
 }
 
-static bool is_smtp_port(const struct mry_engine *e, uint16_t port)
-{
-	return (e->smtp_ports[port >> 3] >> (port & 7u)) & 1u;
-}
-
 struct deliver_ctx {
 	struct mry_engine *e;
 	struct session *s;
@@ -425,66 +420,6 @@ static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pk
 }
 
 /*
- * The shortest path (DESIGN.md: non-SMTP traffic forwarded untouched):
- * read just enough of the headers to see that a frame is an unfragmented
- * IPv4/IPv6 packet that is not TCP to or from an SMTP port. Anything it is
- * not sure about (fragments, extension headers, short frames, more VLAN tags
- * than the decoder takes, SMTP ports) goes to the full decoder. Returns
- * true when the frame can be forwarded.
- */
-static bool fast_non_smtp(const struct mry_engine *e, const uint8_t *f, uint32_t len)
-{
-	uint32_t off = 12;
-	uint16_t et;
-	uint8_t proto;
-
-	if (len < 14)
-		return false;
-	et = (uint16_t)(f[off] << 8 | f[off + 1]);
-	while ((et == 0x8100 || et == 0x88a8 || et == 0x9100) && off < 20) {
-		off += 4;
-		if (len < off + 2)
-			return false;
-		et = (uint16_t)(f[off] << 8 | f[off + 1]);
-	}
-	off += 2;
-	if (et == 0x0800) {
-		uint32_t ihl;
-
-		if (len < off + 20 || (f[off] >> 4) != 4)
-			return false;
-		ihl = (uint32_t)(f[off] & 0xfu) * 4u;
-		/* MF or a fragment offset: reassembly decides */
-		if ((f[off + 6] & 0x3fu) != 0 || f[off + 7] != 0)
-			return false;
-		proto = f[off + 9];
-		off += ihl;
-	} else if (et == 0x86dd) {
-		if (len < off + 40)
-			return false;
-		proto = f[off + 6];
-		off += 40;
-		if (proto != 6 && proto != 17 && proto != 1 && proto != 58)
-			return false;   /* extension headers: full decode */
-	} else if (et == 0x8100 || et == 0x88a8 || et == 0x9100) {
-		/*
-		 * A third tag: what follows is unknown here (it may be TCP to
-		 * port 25). The decoder counts vlan_too_deep and the invalid
-		 * policy applies; forwarding it would let SMTP skip scanning.
-		 */
-		return false;
-	} else {
-		return true;   /* ARP and other non-IP traffic */
-	}
-	if (proto != 6)
-		return true;
-	if (e->cfg.track_all_tcp || len < off + 4)
-		return false;
-	return !is_smtp_port(e, (uint16_t)(f[off] << 8 | f[off + 1])) &&
-	       !is_smtp_port(e, (uint16_t)(f[off + 2] << 8 | f[off + 3]));
-}
-
-/*
  * IP fragments. Fragments of anything but TCP are forwarded as they come.
  * TCP fragments are withheld (copied by ipfrag) until their datagram is
  * complete and judged, then the reassembled datagram goes out as one frame:
@@ -562,7 +497,7 @@ enum mry_pkt_verdict mry_engine_packet(struct mry_engine *e, const uint8_t *fram
 	mry_shed_maybe_flush(e);
 	e->st.pkts++;
 	e->st.bytes += len;
-	if (fast_non_smtp(e, frame, len)) {
+	if (mry_engine_fast_non_smtp(e, frame, len)) {
 		e->st.pkts_non_smtp++;
 		e->st.pkts_forwarded++;
 		return MRY_PKT_FORWARD;
@@ -751,25 +686,4 @@ size_t mry_engine_conn_bytes(const struct mry_engine *e)
 {
 	return mry_flow_table_bytes_per_flow(e->flows) + sizeof(struct session) +
 	       mry_smtp_session_bytes();
-}
-
-/* counters.c reads the engine's counters through this (counters_priv.h). */
-void mry_engine_counter_src(const struct mry_engine *e, struct mry_engine_counter_src *src)
-{
-	src->st = &e->st;
-	src->decode = &e->dst;
-	src->evasion = &e->ev_count[EV_TCP_CONFLICT];
-	src->frag = e->frag;
-	src->flows = e->flows;
-	src->reasm = e->reasm;
-	src->smtp = e->smtp;
-	src->mime = e->mime;
-	src->scanner = e->scanner;
-}
-
-_Static_assert(EV_MAX - EV_TCP_CONFLICT == MRY_ENGINE_NB_EVASION, "engine evasions in the counter table");
-
-const char *mry_engine_evasion_name(unsigned i)
-{
-	return i < MRY_ENGINE_NB_EVASION ? ev_name(EV_TCP_CONFLICT + i) : NULL;
 }

@@ -338,6 +338,14 @@ const char *mry_shed_reason_name(enum shed_reason r);
 /** Count a flow moray ended or refused, for the aggregated shed events. */
 void mry_shed_note(struct mry_engine *e, enum shed_reason r, unsigned phase,
 		   uint8_t ip_version, const uint8_t *addr);
+static inline bool is_smtp_port(const struct mry_engine *e, uint16_t port)
+{
+	return (e->smtp_ports[port >> 3] >> (port & 7u)) & 1u;
+}
+
+/* engine_fast.c: true when the frame is surely not SMTP and can be forwarded */
+bool mry_engine_fast_non_smtp(const struct mry_engine *e, const uint8_t *f, uint32_t len);
+
 /* shed.c: flows moray ends, both sides told, aggregated shed events */
 void mry_shed_flush(struct mry_engine *e);
 void mry_shed_maybe_flush(struct mry_engine *e);
