@@ -22,7 +22,7 @@ PASSES=${3:-1}
 DETAIL=${4:-0}
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib/env.sh"
-SIGS=${MORAY_SIGS:-/work/shared/data/sigs}
+SIGS=${MORAY_SIGS:-$HERE/../../tests/data/sigs}
 bench_env "$BUILD"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Write a large, reproducible ClamAV body-signature set (.ndb).
 
-The feature mix follows what ../shared/data/README.md measured in the
+The feature mix follows what tests/data/sigs-and-mail.md measured in the
 123 834 subsignatures of an official ClamAV main.ldb: per signature,
 85.7 % pure literal hex, 13.1 % with {n}, 0.72 % {-n}, 0.49 % ??,
 0.14 % {n-m}, 0.12 % alternatives (28 % of them multi-byte), 0.11 % *,

@@ -23,8 +23,8 @@ BUILD=${1:-build}
 MB=${2:-20}
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib/env.sh"
-SIGS=${MORAY_SIGS:-/work/shared/data/sigs}
-MAIL=${MAIL:-/work/shared/data/mail}
+SIGS=${MORAY_SIGS:-$HERE/../../tests/data/sigs}
+MAIL=${MAIL:-$HERE/../../tests/data/mail}
 bench_env "$BUILD"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 tmp=$(mktemp -d)
