@@ -22,7 +22,8 @@
 #   log       flood endings are aggregated "shed" events, not a line per flow
 # Everything runs in namespaces the test creates (TEST-NET addresses), each
 # flood bounded in connections and seconds; it removes all of it on exit.
-# Skipped (exit 77) only when not root or veth pairs cannot be created.
+# Skipped (exit 77, "SKIP-REASON: <key>") only for a reason tests/data/README.md
+# lists: not root, no veth support, no free test subnet.
 #
 # usage: flood_netns_test.sh MORAY MORAY-SIGC SIGS.ndb
 set -u
@@ -34,9 +35,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 FLOOD=$HERE/../tools/floodclient.py
 TEL=$HERE/../tools/telemetry.py
 
-skip() { echo "SKIP: $*"; exit 77; }
+skip() { k=$1; shift; echo "SKIP-REASON: $k ($*)"; exit 77; }
 . "$HERE/netns_lib.sh"
-[ "$(id -u)" = 0 ] || skip "needs root (network namespaces, af_packet)"
+[ "$(id -u)" = 0 ] || skip not-root "network namespaces, af_packet"
 FAILS=0
 fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
 ok() { echo "ok   $*"; }
