@@ -191,4 +191,43 @@ static inline uint32_t pb_frame(uint8_t *f, const struct pb_spec *s)
 	return off + n + s->trailer;
 }
 
+/*
+ * One Ethernet/IPv4/TCP frame between two given endpoints (no options, DF,
+ * TTL 64, window 65535), for tests that play whole connections; returns
+ * its length.
+ */
+static inline uint32_t pb_tcp4_frame(uint8_t *b, const uint8_t dmac[6], const uint8_t smac[6],
+				     const uint8_t sip[4], const uint8_t dip[4],
+				     uint16_t sport, uint16_t dport, uint32_t seq,
+				     uint32_t ack, uint8_t flags, const void *payload,
+				     uint32_t plen)
+{
+	uint8_t *ip = b + 14, *tcp = b + 34;
+
+	memcpy(b, dmac, 6);
+	memcpy(b + 6, smac, 6);
+	pb_put16(b + 12, 0x0800);
+	memset(ip, 0, 20);
+	ip[0] = 0x45;
+	pb_put16(ip + 2, (uint16_t)(40 + plen));
+	ip[6] = 0x40;
+	ip[8] = 64;
+	ip[9] = 6;
+	memcpy(ip + 12, sip, 4);
+	memcpy(ip + 16, dip, 4);
+	pb_put16(ip + 10, pb_fold(pb_sum(ip, 20, 0)));
+	memset(tcp, 0, 20);
+	pb_put16(tcp, sport);
+	pb_put16(tcp + 2, dport);
+	pb_put32(tcp + 4, seq);
+	pb_put32(tcp + 8, ack);
+	tcp[12] = 5 << 4;
+	tcp[13] = flags;
+	pb_put16(tcp + 14, 65535);
+	if (plen > 0)
+		memcpy(tcp + 20, payload, plen);
+	pb_tcp_csum(tcp, 20 + plen, 4, sip, dip);
+	return 54 + plen;
+}
+
 #endif /* MORAY_TESTS_PKT_BUILD_H */

@@ -19,6 +19,8 @@
 #include "moray/counters.h"
 #include "moray/decode.h"
 #include "moray/engine.h"
+
+#include "pkt_build.h"
 #include "moray/sigdb.h"
 
 #ifndef MORAY_BUILDDIR
@@ -79,43 +81,11 @@ static struct tconn tc;
 static uint32_t mkframe(uint8_t *b, bool from_client, uint32_t seq, uint32_t ack,
 			uint8_t flags, const void *payload, uint32_t plen)
 {
-	uint8_t *ip = b + 14, *tcp = b + 34;
-	uint16_t v16, csum;
-	uint32_t v32;
-
-	memcpy(b, from_client ? tc.smac : tc.cmac, 6);
-	memcpy(b + 6, from_client ? tc.cmac : tc.smac, 6);
-	b[12] = 0x08;
-	b[13] = 0x00;
-	memset(ip, 0, 20);
-	ip[0] = 0x45;
-	v16 = htons((uint16_t)(40 + plen));
-	memcpy(ip + 2, &v16, 2);
-	ip[6] = 0x40;
-	ip[8] = 64;
-	ip[9] = 6;
-	memcpy(ip + 12, from_client ? tc.cip : tc.sip, 4);
-	memcpy(ip + 16, from_client ? tc.sip : tc.cip, 4);
-	csum = htons(mry_csum_fold(mry_csum_partial(ip, 20, 0)));
-	memcpy(ip + 10, &csum, 2);
-	memset(tcp, 0, 20);
-	v16 = htons(from_client ? tc.cport : tc.sport);
-	memcpy(tcp, &v16, 2);
-	v16 = htons(from_client ? tc.sport : tc.cport);
-	memcpy(tcp + 2, &v16, 2);
-	v32 = htonl(seq);
-	memcpy(tcp + 4, &v32, 4);
-	v32 = htonl(ack);
-	memcpy(tcp + 8, &v32, 4);
-	tcp[12] = 5 << 4;
-	tcp[13] = flags;
-	v16 = htons(65535);
-	memcpy(tcp + 14, &v16, 2);
-	if (plen > 0)
-		memcpy(tcp + 20, payload, plen);
-	csum = htons(mry_tcp_csum(4, ip + 12, ip + 16, tcp, 20 + plen));
-	memcpy(tcp + 16, &csum, 2);
-	return 54 + plen;
+	return from_client ?
+	       pb_tcp4_frame(b, tc.smac, tc.cmac, tc.cip, tc.sip, tc.cport, tc.sport,
+			     seq, ack, flags, payload, plen) :
+	       pb_tcp4_frame(b, tc.cmac, tc.smac, tc.sip, tc.cip, tc.sport, tc.cport,
+			     seq, ack, flags, payload, plen);
 }
 
 static uint8_t last_frame[4096];
