@@ -69,29 +69,14 @@ static bool same_prefix(const struct mry_blocklist_entry *x, const struct mry_bl
 		memcmp(x->addr, y->addr, sizeof(x->addr)) == 0;
 }
 
-/* Under the lock: queue a "blocklist" event for the main lcore. */
+/* Under the lock: queue a "blocklist" event (event_log.c formats it) for the main lcore. */
 static void queue_event(const char *action, const struct mry_blocklist_entry *e, size_t entries)
 {
-	struct mry_json j;
-	char pfx[64];
 	size_t n;
 
 	if (S.nb_ev == MAX_EVENTS)
 		return;
-	mry_json_begin(&j, S.ev[S.nb_ev], EVENT_LEN);
-	mry_json_str(&j, "event", "blocklist");
-	mry_json_ts(&j, "ts", app_now_ns());
-	mry_json_str(&j, "action", action);
-	if (e != NULL && mry_blocklist_format_entry(e, pfx, sizeof(pfx)) == 0)
-		mry_json_str(&j, "prefix", pfx);
-	else
-		mry_json_null(&j, "prefix");
-	if (e != NULL && e->expires_ns != 0)
-		mry_json_ts(&j, "expires", e->expires_ns);
-	else
-		mry_json_null(&j, "expires");
-	mry_json_u64(&j, "entries", entries);
-	n = mry_json_end(&j);
+	n = mry_event_blocklist(S.ev[S.nb_ev], EVENT_LEN, app_now_ns(), action, e, entries);
 	if (n != 0)
 		S.ev_len[S.nb_ev++] = n;
 }

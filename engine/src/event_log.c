@@ -7,6 +7,7 @@
  */
 #include <string.h>
 
+#include "moray/blocklist.h"
 #include "moray/engine.h"
 #include "moray/event.h"
 #include "moray/flow.h"
@@ -165,5 +166,27 @@ size_t mry_event_shed(char *buf, size_t cap, uint64_t ts_ns, const char *reason,
 		mry_json_object_end(&j);
 	}
 	mry_json_array_end(&j);
+	return mry_json_end(&j);
+}
+
+size_t mry_event_blocklist(char *buf, size_t cap, uint64_t ts_ns, const char *action,
+			   const struct mry_blocklist_entry *e, uint64_t entries)
+{
+	struct mry_json j;
+	char pfx[64];
+
+	mry_json_begin(&j, buf, cap);
+	mry_json_str(&j, "event", "blocklist");
+	mry_json_ts(&j, "ts", ts_ns);
+	mry_json_str(&j, "action", action);
+	if (e != NULL && mry_blocklist_format_entry(e, pfx, sizeof(pfx)) == 0)
+		mry_json_str(&j, "prefix", pfx);
+	else
+		mry_json_null(&j, "prefix");
+	if (e != NULL && e->expires_ns != 0)
+		mry_json_ts(&j, "expires", e->expires_ns);
+	else
+		mry_json_null(&j, "expires");
+	mry_json_u64(&j, "entries", entries);
 	return mry_json_end(&j);
 }

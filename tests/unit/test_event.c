@@ -9,6 +9,7 @@
 #include <criterion/new/assert.h>
 #include <string.h>
 
+#include "moray/blocklist.h"
 #include "moray/engine.h"
 #include "moray/event.h"
 #include "moray/scan.h"
@@ -214,6 +215,26 @@ Test(event, db_event_generation_zero_is_null)
 	cr_assert(ne(sz, mry_event_db(buf, sizeof(buf), TS_NS, &d), 0));
 	cr_assert(eq(str, buf, "{\"event\":\"db\"," TS_TXT ",\"generation\":3,"
 		     "\"state\":\"valid\",\"reason\":\"ok\",\"file\":\"/db/m.mdb\",\"offer\":\"ok\"}"));
+}
+
+Test(event, blocklist_event_names_the_prefix_and_its_expiry)
+{
+	struct mry_blocklist_entry e;
+
+	cr_assert(eq(int, mry_blocklist_parse_entry("2001:db8::/32", 13, &e, NULL, 0), 0));
+	e.expires_ns = TS_NS + 3600ULL * 1000000000ULL;
+	cr_assert(ne(sz, mry_event_blocklist(buf, sizeof(buf), TS_NS, "block", &e, 3), 0));
+	cr_assert(eq(str, buf, "{\"event\":\"blocklist\"," TS_TXT ",\"action\":\"block\","
+		     "\"prefix\":\"2001:db8::/32\",\"expires\":\"2026-01-02T04:04:05.678901Z\","
+		     "\"entries\":3}"));
+	cr_assert(eq(int, mry_blocklist_parse_entry("192.0.2.7", 9, &e, NULL, 0), 0));
+	cr_assert(ne(sz, mry_event_blocklist(buf, sizeof(buf), TS_NS, "unblock", &e, 0), 0));
+	cr_assert(eq(str, buf, "{\"event\":\"blocklist\"," TS_TXT ",\"action\":\"unblock\","
+		     "\"prefix\":\"192.0.2.7/32\",\"expires\":null,\"entries\":0}"));
+	/* a file (re)load names no prefix */
+	cr_assert(ne(sz, mry_event_blocklist(buf, sizeof(buf), TS_NS, "load", NULL, 2), 0));
+	cr_assert(eq(str, buf, "{\"event\":\"blocklist\"," TS_TXT ",\"action\":\"load\","
+		     "\"prefix\":null,\"expires\":null,\"entries\":2}"));
 }
 
 Test(event, an_event_too_big_for_the_buffer_is_dropped)

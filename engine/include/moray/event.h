@@ -45,6 +45,7 @@ void mry_json_null(struct mry_json *j, const char *key);
  * 0 when it did not fit. Timestamps are unix-epoch nanoseconds, written as
  * RFC 3339 UTC with microseconds; NULL strings are written as null.
  */
+struct mry_blocklist_entry;
 struct mry_engine_conn;
 struct mry_scan_result;
 
@@ -105,5 +106,15 @@ size_t mry_event_flow_evasions(char *buf, size_t cap, uint64_t ts_ns,
 size_t mry_event_db(char *buf, size_t cap, uint64_t ts_ns, const struct mry_event_db *d);
 /** The alarm turned on or off; @reasons: comma-separated causes, "" when off. */
 size_t mry_event_alarm(char *buf, size_t cap, uint64_t ts_ns, bool alarm, const char *reasons);
+/**
+ * {"event":"blocklist","ts":..,"action":..,"prefix":..,"expires":..,"entries":N}:
+ * the runtime blocklist changed. @action is "block", "unblock" or "load";
+ * @e the prefix blocked or unblocked ("prefix" in CIDR form, "expires" its
+ * expiry or null for never), NULL when the change names no prefix (a file
+ * (re)load, expired prefixes pruned): both fields null. @entries: prefixes
+ * in the list after the change.
+ */
+size_t mry_event_blocklist(char *buf, size_t cap, uint64_t ts_ns, const char *action,
+			   const struct mry_blocklist_entry *e, uint64_t entries);
 
 #endif /* MORAY_EVENT_H */
