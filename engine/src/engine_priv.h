@@ -323,6 +323,8 @@ void mry_verdict_flush_waiting(struct mry_engine *e, struct session *s);
 void mry_verdict_session_anomalies(struct mry_engine *e, struct session *s);
 /** The connection as the log names it, client first. */
 void mry_verdict_conn_of(const struct mry_flow *f, struct mry_engine_conn *c);
+/** The event e->evbuf holds (@n bytes, 0: did not fit) to the host; counted. */
+void mry_verdict_emit(struct mry_engine *e, size_t n);
 void mry_verdict_message_event(struct mry_engine *e, struct msg *m, const char *verdict,
 			       const char *action, const struct mry_scan_result *res,
 			       const char *reason);

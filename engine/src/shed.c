@@ -100,13 +100,7 @@ void mry_shed_flush(struct mry_engine *e)
 		n = mry_event_shed(e->evbuf, sizeof(e->evbuf), e->now_ns,
 				   mry_shed_reason_name((enum shed_reason)r), a->count, ms,
 				   a->phases, MRY_FLOW_PHASE_MAX, top, nt);
-		if (n == 0) {
-			e->st.events_dropped++;
-		} else {
-			e->st.events++;
-			if (e->io.event != NULL)
-				e->io.event(e->io_ctx, e->evbuf, n);
-		}
+		mry_verdict_emit(e, n);
 		memset(a, 0, sizeof(*a));
 	}
 	e->shed_start_ns = 0;

@@ -484,7 +484,7 @@ struct mry_sigdb_ctl {
 	atomic_ullong version;
 	bool candidate_rejected;
 	bool too_old;
-	char reason[96];
+	char reason[MRY_SIGDB_REASON_MAX];
 	uint64_t rejected[MRY_SIGDB_STATUS_MAX];
 };
 

@@ -47,11 +47,19 @@ void mry_verdict_conn_of(const struct mry_flow *f, struct mry_engine_conn *c)
 
 /* ---- events ------------------------------------------------------------ */
 
-/* Hand a formatted event (length @n, 0: did not fit) to the I/O layer. */
-static void emit_event(struct mry_engine *e, size_t n)
+/*
+ * Hand the event formatted in e->evbuf (length @n) to the I/O layer. Every
+ * field of every event is bounded, and test_event's largest_event_* tests
+ * build each kind with every field at its bound and show it fits
+ * EVENT_BUF, so @n is never 0; if a change broke that bound, say so loudly
+ * rather than lose verdicts silently.
+ */
+void mry_verdict_emit(struct mry_engine *e, size_t n)
 {
 	if (n == 0) {
-		e->st.events_dropped++;
+		mry_log(MRY_LOG_ERR, MOD,
+			"BUG: a verdict-log event did not fit the %d-byte event buffer and was lost (the bound in test_event is wrong)",
+			EVENT_BUF);
 		return;
 	}
 	e->st.events++;
@@ -100,7 +108,7 @@ void mry_verdict_message_event(struct mry_engine *e, struct msg *m, const char *
 		if ((m->evasions & (1ULL << i)) != 0 && (n = ev_name(i)) != NULL)
 			names[em.nb_evasions++] = n;
 	}
-	emit_event(e, mry_event_message(e->evbuf, sizeof(e->evbuf), e->now_ns, &em));
+	mry_verdict_emit(e, mry_event_message(e->evbuf, sizeof(e->evbuf), e->now_ns, &em));
 }
 
 void mry_verdict_encrypted_event(struct mry_engine *e, struct session *s)
@@ -114,13 +122,13 @@ void mry_verdict_encrypted_event(struct mry_engine *e, struct session *s)
 	};
 
 	mry_verdict_conn_of(s->flow, &c);
-	emit_event(e, mry_event_message(e->evbuf, sizeof(e->evbuf), e->now_ns, &em));
+	mry_verdict_emit(e, mry_event_message(e->evbuf, sizeof(e->evbuf), e->now_ns, &em));
 }
 
 void mry_verdict_hold_event(struct mry_engine *e, struct msg *m, const char *what,
 			    const char *reason)
 {
-	emit_event(e, mry_event_hold(e->evbuf, sizeof(e->evbuf), e->now_ns, what, &m->conn,
+	mry_verdict_emit(e, mry_event_hold(e->evbuf, sizeof(e->evbuf), e->now_ns, what, &m->conn,
 				     m->index, m->size, reason));
 }
 
@@ -129,7 +137,7 @@ void mry_verdict_flow_event(struct mry_engine *e, struct mry_flow *f, const char
 	struct mry_engine_conn c;
 
 	mry_verdict_conn_of(f, &c);
-	emit_event(e, mry_event_flow(e->evbuf, sizeof(e->evbuf), e->now_ns, &c, reason));
+	mry_verdict_emit(e, mry_event_flow(e->evbuf, sizeof(e->evbuf), e->now_ns, &c, reason));
 }
 
 void mry_verdict_session_anomalies(struct mry_engine *e, struct session *s)
@@ -149,7 +157,7 @@ void mry_verdict_session_anomalies(struct mry_engine *e, struct session *s)
 	}
 	s->evasions = 0;
 	mry_verdict_conn_of(s->flow, &c);
-	emit_event(e, mry_event_flow_evasions(e->evbuf, sizeof(e->evbuf), e->now_ns, &c,
+	mry_verdict_emit(e, mry_event_flow_evasions(e->evbuf, sizeof(e->evbuf), e->now_ns, &c,
 					      "anomalies", names, n));
 }
 

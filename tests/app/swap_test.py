@@ -445,7 +445,7 @@ def verify(tmp, recs, frames_in, out, st, scan, installed, log, out0, out1):
                                                           st["drop_after_verdict"]))
     zero = ("drop_invalid", "drop_conflict", "drop_ooo", "drop_no_flow", "drop_midstream_data",
             "dispatch_ring_full", "app_tx_dropped", "app_oversize_dropped", "app_emit_nombuf",
-            "app_emit_too_big", "session_pool_empty", "msg_pool_empty", "events_dropped",
+            "app_emit_too_big", "session_pool_empty", "msg_pool_empty",
             "hold_store_full", "log_ring_full", "log_too_long", "log_write_errors")
     nz = {k: st.get(k) for k in zero if st.get(k) != 0}
     check(not nz, "losses other than verdicts: %r" % nz)

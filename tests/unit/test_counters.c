@@ -1039,14 +1039,6 @@ static const char *const not_yet_reached[] = {
 	 * a fault-injection hook in the scanner, which the engine does not have.
 	 */
 	"scan.hs_errors",
-	/*
-	 * An event that does not fit the event buffer. Every field is
-	 * bounded: mail_from 255 and recipients 1024 stored bytes (at most 6
-	 * bytes escaped each), 16 signature names of 95 printable bytes
-	 * without '"' (2 escaped), 53 evasion names, a 96-byte reason: about
-	 * 13 KB against a 16 KB buffer, so no input reaches it today.
-	 */
-	"engine.events_dropped",
 	/* flow-table flood counters from the merged flow core: their engine
 	 * scenarios come with the deadline and shedding wiring */
 	"flow.timeout_greeting",

@@ -5,14 +5,20 @@
  * rule (a truncated event is dropped, never emitted half-written) are
  * checked byte for byte.
  */
+#include <stdint.h>
+#include <string.h>
+
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
-#include <string.h>
 
 #include "moray/blocklist.h"
 #include "moray/engine.h"
 #include "moray/event.h"
+#include "moray/flow.h"
 #include "moray/scan.h"
+#include "moray/sigdb.h"
+
+#include "engine_priv.h"
 
 static char buf[512];
 static struct mry_json J;
@@ -244,3 +250,134 @@ Test(event, an_event_too_big_for_the_buffer_is_dropped)
 	cr_assert(eq(sz, mry_event_flow(small, sizeof(small), TS_NS, &conn, "evicted"), 0));
 }
 
+
+/*
+ * The largest event of each kind the engine writes into its event buffer
+ * (e->evbuf, EVENT_BUF bytes) fits it, so no verdict is ever lost to its
+ * size: this replaces a counter of dropped events that no input could move.
+ * Each field is at the bound the engine enforces, taken from the engine's
+ * own declarations so that growing one grows the test:
+ *   - a string from the wire (mail_from, recipients) fills its storage in
+ *     struct msg with bytes the writer escapes to 6 (\u00XX);
+ *   - recipients: one address filling rcpt[] costs the most (each further
+ *     one saves 6 escaped bytes for its NUL and adds 3: quotes and comma);
+ *   - signature names: MRY_SCAN_MAX_SIGS kept per message, each cut to
+ *     MRY_SCAN_NAME_MAX - 1 bytes (scan.c), of the bytes a database may hold
+ *     (0x21..0x7e, sigdb.c), '"' being the longest escaped (2);
+ *   - evasions: every anomaly bit the engine has, by its name;
+ *   - numbers at their type's largest value; addresses as long as
+ *     struct mry_engine_conn holds; a reason of MRY_SIGDB_REASON_MAX - 1
+ *     bytes escaped to 6 each (the longest reason any event carries: the
+ *     database state of a hold; the others are short literals).
+ */
+#define EV_BIG_STR 32   /* longer than any verdict or action name the engine writes */
+
+static char evbuf[EVENT_BUF];
+
+static void fill(char *s, size_t n, char c)
+{
+	memset(s, c, n);
+	s[n] = '\0';
+}
+
+static void largest_conn(struct mry_engine_conn *c)
+{
+	fill(c->src, sizeof(c->src) - 1, 'f');
+	fill(c->dst, sizeof(c->dst) - 1, 'f');
+	c->sport = UINT16_MAX;
+	c->dport = UINT16_MAX;
+}
+
+static const char *all_evasions[EV_MAX];
+
+static uint32_t every_evasion(void)
+{
+	uint32_t n = 0;
+
+	for (unsigned i = 0; i < EV_MAX; i++)
+		if (ev_name(i) != NULL)
+			all_evasions[n++] = ev_name(i);
+	return n;
+}
+
+static char big_reason[MRY_SIGDB_REASON_MAX];
+
+static void largest_reason(void)
+{
+	fill(big_reason, sizeof(big_reason) - 1, '\x01');
+}
+
+Test(event, largest_message_event_fits_the_engine_buffer)
+{
+	static struct msg m;   /* only for its field sizes and storage */
+	static struct mry_scan_result res;
+	char verdict[EV_BIG_STR + 1], action[EV_BIG_STR + 1];
+	struct mry_engine_conn c;
+	struct mry_event_msg em;
+	size_t n, longest = 0;
+
+	largest_conn(&c);
+	largest_reason();
+	fill(verdict, EV_BIG_STR, 'v');
+	fill(action, EV_BIG_STR, 'a');
+	for (int v = 0; v <= V_EVASION + 1; v++)
+		cr_assert(lt(sz, strlen(mry_verdict_name((enum msg_verdict)v)), EV_BIG_STR));
+	fill(m.mail_from, sizeof(m.mail_from) - 1, '\x01');
+	res.nb_sigs = MRY_SCAN_MAX_SIGS;
+	res.generation = UINT64_MAX;
+	for (unsigned i = 0; i < MRY_SCAN_MAX_SIGS; i++) {
+		res.sig_ids[i] = UINT32_MAX;
+		fill(res.sig_names[i], MRY_SCAN_NAME_MAX - 1, '"');
+	}
+	/* recipients: one filling rcpt[], then more and shorter ones */
+	for (size_t each = sizeof(m.rcpt) - 1; each >= 1; each = each / 2) {
+		uint32_t k = (uint32_t)(sizeof(m.rcpt) / (each + 1));
+
+		memset(m.rcpt, 0, sizeof(m.rcpt));
+		for (uint32_t i = 0; i < k; i++)
+			memset(m.rcpt + i * (each + 1), '\xff', each);
+		em = (struct mry_event_msg){
+			.conn = &c, .msg_index = UINT32_MAX, .mail_from = m.mail_from,
+			.rcpt = m.rcpt, .nb_rcpt = k, .size = UINT64_MAX,
+			.generation = UINT64_MAX, .verdict = verdict, .action = action,
+			.res = &res, .evasions = all_evasions, .nb_evasions = every_evasion(),
+			.held = true, .held_ms = UINT64_MAX, .reason = big_reason,
+			.server_reply = UINT16_MAX,
+		};
+		n = mry_event_message(evbuf, sizeof(evbuf), UINT64_MAX, &em);
+		cr_assert(ne(sz, n, 0), "a message event with %u recipients of %zu bytes "
+			  "does not fit %d bytes", k, each, EVENT_BUF);
+		if (n > longest)
+			longest = n;
+	}
+	cr_log_info("largest message event: %zu of %d bytes", longest, EVENT_BUF);
+}
+
+Test(event, largest_hold_flow_and_shed_events_fit_the_engine_buffer)
+{
+	struct mry_event_shed_src top[SHED_TOP_LOG];
+	uint64_t phases[MRY_FLOW_PHASE_MAX];
+	const char *longest_shed = "";
+	struct mry_engine_conn c;
+	char event[EV_BIG_STR + 1];
+
+	largest_conn(&c);
+	largest_reason();
+	fill(event, EV_BIG_STR, 'e');
+	cr_assert(ne(sz, mry_event_hold(evbuf, sizeof(evbuf), UINT64_MAX, event, &c,
+					UINT32_MAX, UINT64_MAX, big_reason), 0));
+	cr_assert(ne(sz, mry_event_flow_evasions(evbuf, sizeof(evbuf), UINT64_MAX, &c,
+						 big_reason, all_evasions, every_evasion()), 0));
+	for (int r = 0; r < SHED_MAX; r++)
+		if (strlen(mry_shed_reason_name((enum shed_reason)r)) > strlen(longest_shed))
+			longest_shed = mry_shed_reason_name((enum shed_reason)r);
+	for (unsigned i = 0; i < SHED_TOP_LOG; i++) {
+		fill(top[i].src, sizeof(top[i].src) - 1, 'f');
+		top[i].count = UINT64_MAX;
+	}
+	for (unsigned i = 0; i < MRY_FLOW_PHASE_MAX; i++)
+		phases[i] = UINT64_MAX;
+	cr_assert(ne(sz, mry_event_shed(evbuf, sizeof(evbuf), UINT64_MAX, longest_shed,
+					UINT64_MAX, UINT64_MAX, phases, MRY_FLOW_PHASE_MAX,
+					top, SHED_TOP_LOG), 0));
+}

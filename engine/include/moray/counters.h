@@ -82,7 +82,6 @@
 	E(X, encrypted_blocked, COUNTER, 0, "STARTTLS refused under the block policy") \
 	E(X, session_pool_empty, COUNTER, 0, "Flows without an engine session: pool empty") \
 	E(X, msg_pool_empty, COUNTER, 0, "Messages answered 451: message pool empty") \
-	E(X, events_dropped, COUNTER, 0, "Verdict-log events lost: larger than the event buffer") \
 	E(X, frag_withheld, COUNTER, 0, "IP fragments of TCP held until their datagram completes") \
 	E(X, frag_too_big, COUNTER, 0, "Reassembled TCP datagrams dropped: larger than the largest frame") \
 	E(X, frag_reassembled_sent, COUNTER, 0, "Reassembled TCP datagrams forwarded as one frame") \

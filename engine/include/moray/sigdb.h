@@ -185,6 +185,9 @@ struct mry_sigdb_gen *mry_sigdb_ctl_usable(const struct mry_sigdb_ctl *c);
 struct mry_sigdb_gen *mry_sigdb_ctl_active(const struct mry_sigdb_ctl *c);
 
 enum mry_db_state mry_sigdb_ctl_state(const struct mry_sigdb_ctl *c);
+/* Bytes of mry_sigdb_ctl_reason() with its NUL, at most (it goes into hold events). */
+#define MRY_SIGDB_REASON_MAX 96
+
 /** Reason of the current state ("ok", "no_database", "too_old", "candidate_rejected: digest_mismatch" ...).
  * Written by the control thread; read it there (or after mry_sigdb_ctl_version() changed). */
 const char *mry_sigdb_ctl_reason(const struct mry_sigdb_ctl *c);
