@@ -202,6 +202,7 @@ struct mry_engine {
 	uint64_t ev_count[EV_MAX];
 	struct mry_ratelimit rl_hold_full;
 	struct mry_ratelimit rl_no_flow;
+	struct mry_ratelimit rl_scan_error;
 	uint8_t smtp_ports[65536 / 8];
 	char evbuf[EVENT_BUF];
 	uint8_t txbuf[TX_BUF];
@@ -303,6 +304,8 @@ void mry_verdict_copy_envelope(struct msg *m, const struct mry_smtp_msg_info *mi
 const char *mry_verdict_apply(struct mry_engine *e, struct msg *m,
 			      const struct mry_scan_result *res, enum msg_verdict *v);
 const char *mry_verdict_name(enum msg_verdict v);
+/** Rate-limited ERR line: @m could not be scanned and is answered 451. */
+void mry_verdict_log_scan_error(struct mry_engine *e, const struct msg *m);
 /** 451 to the client, events, and @m freed. */
 void mry_verdict_tempfail_free(struct mry_engine *e, struct msg *m, const char *why);
 /** A message that ended without an end-of-message: event, @m freed. */

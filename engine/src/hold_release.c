@@ -51,6 +51,7 @@ static void release_held(struct mry_engine *e, struct msg *m, struct mry_sigdb_g
 	mry_hold_queue_del(e, m);
 	m->state = MSG_DONE;
 	if (!mry_verdict_scan_open(e, m, g)) {
+		mry_verdict_log_scan_error(e, m);
 		mry_verdict_tempfail_free(e, m, "scan_resources");
 		return;
 	}

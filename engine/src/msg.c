@@ -70,6 +70,7 @@ static void smtp_msg_begin(void *user, const struct mry_smtp_msg_info *mi)
 	}
 	if (!mry_verdict_scan_open(e, m, g)) {
 		/* resources short: judged by no one, so it cannot pass */
+		mry_verdict_log_scan_error(e, m);
 		mry_verdict_scan_abort(m);
 		m->store_full = true;
 		m->hold = false;

@@ -6,6 +6,7 @@
  * teardown, and the verdict-log events the engine writes.
  */
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -394,6 +395,25 @@ void mry_verdict_copy_envelope(struct msg *m, const struct mry_smtp_msg_info *mi
 	}
 }
 
+/*
+ * A message that cannot be scanned (Hyperscan refused a scan or a stream,
+ * or stream state ran out) is answered 451, never passed: one ERR line
+ * says so, the first time and then at most every 10 s with the count since.
+ */
+void mry_verdict_log_scan_error(struct mry_engine *e, const struct msg *m)
+{
+	struct mry_scan_stats st;
+	uint64_t sup;
+
+	if (!mry_ratelimit_ok(&e->rl_scan_error, e->now_ns, 10 * MRY_NS_PER_SEC, &sup))
+		return;
+	mry_scan_get_stats(e->scanner, &st);
+	mry_log(MRY_LOG_ERR, MOD,
+		"message %u from %s:%u could not be scanned and will not pass: 451 (Hyperscan errors %" PRIu64
+		", stream pool empty %" PRIu64 "; %" PRIu64 " more such messages since last line)",
+		m->index, m->conn.src, m->conn.sport, st.hs_errors, st.stream_pool_empty, sup);
+}
+
 /* Decide a judged message: forward, or answer and reset. Returns the action name. */
 const char *mry_verdict_apply(struct mry_engine *e, struct msg *m,
 			      const struct mry_scan_result *res, enum msg_verdict *v)
@@ -407,7 +427,9 @@ const char *mry_verdict_apply(struct mry_engine *e, struct msg *m,
 		/* never acceptable, scanned or not */
 		*v = V_EVASION;
 	} else if (res->scan_error) {
+		/* not judged, so it cannot pass */
 		*v = V_TEMPFAIL;
+		mry_verdict_log_scan_error(e, m);
 	} else if (res->action == MRY_ACTION_TEMPFAIL) {
 		*v = V_TEMPFAIL;
 	} else {
