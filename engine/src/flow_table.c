@@ -43,9 +43,10 @@
  *
  * Defaults, and why:
  *  - deadlines follow RFC 5321 §4.5.3.2 (greeting 5 min, commands 5 min,
- *    DATA initiation 2 min, data block 3 min); half-open 10 s because a
- *    handshake takes a round trip, and a spoofed SYN must not hold a slot
- *    for long; closing 10 s;
+ *    DATA initiation 2 min, data block 3 min), armed per SMTP event as the
+ *    comment of enum mry_flow_phase says (Postfix smtpd_timeout per wait,
+ *    smtpd_min_data_rate per transfer); half-open 10 s because a handshake
+ *    takes a round trip, a spoofed SYN must not hold a slot long; closing 10 s;
  *  - min_data_rate 500 B/s after Postfix smtpd_min_data_rate (its default):
  *    a trickle ends, a sender on any real link never notices;
  *  - max_per_source 256: real MTAs reuse connections and open few at once
@@ -87,7 +88,6 @@ uint32_t mry_flow_key_hash(const struct mry_flow_key *key)
 	h = hash_round(h, load64(b + 32));
 	return hash_final(h);
 }
-
 
 /* memcmp() order of the addresses, then ports; inline, once per packet */
 static int side_cmp(const uint8_t *a1, uint16_t p1, const uint8_t *a2, uint16_t p2)

@@ -228,6 +228,56 @@ static void smtp_anomaly(void *user, enum mry_smtp_anomaly an)
 	note_evasion(s->e, s, EV_SMTP_BASE + (unsigned)an);
 }
 
+/*
+ * The flow's deadline follows the SMTP exchange (flow.h, enum
+ * mry_flow_phase): the greeting ends GREETING, a command line or a reply
+ * re-arms CMD (and a reply DATA_INIT: the wait for 354 starts once the
+ * server has answered what came before), DATA enters DATA_INIT, a refusal
+ * returns to CMD; 354 (msg_begin) enters DATA. A BDAT chunk's octets run on
+ * the DATA rate clock; between chunks the client is in command phase again
+ * with its message still open.
+ */
+static void smtp_phase(void *user, enum mry_smtp_phase_event ev)
+{
+	struct session *s = user;
+	struct mry_engine *e = s->e;
+	struct mry_flow *f = s->flow;
+	enum mry_flow_phase ph = (enum mry_flow_phase)f->phase;
+
+	switch (ev) {
+	case MRY_SMTP_PH_GREETING:
+		if (ph == MRY_FLOW_PHASE_GREETING)
+			mry_flow_set_phase(e->flows, f, MRY_FLOW_PHASE_CMD, e->now_ns);
+		break;
+	case MRY_SMTP_PH_REPLY:
+		if (ph == MRY_FLOW_PHASE_CMD || ph == MRY_FLOW_PHASE_DATA_INIT)
+			mry_flow_rearm(e->flows, f, e->now_ns);
+		break;
+	case MRY_SMTP_PH_COMMAND:
+		if (ph == MRY_FLOW_PHASE_CMD)
+			mry_flow_rearm(e->flows, f, e->now_ns);
+		break;
+	case MRY_SMTP_PH_DATA_SENT:
+		if (ph == MRY_FLOW_PHASE_CMD)
+			mry_flow_set_phase(e->flows, f, MRY_FLOW_PHASE_DATA_INIT, e->now_ns);
+		break;
+	case MRY_SMTP_PH_DATA_REFUSED:
+		if (ph == MRY_FLOW_PHASE_DATA_INIT)
+			mry_flow_set_phase(e->flows, f, MRY_FLOW_PHASE_CMD, e->now_ns);
+		break;
+	case MRY_SMTP_PH_BDAT_CHUNK:
+		if (ph == MRY_FLOW_PHASE_CMD && s->msg != NULL)
+			mry_flow_set_phase(e->flows, f, MRY_FLOW_PHASE_DATA, e->now_ns);
+		break;
+	case MRY_SMTP_PH_BDAT_CHUNK_END:
+		if (ph == MRY_FLOW_PHASE_DATA)
+			mry_flow_set_phase(e->flows, f, MRY_FLOW_PHASE_CMD, e->now_ns);
+		break;
+	default:
+		break;
+	}
+}
+
 const struct mry_smtp_callbacks mry_msg_smtp_cb = {
 	.msg_begin = smtp_msg_begin,
 	.msg_data = smtp_msg_data,
@@ -237,4 +287,5 @@ const struct mry_smtp_callbacks mry_msg_smtp_cb = {
 	.starttls = smtp_starttls,
 	.anomaly = smtp_anomaly,
 	.msg_ambiguous_end = smtp_msg_ambiguous_end,
+	.phase = smtp_phase,
 };

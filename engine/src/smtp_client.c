@@ -359,10 +359,12 @@ static void cmd_bdat(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 	       s->bdat_discard ? s->bdat_abort_idx : s->cur_msg);
 	s->bdat_left = v;
 	s->bdat_last = last;
-	if (v == 0)
+	if (v == 0) {
 		mry_smtp_bdat_done(c, s, lf_off);
-	else
+	} else {
 		s->cstate = SMTP_CS_BDAT;
+		mry_smtp_phase(c, s, MRY_SMTP_PH_BDAT_CHUNK);
+	}
 }
 
 static void cmd_data(struct mry_smtp_ctx *c, struct mry_smtp_session *s, uint64_t next)
@@ -374,6 +376,7 @@ static void cmd_data(struct mry_smtp_ctx *c, struct mry_smtp_session *s, uint64_
 	mry_smtp_q_push(c, s, SMTP_Q_DATA, 0, 0);
 	gate_set(s, SMTP_GATE_DATA, next);
 	s->withhold = next;
+	mry_smtp_phase(c, s, MRY_SMTP_PH_DATA_SENT);
 }
 
 /*
@@ -386,6 +389,7 @@ static void cmd_line(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 	size_t v = 0;
 
 	c->st.commands++;
+	mry_smtp_phase(c, s, MRY_SMTP_PH_COMMAND);
 	if (memchr(l, '\0', n) != NULL)
 		mry_smtp_flag_anomaly(c, s, MRY_SMTP_AN_NUL_IN_COMMAND);
 	while (v < n && l[v] != ' ')

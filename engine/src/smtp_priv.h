@@ -253,6 +253,8 @@ void mry_smtp_msg_abort(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 void mry_smtp_msg_reply(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 			uint32_t idx, unsigned code, const char *text, size_t tlen);
 /* smtp_session.c: a line some server would take as end of data (@off: its '.') */
+void mry_smtp_phase(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
+		    enum mry_smtp_phase_event ev);
 void mry_smtp_ambiguous_end(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 			    enum mry_smtp_anomaly an, uint64_t off);
 /* smtp_session.c: queue a command's expected reply (merging runs) */

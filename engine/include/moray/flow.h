@@ -21,21 +21,50 @@
 
 /*
  * SMTP phase of a flow; each has its own deadline (RFC 5321 §4.5.3.2 gives
- * the server-side minimums the defaults follow). How each deadline is armed:
+ * the server-side minimums the defaults follow). The table arms them as
+ * follows:
  *  - HALF_OPEN, GREETING, DATA_INIT, CLOSING: from phase entry; activity
  *    (mry_flow_touch()) does not extend it, so retransmitted SYNs or bare
  *    ACKs cannot keep a flow alive;
- *  - CMD: per command, re-armed by mry_flow_rearm() when a complete command
- *    line arrives, so a partial-line trickle cannot extend it;
+ *  - CMD: re-armed by mry_flow_rearm() each time the turn changes, so a
+ *    partial-line trickle cannot extend it;
  *  - DATA: phase entry + data timeout, moved later by mry_flow_data_progress()
  *    by nbytes / min_data_rate seconds, never past now + data timeout.
+ *
+ * The engine drives the phases from the SMTP parser's events (smtp.h, enum
+ * mry_smtp_phase_event; engine/src/msg.c smtp_phase()), like Postfix's
+ * smtpd_timeout, which bounds each wait for the other side (a request, a
+ * reply), and smtpd_per_record_deadline/smtpd_min_data_rate, which bound a
+ * whole transfer rather than the gaps in it:
+ *  - the handshake's end enters GREETING (5 min, §4.5.3.2.1): only the
+ *    server's first reply ends it; a client speaking first does not;
+ *  - the greeting enters CMD (5 min, §4.5.3.2.2-4, §4.5.3.2.7). Each
+ *    complete command line the parser reads re-arms it (the client waits
+ *    for the reply), and so does each reply (the server waits for the next
+ *    command); bytes that do not complete a line never do;
+ *  - DATA parsed enters DATA_INIT (2 min, §4.5.3.2.5); replies to commands
+ *    pipelined before it re-arm it (the wait for 354 starts when the server
+ *    reaches DATA); a reply other than 354 returns to CMD;
+ *  - 354 enters DATA (3 min, §4.5.3.2.6, at --min-data-rate); so does each
+ *    BDAT chunk's octets, and between chunks the flow is in CMD with its
+ *    message still open;
+ *  - the end of data returns to CMD: the client waits for the final reply
+ *    (the command deadline, re-armed by that reply; the client's own limit
+ *    is 10 min, §4.5.3.2.6, but Postfix answers within its
+ *    milter_content_timeout of 5 min). A flow HELD while moray has no usable
+ *    database is never ended by its deadline (--hold-timeout is); the hold's
+ *    end re-arms CMD;
+ *  - on a flow the parser does not read (not SMTP under --track-all-tcp,
+ *    encrypted after STARTTLS) the first payload enters CMD and any payload
+ *    re-arms it: command boundaries cannot be seen, the deadline is idle-only;
+ *  - FIN or RST enters CLOSING (10 s).
  */
 enum mry_flow_phase {
 	MRY_FLOW_PHASE_HALF_OPEN = 0, /* SYN seen, no data yet (default 10 s) */
-	MRY_FLOW_PHASE_GREETING,  /* waiting for the server's 220 (5 min) */
+	MRY_FLOW_PHASE_GREETING,  /* waiting for the server's greeting (5 min) */
 	MRY_FLOW_PHASE_CMD,       /* command phase, per command (5 min) */
-	MRY_FLOW_PHASE_DATA_INIT, /* DATA/BDAT sent, waiting for 354 (2 min) */
-	MRY_FLOW_PHASE_DATA,      /* message in progress, per data block (3 min) */
+	MRY_FLOW_PHASE_DATA_INIT, /* DATA sent, waiting for 354 (2 min) */
+	MRY_FLOW_PHASE_DATA,      /* message bytes moving: DATA, a BDAT chunk (3 min) */
 	MRY_FLOW_PHASE_CLOSING,   /* FIN or RST seen (10 s) */
 	MRY_FLOW_PHASE_MAX,
 };
@@ -236,7 +265,8 @@ void mry_flow_set_phase(struct mry_flow_table *t, struct mry_flow *f,
 
 /**
  * Arm the current phase's deadline again from @now_ns: the engine calls it
- * when a complete command line arrives in CMD. Any phase is accepted.
+ * when the turn changes in CMD or DATA_INIT (a command line, a reply; see
+ * enum mry_flow_phase) and when a hold ends. Any phase is accepted.
  */
 void mry_flow_rearm(struct mry_flow_table *t, struct mry_flow *f, uint64_t now_ns);
 
