@@ -56,6 +56,7 @@ enum smtp_qtype {
 #define SMTP_QF_LAST 0x01     /* BDAT ... LAST */
 #define SMTP_QF_SPEC 0x02     /* decided before the reply (buffer cap) */
 #define SMTP_QF_NESTED 0x04   /* MAIL inside a transaction */
+#define SMTP_QF_UNKNOWN 0x08  /* unknown command: its reply is no phase event */
 
 struct smtp_qent {
 	uint8_t type;

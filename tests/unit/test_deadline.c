@@ -301,6 +301,21 @@ Test(deadline, partial_line_trickle_does_not_rearm)
 	assert_shed_with("421 4.4.2 ");
 }
 
+/* Lines of garbage are no commands: they and the server's 500s do not re-arm. */
+Test(deadline, garbage_lines_do_not_rearm)
+{
+	to_cmd();
+	for (unsigned i = 0; i < 5; i++) {
+		wait_s(55);
+		client("\x16\x03\x01 junk\n");
+		server("500 5.5.2 Error: command not recognized\r\n");
+	}
+	wait_s(20);
+	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_CMD), 1));
+	wait_s(10);
+	assert_shed_with("421 4.4.2 ");
+}
+
 /* A real command line every 4 minutes keeps the session for as long as it lasts. */
 Test(deadline, noop_every_four_minutes_keeps_it)
 {

@@ -2055,3 +2055,20 @@ Test(smtp, phase_events_for_bdat_chunks)
 	cli("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT 0 LAST\r\n");
 	cr_assert_str_eq(R.trace, "CCCbe");
 }
+
+/* Garbage lines are no commands: neither they nor the replies to them count. */
+Test(smtp, phase_events_skip_unknown_commands_and_their_replies)
+{
+	srv("220 mx ESMTP\r\n");
+	cli("EHLO c\r\n");
+	srv("250 mx\r\n");
+	cli("xyzzy\r\n\r\nGET / HTTP/1.0\r\n");
+	srv("500 5.5.2 Error: command not recognized\r\n");
+	srv("500 5.5.2 Error: command not recognized\r\n");
+	srv("500 5.5.2 Error: command not recognized\r\n");
+	cr_assert_str_eq(R.trace, "GCR");
+	cli("NOOP\r\n");
+	srv("250 ok\r\n");
+	cr_assert_str_eq(R.trace, "GCRCR");
+	cr_assert(eq(u32, R.an[MRY_SMTP_AN_UNKNOWN_COMMAND], 3));
+}

@@ -39,9 +39,10 @@
  *  - the handshake's end enters GREETING (5 min, §4.5.3.2.1): only the
  *    server's first reply ends it; a client speaking first does not;
  *  - the greeting enters CMD (5 min, §4.5.3.2.2-4, §4.5.3.2.7). Each
- *    complete command line the parser reads re-arms it (the client waits
- *    for the reply), and so does each reply (the server waits for the next
- *    command); bytes that do not complete a line never do;
+ *    complete command line with a known verb re-arms it (the client waits
+ *    for the reply), and so does each reply to one (the server waits for
+ *    the next command); bytes that do not complete a line, lines of garbage
+ *    and the 500s they draw never do;
  *  - DATA parsed enters DATA_INIT (2 min, §4.5.3.2.5); replies to commands
  *    pipelined before it re-arm it (the wait for 354 starts when the server
  *    reaches DATA); a reply other than 354 returns to CMD;

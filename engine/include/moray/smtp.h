@@ -116,9 +116,11 @@ enum mry_smtp_phase_event {
 	MRY_SMTP_PH_GREETING = 0,         /* the server's first reply (its greeting, or
 					   * the reply to a first command when the
 					   * greeting was never seen) */
-	MRY_SMTP_PH_COMMAND,              /* a complete client command line was parsed */
+	MRY_SMTP_PH_COMMAND,              /* a complete command line with a known verb
+					   * was parsed (unknown ones: anomaly only) */
 	MRY_SMTP_PH_REPLY,                /* any later reply (last line) matched to a
-					   * command: the server answered, the client's turn */
+					   * command other than an unknown one: the
+					   * server answered, the client's turn */
 	MRY_SMTP_PH_DATA_SENT,            /* DATA parsed: the client waits for 354 */
 	MRY_SMTP_PH_DATA_REFUSED,         /* DATA answered other than 354 */
 	MRY_SMTP_PH_BDAT_CHUNK,           /* BDAT with octets to follow: they are data */
