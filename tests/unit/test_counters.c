@@ -341,7 +341,10 @@ static void hold_timeout(void)
 	envelope();
 	client("Subject: h\r\n\r\nheld\r\n");
 	client(".\r\n");
-	tick(300ULL * MRY_NS_PER_SEC);
+	/* past the hold timeout and the final-reply deadline: the flow's
+	 * deadline passes while it is held (flow.timeout_held), the hold's
+	 * timeout ends the message */
+	tick(600ULL * MRY_NS_PER_SEC);
 	engine_down();
 }
 
@@ -1030,7 +1033,8 @@ static void smuggling_and_stop(void)
 
 /*
  * The deadlines the SMTP exchange arms: a server that never greets, a DATA
- * never answered 354, a trickle below --min-data-rate in DATA.
+ * never answered 354, a trickle below --min-data-rate in DATA, a message
+ * whose final reply never comes.
  */
 static void deadlines(void)
 {
@@ -1043,6 +1047,9 @@ static void deadlines(void)
 	handshake();
 	server("220 srv.example ESMTP\r\n");
 	client("EHLO cli.example\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n");
+	conn(40113, 25);
+	envelope();
+	client("Subject: no reply\r\n\r\nhello\r\n.\r\n");
 	conn(40112, 25);
 	envelope();
 	client("Subject: trickle\r\n\r\n");
@@ -1052,6 +1059,7 @@ static void deadlines(void)
 	}
 	for (i = 0; i < 4; i++)
 		tick(10 * MRY_NS_PER_SEC);
+	tick(300 * MRY_NS_PER_SEC);
 	tick(300 * MRY_NS_PER_SEC);
 	engine_down();
 }

@@ -41,6 +41,7 @@ static unsigned nb_emits;
 static struct mry_engine *eng;
 static struct mry_sigdb_ctl *ctl;
 static uint64_t now;
+static bool with_db = true;
 
 static void on_emit(void *ctx, enum mry_emit_dir dir, uint16_t port,
 		    const uint8_t *frame, uint32_t len)
@@ -195,7 +196,11 @@ static void setup_cfg(void (*tune)(struct mry_engine_config *))
 	now = 1700000000ULL * SEC;
 	ctl = mry_sigdb_ctl_create(&cc);
 	cr_assert_not_null(ctl);
-	cr_assert(eq(int, mry_sigdb_ctl_offer(ctl, DB_GEN1, now / SEC, &retired), MRY_SIGDB_OK));
+	if (with_db)
+		cr_assert(eq(int, mry_sigdb_ctl_offer(ctl, DB_GEN1, now / SEC, &retired),
+			     MRY_SIGDB_OK));
+	else
+		mry_sigdb_ctl_offer(ctl, NULL, now / SEC, &retired);
 	eng = mry_engine_create(mry_alloc_default(), &cfg, ctl, &io, NULL);
 	cr_assert_not_null(eng);
 	memcpy(tc.cmac, "\x02\x00\x00\x00\x00\x01", 6);
@@ -212,6 +217,24 @@ static void setup_cfg(void (*tune)(struct mry_engine_config *))
 static void setup(void)
 {
 	setup_cfg(NULL);
+}
+
+static void setup_nodb(void)
+{
+	with_db = false;
+	setup_cfg(NULL);
+	with_db = true;
+}
+
+/* The database appears: held messages are judged at the next tick. */
+static void offer_db(void)
+{
+	struct mry_sigdb_gen *retired = NULL;
+
+	cr_assert(eq(int, mry_sigdb_ctl_offer(ctl, DB_GEN1, now / SEC, &retired), MRY_SIGDB_OK));
+	if (retired != NULL)
+		mry_sigdb_gen_unref(retired);
+	mry_engine_tick(eng, now);
 }
 
 static void teardown(void)
@@ -416,37 +439,84 @@ Test(deadline, data_at_the_min_rate_goes_on)
 	}
 	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_DATA), 1));
 	client(".\r\n");
-	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_CMD), 1));
+	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_DATA_END), 1));
+	cr_assert(eq(u64, counters().engine.msgs_clean, 1));
 }
 
 /*
- * After the end of data the client waits for the final reply: the command
- * deadline runs from the end, and again from the server's reply.
+ * RFC 5321 4.5.3.2.6: after the end of data the client waits up to 10 min
+ * for the final reply while the server stores the message; the reply
+ * returns to the command phase.
  */
-Test(deadline, after_data_the_final_reply_rearms)
+Test(deadline, after_data_the_final_reply_returns_to_command_phase)
 {
 	to_data_init();
 	server("354 go\r\n");
 	client("Subject: hi\r\n\r\nhello\r\n.\r\n");
-	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_CMD), 1));
-	wait_s(200);
+	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_DATA_END), 1));
+	client("QUIT\r\n");            /* pipelined: still waiting for the reply */
+	wait_s(420);                     /* longer than the command deadline */
+	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_DATA_END), 1));
 	server("250 2.0.0 Ok: queued\r\n");
-	wait_s(280);
+	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_CMD), 1));
+	wait_s(298);
 	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_CMD), 1));
 	cr_assert(eq(u32, nb_emits, 0));
-	wait_s(25);
+	wait_s(5);
 	assert_shed_with("421 4.4.2 ");
 }
 
-Test(deadline, after_data_a_silent_server_is_cut_at_the_command_deadline)
+Test(deadline, after_data_a_silent_server_is_cut_at_ten_minutes)
 {
 	to_data_init();
 	server("354 go\r\n");
 	client("Subject: hi\r\n\r\nhello\r\n.\r\n");
-	wait_s(298);
-	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_CMD), 1));
+	wait_s(598);
+	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_DATA_END), 1));
+	cr_assert(eq(u32, nb_emits, 0));
 	wait_s(5);
+	cr_assert(eq(u64, counters().flow.timeouts[MRY_FLOW_PHASE_DATA_END], 1));
 	assert_shed_with("421 4.4.2 ");
+}
+
+/* A message moray answered itself (rejected): no final reply will come. */
+Test(deadline, after_a_rejected_message_no_final_reply_is_awaited)
+{
+	static const char hex[] =
+		"58354f2150254041505b345c505a58353428505e2937434329377d2445494341522d"
+		"5354414e444152442d414e544956495255532d544553542d46494c452124482b482a";
+	char body[160] = "Subject: x\r\n\r\n";
+	size_t n = strlen(body);
+
+	for (size_t i = 0; i < sizeof(hex) / 2; i++) {
+		unsigned v;
+
+		sscanf(hex + 2 * i, "%2x", &v);
+		body[n++] = (char)v;
+	}
+	memcpy(body + n, "\r\n.\r\n", 6);
+	to_data_init();
+	server("354 go\r\n");
+	cr_assert(eq(int, client(body), MRY_PKT_DROP));
+	cr_assert(eq(u64, counters().engine.msgs_infected, 1));
+	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_DATA_END), 0));
+	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_CMD), 1));
+}
+
+/* A message held for want of a database: the hold's end re-arms DATA_END. */
+Test(deadline, held_message_waits_its_hold_then_data_end_runs_afresh, .init = setup_nodb)
+{
+	to_data_init();
+	server("354 go\r\n");
+	client("Subject: hi\r\n\r\nhello\r\n");
+	cr_assert(eq(int, client(".\r\n"), MRY_PKT_DROP));       /* withheld */
+	wait_s(200);
+	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_DATA_END), 1));
+	offer_db();                                              /* judged clean, released */
+	wait_s(590);
+	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_DATA_END), 1), "cut before 10 min after release");
+	server("250 2.0.0 Ok: queued\r\n");
+	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_CMD), 1));
 }
 
 /* BDAT: a chunk's octets are data; between chunks the command deadline runs. */
@@ -457,18 +527,19 @@ Test(deadline, bdat_between_chunks_is_command_phase)
 	server("250 ok\r\n");
 	client("RCPT TO:<b@example.net>\r\n");
 	server("250 ok\r\n");
-	client("BDAT 20\r\nSubject: x\r\n\r\n");
+	client("BDAT 21\r\nSubject: x\r\n\r\n");     /* 14 + 7 octets */
 	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_DATA), 1));
 	client("hello\r\n");
 	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_CMD), 1));
-	server("250 2.0.0 20 octets\r\n");
+	server("250 2.0.0 21 octets\r\n");
 	wait_s(240);              /* past the data deadline, within the command one */
 	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_CMD), 1));
 	client("BDAT 7 LAST\r\n");
 	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_DATA), 1));
 	client("world\r\n");
-	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_CMD), 1));
+	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_DATA_END), 1));
 	server("250 2.0.0 queued\r\n");
+	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_CMD), 1));
 	cr_assert(eq(u64, counters().engine.msgs_clean, 1));
 	cr_assert(eq(u32, nb_emits, 0));
 }

@@ -23,7 +23,7 @@
  * SMTP phase of a flow; each has its own deadline (RFC 5321 §4.5.3.2 gives
  * the server-side minimums the defaults follow). The table arms them as
  * follows:
- *  - HALF_OPEN, GREETING, DATA_INIT, CLOSING: from phase entry; activity
+ *  - HALF_OPEN, GREETING, DATA_INIT, DATA_END, CLOSING: from phase entry; activity
  *    (mry_flow_touch()) does not extend it, so retransmitted SYNs or bare
  *    ACKs cannot keep a flow alive;
  *  - CMD: re-armed by mry_flow_rearm() each time the turn changes, so a
@@ -49,12 +49,14 @@
  *  - 354 enters DATA (3 min, §4.5.3.2.6, at --min-data-rate); so does each
  *    BDAT chunk's octets, and between chunks the flow is in CMD with its
  *    message still open;
- *  - the end of data returns to CMD: the client waits for the final reply
- *    (the command deadline, re-armed by that reply; the client's own limit
- *    is 10 min, §4.5.3.2.6, but Postfix answers within its
- *    milter_content_timeout of 5 min). A flow HELD while moray has no usable
- *    database is never ended by its deadline (--hold-timeout is); the hold's
- *    end re-arms CMD;
+ *  - the end of data, forwarded (or held), enters DATA_END (10 min,
+ *    §4.5.3.2.6): the server stores the message and the client waits for
+ *    the final reply, which returns to CMD (so does moray's own answer to
+ *    a message it rejects or tempfails). Cutting this wait short would make the client send the
+ *    message again if the server had taken it (RFC 5321 §4.5.3.2.6, §6.1),
+ *    and a client cannot make it last longer than the server takes. A flow
+ *    HELD while moray has no usable database is never ended by its deadline
+ *    (--hold-timeout is); the hold's end re-arms DATA_END;
  *  - on a flow the parser does not read (not SMTP under --track-all-tcp,
  *    encrypted after STARTTLS) the first payload enters CMD and any payload
  *    re-arms it: command boundaries cannot be seen, the deadline is idle-only;
@@ -66,6 +68,7 @@ enum mry_flow_phase {
 	MRY_FLOW_PHASE_CMD,       /* command phase, per command (5 min) */
 	MRY_FLOW_PHASE_DATA_INIT, /* DATA sent, waiting for 354 (2 min) */
 	MRY_FLOW_PHASE_DATA,      /* message bytes moving: DATA, a BDAT chunk (3 min) */
+	MRY_FLOW_PHASE_DATA_END,  /* end of data sent, waiting for the final reply (10 min) */
 	MRY_FLOW_PHASE_CLOSING,   /* FIN or RST seen (10 s) */
 	MRY_FLOW_PHASE_MAX,
 };
@@ -84,7 +87,7 @@ enum mry_flow_end_reason {
  */
 enum mry_flow_evict_class {
 	MRY_FLOW_EVICT_HALF_OPEN = 0, /* HALF_OPEN */
-	MRY_FLOW_EVICT_IDLE,          /* GREETING, CMD, DATA_INIT, CLOSING */
+	MRY_FLOW_EVICT_IDLE,          /* GREETING, CMD, DATA_INIT, DATA_END, CLOSING */
 	MRY_FLOW_EVICT_DATA_SLOW,     /* DATA, behind min_data_rate */
 	MRY_FLOW_EVICT_DATA_MOVING,   /* DATA, keeping up: a real message */
 	MRY_FLOW_EVICT_MAX,
@@ -143,7 +146,7 @@ struct mry_flow {
 struct mry_flow_config {
 	uint32_t max_flows;                        /* default 65536 */
 	uint32_t max_per_source;                   /* flows not CLOSING; 0 = unlimited; default 256 */
-	uint64_t timeout_ns[MRY_FLOW_PHASE_MAX];   /* defaults: 10 s, 300 s, 300 s, 120 s, 180 s, 10 s */
+	uint64_t timeout_ns[MRY_FLOW_PHASE_MAX];   /* defaults: 10 s, 300 s, 300 s, 120 s, 180 s, 600 s, 10 s */
 	uint32_t expire_budget;                    /* flows examined per expire call, default 64 */
 	uint32_t max_half_open;                    /* default max_flows / 4 (at least 1) */
 	uint32_t min_data_rate;                    /* bytes/s credited per DATA byte; 0 = idle-only; default 500 */
@@ -293,7 +296,7 @@ uint64_t mry_flow_deadline(const struct mry_flow_table *t, const struct mry_flow
 enum mry_flow_evict_class mry_flow_evict_class(const struct mry_flow_table *t);
 /** Stable lower-case name of a class ("half_open", "idle", "data_slow", "data_moving"). */
 const char *mry_flow_evict_class_name(enum mry_flow_evict_class c);
-/** Stable lower-case name of a phase ("half_open", "greeting", "cmd", "data_init", "data", "closing"). */
+/** Stable lower-case name of a phase ("half_open", "greeting", "cmd", "data_init", "data", "data_end", "closing"). */
 const char *mry_flow_phase_name(enum mry_flow_phase p);
 
 /**
