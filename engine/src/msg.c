@@ -167,8 +167,13 @@ static void smtp_msg_reply(void *user, const struct mry_smtp_msg_info *mi, unsig
 
 	(void)text;
 	(void)text_len;
-	if (s->flow->phase == MRY_FLOW_PHASE_DATA_END)
-		mry_flow_set_phase(s->e->flows, s->flow, MRY_FLOW_PHASE_CMD, s->e->now_ns);
+	if (s->flow->phase == MRY_FLOW_PHASE_DATA_END) {
+		/* a DATA pipelined after the end now waits for its 354 */
+		bool data_sent = s->smtp != NULL && mry_smtp_withhold_from(s->smtp) != UINT64_MAX;
+
+		mry_flow_set_phase(s->e->flows, s->flow, data_sent ? MRY_FLOW_PHASE_DATA_INIT :
+				   MRY_FLOW_PHASE_CMD, s->e->now_ns);
+	}
 	/*
 	 * Inline, a server never answers an end that moray withholds; in a
 	 * replayed capture (moray-scan) it does, and its close afterwards is

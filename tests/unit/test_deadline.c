@@ -466,6 +466,25 @@ Test(deadline, after_data_the_final_reply_returns_to_command_phase)
 	assert_shed_with("421 4.4.2 ");
 }
 
+/* The next transaction pipelined after the end: its DATA waits for 354 once the reply came. */
+Test(deadline, data_pipelined_after_the_end_waits_for_its_354)
+{
+	to_data_init();
+	server("354 go\r\n");
+	client("Subject: hi\r\n\r\nhello\r\n.\r\n"
+	       "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n");
+	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_DATA_END), 1));
+	wait_s(400);
+	server("250 2.0.0 Ok: queued\r\n");
+	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_DATA_INIT), 1));
+	server("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n");
+	wait_s(118);
+	cr_assert(eq(u64, open_in(MRY_FLOW_PHASE_DATA_INIT), 1));
+	wait_s(5);
+	cr_assert(eq(u64, counters().flow.timeouts[MRY_FLOW_PHASE_DATA_INIT], 1));
+	assert_shed_with("421 4.4.2 ");
+}
+
 Test(deadline, after_data_a_silent_server_is_cut_at_ten_minutes)
 {
 	to_data_init();

@@ -51,8 +51,9 @@
  *    message still open;
  *  - the end of data, forwarded (or held), enters DATA_END (10 min,
  *    §4.5.3.2.6): the server stores the message and the client waits for
- *    the final reply, which returns to CMD (so does moray's own answer to
- *    a message it rejects or tempfails). Cutting this wait short would make the client send the
+ *    the final reply, which returns to CMD (or DATA_INIT when the next
+ *    transaction's DATA was pipelined after the end; moray's own answer to
+ *    a message it rejects or tempfails returns to CMD at once). Cutting this wait short would make the client send the
  *    message again if the server had taken it (RFC 5321 §4.5.3.2.6, §6.1),
  *    and a client cannot make it last longer than the server takes. A flow
  *    HELD while moray has no usable database is never ended by its deadline
