@@ -118,7 +118,9 @@ int mry_engine_option_set(struct mry_engine_config *cfg, const char *name,
 	case O_T_DATA_INIT: cfg->flow.timeout_ns[MRY_FLOW_PHASE_DATA_INIT] = v * MRY_NS_PER_SEC; break;
 	case O_T_DATA: cfg->flow.timeout_ns[MRY_FLOW_PHASE_DATA] = v * MRY_NS_PER_SEC; break;
 	case O_MIN_DATA_RATE: cfg->flow.min_data_rate = (uint32_t)v; break;
-	case O_T_DATA_END: cfg->flow.timeout_ns[MRY_FLOW_PHASE_DATA_END] = v * MRY_NS_PER_SEC; break;
+	case O_T_DATA_END:
+		cfg->flow.timeout_ns[MRY_FLOW_PHASE_DATA_END] = v * MRY_NS_PER_SEC;
+		break;
 	case O_T_CLOSING: cfg->flow.timeout_ns[MRY_FLOW_PHASE_CLOSING] = v * MRY_NS_PER_SEC; break;
 	case O_EM_HIGH: cfg->flow.emergency_high_pct = (uint8_t)v; break;
 	case O_EM_LOW: cfg->flow.emergency_low_pct = (uint8_t)v; break;

@@ -23,11 +23,9 @@
  * SMTP phase of a flow; each has its own deadline (RFC 5321 §4.5.3.2 gives
  * the server-side minimums the defaults follow). The table arms them as
  * follows:
- *  - HALF_OPEN, GREETING, DATA_INIT, DATA_END, CLOSING: from phase entry; activity
- *    (mry_flow_touch()) does not extend it, so retransmitted SYNs or bare
- *    ACKs cannot keep a flow alive;
- *  - CMD: re-armed by mry_flow_rearm() each time the turn changes, so a
- *    partial-line trickle cannot extend it;
+ *  - every phase: from phase entry, and again from each mry_flow_rearm();
+ *    activity (mry_flow_touch()) never extends a deadline, so retransmitted
+ *    SYNs, bare ACKs or a partial-line trickle cannot keep a flow alive;
  *  - DATA: phase entry + data timeout, moved later by mry_flow_data_progress()
  *    by nbytes / min_data_rate seconds, never past now + data timeout.
  *
@@ -51,13 +49,13 @@
  *    message still open;
  *  - the end of data, forwarded (or held), enters DATA_END (10 min,
  *    §4.5.3.2.6): the server stores the message and the client waits for
- *    the final reply, which returns to CMD (or DATA_INIT when the next
- *    transaction's DATA was pipelined after the end; moray's own answer to
- *    a message it rejects or tempfails returns to CMD at once). Cutting this wait short would make the client send the
- *    message again if the server had taken it (RFC 5321 §4.5.3.2.6, §6.1),
- *    and a client cannot make it last longer than the server takes. A flow
- *    HELD while moray has no usable database is never ended by its deadline
- *    (--hold-timeout is); the hold's end re-arms DATA_END;
+ *    the final reply, which returns to CMD (or to DATA_INIT when the next
+ *    transaction's DATA was pipelined after the end). Cutting this wait
+ *    short would make the client send again a message the server may have
+ *    taken (RFC 5321 §6.1), and a client cannot make it last longer than
+ *    its server takes. A message moray rejects or tempfails itself returns
+ *    to CMD at once. A flow HELD while moray has no usable database is never
+ *    ended by its deadline (--hold-timeout is); the hold's end re-arms;
  *  - on a flow the parser does not read (not SMTP under --track-all-tcp,
  *    encrypted after STARTTLS) the first payload enters CMD and any payload
  *    re-arms it: command boundaries cannot be seen, the deadline is idle-only;
@@ -147,7 +145,7 @@ struct mry_flow {
 struct mry_flow_config {
 	uint32_t max_flows;                        /* default 65536 */
 	uint32_t max_per_source;                   /* flows not CLOSING; 0 = unlimited; default 256 */
-	uint64_t timeout_ns[MRY_FLOW_PHASE_MAX];   /* defaults: 10 s, 300 s, 300 s, 120 s, 180 s, 600 s, 10 s */
+	uint64_t timeout_ns[MRY_FLOW_PHASE_MAX];   /* defaults: 10, 300, 300, 120, 180, 600, 10 s */
 	uint32_t expire_budget;                    /* flows examined per expire call, default 64 */
 	uint32_t max_half_open;                    /* default max_flows / 4 (at least 1) */
 	uint32_t min_data_rate;                    /* bytes/s credited per DATA byte; 0 = idle-only; default 500 */
@@ -297,7 +295,10 @@ uint64_t mry_flow_deadline(const struct mry_flow_table *t, const struct mry_flow
 enum mry_flow_evict_class mry_flow_evict_class(const struct mry_flow_table *t);
 /** Stable lower-case name of a class ("half_open", "idle", "data_slow", "data_moving"). */
 const char *mry_flow_evict_class_name(enum mry_flow_evict_class c);
-/** Stable lower-case name of a phase ("half_open", "greeting", "cmd", "data_init", "data", "data_end", "closing"). */
+/**
+ * Stable lower-case name of a phase ("half_open", "greeting", "cmd",
+ * "data_init", "data", "data_end", "closing").
+ */
 const char *mry_flow_phase_name(enum mry_flow_phase p);
 
 /**
