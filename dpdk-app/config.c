@@ -63,8 +63,8 @@ enum {
 static const char *const engine_opts[] = {
 	"max-half-open", "max-per-source", "max-msgs",
 	"timeout-half-open", "timeout-greeting", "timeout-cmd", "timeout-data-init",
-	"timeout-data", "min-data-rate", "timeout-closing", "emergency-high",
-	"emergency-low", "emergency-timeout-pct", "shed-log-interval",
+	"timeout-data", "min-data-rate", "timeout-data-end", "timeout-closing",
+	"emergency-high", "emergency-low", "emergency-timeout-pct", "shed-log-interval",
 };
 #define NB_ENGINE_OPTS (sizeof(engine_opts) / sizeof(engine_opts[0]))
 

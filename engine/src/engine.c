@@ -198,21 +198,21 @@ static void midstream_reset(struct mry_engine *e, struct session *s, const struc
 }
 
 /*
- * Flow deadlines from what the wire shows: the handshake's end leaves
- * HALF_OPEN, the first payload leaves GREETING, a client line ending
- * re-arms the per-command deadline (a partial line never does).
+ * The deadlines the SMTP parser cannot drive (msg.c smtp_phase() does the
+ * rest): the handshake's end leaves HALF_OPEN; on a flow the parser does not
+ * read (not SMTP, encrypted after STARTTLS) the first payload leaves GREETING
+ * and any payload re-arms CMD, since no command boundary can be seen.
  */
 static void flow_phase_from_pkt(struct mry_engine *e, struct mry_flow *f,
-				const struct mry_pkt *p, bool from_client)
+				const struct session *s, const struct mry_pkt *p)
 {
 	if (f->phase == MRY_FLOW_PHASE_HALF_OPEN && !(p->tcp_flags & MRY_TCP_SYN))
 		mry_flow_set_phase(e->flows, f, MRY_FLOW_PHASE_GREETING, e->now_ns);
-	if (p->payload_len == 0)
+	if (p->payload_len == 0 || ((s->flags & SESS_SMTP) && !(s->flags & SESS_ENCRYPTED)))
 		return;
 	if (f->phase == MRY_FLOW_PHASE_GREETING)
 		mry_flow_set_phase(e->flows, f, MRY_FLOW_PHASE_CMD, e->now_ns);
-	else if (f->phase == MRY_FLOW_PHASE_CMD && from_client &&
-		 memchr(p->payload, '\n', p->payload_len) != NULL)
+	else if (f->phase == MRY_FLOW_PHASE_CMD)
 		mry_flow_rearm(e->flows, f, e->now_ns);
 }
 
@@ -303,7 +303,7 @@ static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pk
 	f->in_port[side] = in_port;
 	f->pkts[side]++;
 	mry_flow_touch_bytes(e->flows, f, p->payload_len, e->now_ns);
-	flow_phase_from_pkt(e, f, p, from_client);
+	flow_phase_from_pkt(e, f, s, p);
 	if (from_client)
 		mry_inject_save_template(s, p);
 

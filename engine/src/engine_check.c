@@ -80,7 +80,8 @@ int mry_engine_config_check(const struct mry_engine_config *c,
 	for (unsigned p = 0; p < MRY_FLOW_PHASE_MAX; p++) {
 		static const char *const opt[MRY_FLOW_PHASE_MAX] = {
 			"timeout-half-open", "timeout-greeting", "timeout-cmd",
-			"timeout-data-init", "timeout-data", "timeout-closing",
+			"timeout-data-init", "timeout-data", "timeout-data-end",
+			"timeout-closing",
 		};
 		uint64_t t = c->flow.timeout_ns[p];
 

@@ -23,7 +23,7 @@ enum opt_kind {
 enum opt_id {
 	O_MAX_FLOWS, O_MAX_HALF_OPEN, O_MAX_PER_SOURCE, O_MAX_MSGS,
 	O_T_HALF_OPEN, O_T_GREETING, O_T_CMD, O_T_DATA_INIT, O_T_DATA,
-	O_MIN_DATA_RATE, O_T_CLOSING, O_EM_HIGH, O_EM_LOW, O_EM_PCT,
+	O_MIN_DATA_RATE, O_T_DATA_END, O_T_CLOSING, O_EM_HIGH, O_EM_LOW, O_EM_PCT,
 	O_SHED_LOG,
 };
 
@@ -49,13 +49,15 @@ static const struct opt opts[] = {
 	[O_T_GREETING] = { "timeout-greeting", K_SECONDS, 1, 3600, "S",
 			   "waiting for the server's 220 (default 300)" },
 	[O_T_CMD] = { "timeout-cmd", K_SECONDS, 1, 3600, "S",
-		      "per complete command line (default 300)" },
+		      "command phase, per command line and reply (default 300)" },
 	[O_T_DATA_INIT] = { "timeout-data-init", K_SECONDS, 1, 3600, "S",
-			    "DATA/BDAT sent, waiting for 354 (default 120)" },
+			    "DATA sent, waiting for 354 (default 120)" },
 	[O_T_DATA] = { "timeout-data", K_SECONDS, 1, 3600, "S",
 		       "data block, with the minimum rate (default 180)" },
 	[O_MIN_DATA_RATE] = { "min-data-rate", K_COUNT, 0, 1u << 30, "B",
 			      "bytes/s in DATA/BDAT, 0 = idle-only (default 500)" },
+	[O_T_DATA_END] = { "timeout-data-end", K_SECONDS, 1, 3600, "S",
+			   "end of data sent, waiting for the final reply (default 600)" },
 	[O_T_CLOSING] = { "timeout-closing", K_SECONDS, 1, 3600, "S",
 			  "after FIN/RST (default 10)" },
 	[O_EM_HIGH] = { "emergency-high", K_PCT, 1, 100, "PCT",
@@ -116,6 +118,9 @@ int mry_engine_option_set(struct mry_engine_config *cfg, const char *name,
 	case O_T_DATA_INIT: cfg->flow.timeout_ns[MRY_FLOW_PHASE_DATA_INIT] = v * MRY_NS_PER_SEC; break;
 	case O_T_DATA: cfg->flow.timeout_ns[MRY_FLOW_PHASE_DATA] = v * MRY_NS_PER_SEC; break;
 	case O_MIN_DATA_RATE: cfg->flow.min_data_rate = (uint32_t)v; break;
+	case O_T_DATA_END:
+		cfg->flow.timeout_ns[MRY_FLOW_PHASE_DATA_END] = v * MRY_NS_PER_SEC;
+		break;
 	case O_T_CLOSING: cfg->flow.timeout_ns[MRY_FLOW_PHASE_CLOSING] = v * MRY_NS_PER_SEC; break;
 	case O_EM_HIGH: cfg->flow.emergency_high_pct = (uint8_t)v; break;
 	case O_EM_LOW: cfg->flow.emergency_low_pct = (uint8_t)v; break;

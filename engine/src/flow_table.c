@@ -12,7 +12,7 @@
  *    probe compares the 32-bit hash held in the index before touching a slot,
  *    so a miss reads no flow at all;
  *  - LRU lists, one per eviction class: half-open, pre-DATA (GREETING, CMD,
- *    DATA_INIT, CLOSING), DATA, and "held". Eviction looks at up to
+ *    DATA_INIT, DATA_END, CLOSING), DATA, and "held". Eviction looks at up to
  *    MRY_FLOW_EVICT_SAMPLE least recently active flows of the first non-empty
  *    class and takes the one whose source has most open flows (then, in DATA,
  *    the slowest; then the least recently active), so one eviction costs a
@@ -42,10 +42,11 @@
  * the engine may rewrite client_side/flags freely.
  *
  * Defaults, and why:
- *  - deadlines follow RFC 5321 §4.5.3.2 (greeting 5 min, commands 5 min,
- *    DATA initiation 2 min, data block 3 min); half-open 10 s because a
- *    handshake takes a round trip, and a spoofed SYN must not hold a slot
- *    for long; closing 10 s;
+ *  - deadlines follow RFC 5321 §4.5.3.2 (greeting 5 min, commands 5, DATA
+ *    initiation 2, data block 3, final reply 10), armed per SMTP event as the
+ *    comment of enum mry_flow_phase says (Postfix smtpd_timeout per wait,
+ *    smtpd_min_data_rate per transfer); half-open 10 s because a handshake
+ *    takes a round trip, a spoofed SYN must not hold a slot long; closing 10 s;
  *  - min_data_rate 500 B/s after Postfix smtpd_min_data_rate (its default):
  *    a trickle ends, a sender on any real link never notices;
  *  - max_per_source 256: real MTAs reuse connections and open few at once
@@ -87,7 +88,6 @@ uint32_t mry_flow_key_hash(const struct mry_flow_key *key)
 	h = hash_round(h, load64(b + 32));
 	return hash_final(h);
 }
-
 
 /* memcmp() order of the addresses, then ports; inline, once per packet */
 static int side_cmp(const uint8_t *a1, uint16_t p1, const uint8_t *a2, uint16_t p2)
@@ -721,7 +721,7 @@ const char *mry_flow_evict_class_name(enum mry_flow_evict_class c)
 const char *mry_flow_phase_name(enum mry_flow_phase p)
 {
 	static const char *const names[MRY_FLOW_PHASE_MAX] = {
-		"half_open", "greeting", "cmd", "data_init", "data", "closing",
+		"half_open", "greeting", "cmd", "data_init", "data", "data_end", "closing",
 	};
 
 	return (unsigned)p < MRY_FLOW_PHASE_MAX ? names[p] : "unknown";
@@ -748,6 +748,7 @@ void mry_flow_config_defaults(struct mry_flow_config *cfg)
 	cfg->timeout_ns[MRY_FLOW_PHASE_CMD] = 300 * MRY_NS_PER_SEC;
 	cfg->timeout_ns[MRY_FLOW_PHASE_DATA_INIT] = 120 * MRY_NS_PER_SEC;
 	cfg->timeout_ns[MRY_FLOW_PHASE_DATA] = 180 * MRY_NS_PER_SEC;
+	cfg->timeout_ns[MRY_FLOW_PHASE_DATA_END] = 600 * MRY_NS_PER_SEC;
 	cfg->timeout_ns[MRY_FLOW_PHASE_CLOSING] = 10 * MRY_NS_PER_SEC;
 	cfg->expire_budget = FLOW_DEFAULT_BUDGET;
 	cfg->min_data_rate = MRY_FLOW_MIN_DATA_RATE_DEFAULT;

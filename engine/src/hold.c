@@ -102,4 +102,7 @@ void mry_hold_queue_del(struct mry_engine *e, struct msg *m)
 	m->hold_next = m->hold_prev = NULL;
 	e->st.hold_msgs--;
 	m->sess->flow->flags &= (uint8_t)~MRY_FLOW_F_HELD;
+	/* released or answered: the wait for the final reply (DATA_END) or
+	 * the next command starts now, not when the message ended */
+	mry_flow_rearm(e->flows, m->sess->flow, e->now_ns);
 }

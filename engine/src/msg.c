@@ -122,6 +122,7 @@ static void smtp_msg_end(void *user, const struct mry_smtp_msg_info *mi, uint64_
 	s->msg = NULL;
 	if (e->io.message != NULL)
 		e->io.message(e->io_ctx, &m->conn, m->index, NULL, 0, true);
+	/* moray's own answer (tempfail, reject) ends the wait for a reply */
 	mry_flow_set_phase(e->flows, s->flow, MRY_FLOW_PHASE_CMD, e->now_ns);
 
 	if (m->store_full) {
@@ -135,6 +136,7 @@ static void smtp_msg_end(void *user, const struct mry_smtp_msg_info *mi, uint64_
 		/* an ambiguous end of data earlier in the message stays withheld too */
 		s->withhold_off = MRY_MIN(s->withhold_off, eom_off);
 		mry_hold_queue_add(e, m);
+		mry_flow_set_phase(e->flows, s->flow, MRY_FLOW_PHASE_DATA_END, e->now_ns);
 		e->st.msgs_held++;
 		if (e->st.hold_oldest_ns == 0)
 			e->st.hold_oldest_ns = m->held_ns;
@@ -150,6 +152,10 @@ static void smtp_msg_end(void *user, const struct mry_smtp_msg_info *mi, uint64_
 	}
 	if (v == V_CLEAN && m->ambiguous_end)
 		s->withhold_off = NO_OFF;   /* --bare-lf strict: the rest may pass now */
+	/* forwarded: the server stores it, its final reply may take 10 min
+	 * (RFC 5321 §4.5.3.2.6) */
+	if (!(s->flags & SESS_CLOSED_BY_US))
+		mry_flow_set_phase(e->flows, s->flow, MRY_FLOW_PHASE_DATA_END, e->now_ns);
 	mry_verdict_msg_done(e, m, mry_verdict_name(v), action, &res);
 	e->ended_msg = true;
 }
@@ -162,6 +168,13 @@ static void smtp_msg_reply(void *user, const struct mry_smtp_msg_info *mi, unsig
 
 	(void)text;
 	(void)text_len;
+	if (s->flow->phase == MRY_FLOW_PHASE_DATA_END) {
+		/* a DATA pipelined after the end now waits for its 354 */
+		bool data_sent = s->smtp != NULL && mry_smtp_withhold_from(s->smtp) != UINT64_MAX;
+
+		mry_flow_set_phase(s->e->flows, s->flow, data_sent ? MRY_FLOW_PHASE_DATA_INIT :
+				   MRY_FLOW_PHASE_CMD, s->e->now_ns);
+	}
 	/*
 	 * Inline, a server never answers an end that moray withholds; in a
 	 * replayed capture (moray-scan) it does, and its close afterwards is
@@ -229,6 +242,58 @@ static void smtp_anomaly(void *user, enum mry_smtp_anomaly an)
 	note_evasion(s->e, s, EV_SMTP_BASE + (unsigned)an);
 }
 
+/*
+ * The flow's deadline follows the SMTP exchange (flow.h, enum
+ * mry_flow_phase): the greeting ends GREETING, a command line or a reply
+ * re-arms CMD (a reply also DATA_INIT and DATA_END: the wait for 354 or
+ * the final reply starts once the server has answered what was pipelined
+ * before), DATA enters DATA_INIT, a refusal returns to CMD; 354 (msg_begin)
+ * enters DATA, the end (msg_end) DATA_END, the final reply (msg_reply) CMD.
+ * A BDAT chunk's octets run on the DATA rate clock; between chunks the
+ * client is in command phase again with its message still open.
+ */
+static void smtp_phase(void *user, enum mry_smtp_phase_event ev)
+{
+	struct session *s = user;
+	struct mry_engine *e = s->e;
+	struct mry_flow *f = s->flow;
+	enum mry_flow_phase ph = (enum mry_flow_phase)f->phase;
+
+	switch (ev) {
+	case MRY_SMTP_PH_GREETING:
+		if (ph == MRY_FLOW_PHASE_GREETING)
+			mry_flow_set_phase(e->flows, f, MRY_FLOW_PHASE_CMD, e->now_ns);
+		break;
+	case MRY_SMTP_PH_REPLY:
+		if (ph == MRY_FLOW_PHASE_CMD || ph == MRY_FLOW_PHASE_DATA_INIT ||
+		    ph == MRY_FLOW_PHASE_DATA_END)
+			mry_flow_rearm(e->flows, f, e->now_ns);
+		break;
+	case MRY_SMTP_PH_COMMAND:
+		if (ph == MRY_FLOW_PHASE_CMD)
+			mry_flow_rearm(e->flows, f, e->now_ns);
+		break;
+	case MRY_SMTP_PH_DATA_SENT:
+		if (ph == MRY_FLOW_PHASE_CMD)
+			mry_flow_set_phase(e->flows, f, MRY_FLOW_PHASE_DATA_INIT, e->now_ns);
+		break;
+	case MRY_SMTP_PH_DATA_REFUSED:
+		if (ph == MRY_FLOW_PHASE_DATA_INIT)
+			mry_flow_set_phase(e->flows, f, MRY_FLOW_PHASE_CMD, e->now_ns);
+		break;
+	case MRY_SMTP_PH_BDAT_CHUNK:
+		if (ph == MRY_FLOW_PHASE_CMD && s->msg != NULL)
+			mry_flow_set_phase(e->flows, f, MRY_FLOW_PHASE_DATA, e->now_ns);
+		break;
+	case MRY_SMTP_PH_BDAT_CHUNK_END:
+		if (ph == MRY_FLOW_PHASE_DATA)
+			mry_flow_set_phase(e->flows, f, MRY_FLOW_PHASE_CMD, e->now_ns);
+		break;
+	default:
+		break;
+	}
+}
+
 const struct mry_smtp_callbacks mry_msg_smtp_cb = {
 	.msg_begin = smtp_msg_begin,
 	.msg_data = smtp_msg_data,
@@ -238,4 +303,5 @@ const struct mry_smtp_callbacks mry_msg_smtp_cb = {
 	.starttls = smtp_starttls,
 	.anomaly = smtp_anomaly,
 	.msg_ambiguous_end = smtp_msg_ambiguous_end,
+	.phase = smtp_phase,
 };

@@ -359,10 +359,12 @@ static void cmd_bdat(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 	       s->bdat_discard ? s->bdat_abort_idx : s->cur_msg);
 	s->bdat_left = v;
 	s->bdat_last = last;
-	if (v == 0)
+	if (v == 0) {
 		mry_smtp_bdat_done(c, s, lf_off);
-	else
+	} else {
 		s->cstate = SMTP_CS_BDAT;
+		mry_smtp_phase(c, s, MRY_SMTP_PH_BDAT_CHUNK);
+	}
 }
 
 static void cmd_data(struct mry_smtp_ctx *c, struct mry_smtp_session *s, uint64_t next)
@@ -374,15 +376,45 @@ static void cmd_data(struct mry_smtp_ctx *c, struct mry_smtp_session *s, uint64_
 	mry_smtp_q_push(c, s, SMTP_Q_DATA, 0, 0);
 	gate_set(s, SMTP_GATE_DATA, next);
 	s->withhold = next;
+	mry_smtp_phase(c, s, MRY_SMTP_PH_DATA_SENT);
+}
+
+/* The command verbs the parser tells apart (RFC 5321 §4.1 and extensions). */
+enum smtp_verb {
+	VERB_UNKNOWN = 0,
+	VERB_MAIL, VERB_RCPT, VERB_DATA, VERB_BDAT, VERB_RSET, VERB_HELO,
+	VERB_AUTH, VERB_STARTTLS,
+	VERB_OTHER,       /* known, its reply changes nothing tracked */
+};
+
+static enum smtp_verb verb_of(const char *l, size_t v)
+{
+	static const struct { const char *w; enum smtp_verb vb; } verbs[] = {
+		{ "mail", VERB_MAIL }, { "rcpt", VERB_RCPT }, { "data", VERB_DATA },
+		{ "bdat", VERB_BDAT }, { "rset", VERB_RSET }, { "ehlo", VERB_HELO },
+		{ "helo", VERB_HELO }, { "auth", VERB_AUTH },
+		{ "starttls", VERB_STARTTLS }, { "noop", VERB_OTHER },
+		{ "vrfy", VERB_OTHER }, { "expn", VERB_OTHER }, { "help", VERB_OTHER },
+		{ "quit", VERB_OTHER }, { "etrn", VERB_OTHER },
+		{ "xclient", VERB_OTHER }, { "xforward", VERB_OTHER },
+	};
+
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (ci_equal(l, v, verbs[i].w))
+			return verbs[i].vb;
+	return VERB_UNKNOWN;
 }
 
 /*
  * One complete command line, without LF and trailing CRs. @lf_off is the
- * client offset of its LF.
+ * client offset of its LF. A line with a verb the parser knows is a
+ * COMMAND phase event; an unknown one is not (nor is the server's reply to
+ * it), so lines of garbage do not re-arm a deadline.
  */
 static void cmd_line(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 		     const char *l, size_t n, uint64_t lf_off)
 {
+	enum smtp_verb vb;
 	size_t v = 0;
 
 	c->st.commands++;
@@ -390,18 +422,27 @@ static void cmd_line(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 		mry_smtp_flag_anomaly(c, s, MRY_SMTP_AN_NUL_IN_COMMAND);
 	while (v < n && l[v] != ' ')
 		v++;
-	if (ci_equal(l, v, "mail")) {
+	vb = verb_of(l, v);
+	if (vb != VERB_UNKNOWN)
+		mry_smtp_phase(c, s, MRY_SMTP_PH_COMMAND);
+	switch (vb) {
+	case VERB_MAIL:
 		cmd_mail(c, s, l, n, v);
-	} else if (ci_equal(l, v, "rcpt")) {
+		break;
+	case VERB_RCPT:
 		cmd_rcpt(c, s, l, n, v);
-	} else if (ci_equal(l, v, "data")) {
+		break;
+	case VERB_DATA:
 		cmd_data(c, s, lf_off + 1);
-	} else if (ci_equal(l, v, "bdat")) {
+		break;
+	case VERB_BDAT:
 		cmd_bdat(c, s, l, n, v, lf_off);
-	} else if (ci_equal(l, v, "rset")) {
+		break;
+	case VERB_RSET:
 		txn_reset(c, s);
 		mry_smtp_q_push(c, s, SMTP_Q_OTHER, 0, 0);
-	} else if (ci_equal(l, v, "ehlo") || ci_equal(l, v, "helo")) {
+		break;
+	case VERB_HELO:
 		/*
 		 * RFC 5321 §4.1.4: a successful EHLO/HELO clears the transaction;
 		 * a refused one (501 "ehlo" without a name) leaves it (Postfix).
@@ -417,21 +458,23 @@ static void cmd_line(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 		s->env = NULL;
 		s->txn++;
 		mry_smtp_q_push(c, s, SMTP_Q_HELO, 0, s->nb_mail);
-	} else if (ci_equal(l, v, "auth")) {
+		break;
+	case VERB_AUTH:
 		mry_smtp_q_push(c, s, SMTP_Q_AUTH, 0, 0);
 		gate_set(s, SMTP_GATE_AUTH, lf_off + 1);
-	} else if (ci_equal(l, v, "starttls")) {
+		break;
+	case VERB_STARTTLS:
 		mry_smtp_q_push(c, s, SMTP_Q_STARTTLS, 0, 0);
 		gate_set(s, SMTP_GATE_STARTTLS, lf_off + 1);
-	} else if (ci_equal(l, v, "noop") || ci_equal(l, v, "vrfy") ||
-		   ci_equal(l, v, "expn") || ci_equal(l, v, "help") ||
-		   ci_equal(l, v, "quit") || ci_equal(l, v, "etrn") ||
-		   ci_equal(l, v, "xclient") || ci_equal(l, v, "xforward")) {
+		break;
+	case VERB_OTHER:
 		mry_smtp_q_push(c, s, SMTP_Q_OTHER, 0, 0);
-	} else {
+		break;
+	case VERB_UNKNOWN:
 		/* the server still answers (500 5.5.2) */
 		mry_smtp_flag_anomaly(c, s, MRY_SMTP_AN_UNKNOWN_COMMAND);
-		mry_smtp_q_push(c, s, SMTP_Q_OTHER, 0, 0);
+		mry_smtp_q_push(c, s, SMTP_Q_OTHER, SMTP_QF_UNKNOWN, 0);
+		break;
 	}
 }
 

@@ -318,8 +318,10 @@ eom:
 void mry_smtp_bdat_done(struct mry_smtp_ctx *c, struct mry_smtp_session *s, uint64_t eom_off)
 {
 	s->cstate = SMTP_CS_CMD;
-	if (!s->bdat_last)
+	if (!s->bdat_last) {
+		mry_smtp_phase(c, s, MRY_SMTP_PH_BDAT_CHUNK_END);
 		return;
+	}
 	if (s->bdat_discard) {
 		s->bdat_discard = false;
 	} else if (s->in_msg) {

@@ -56,6 +56,7 @@ enum smtp_qtype {
 #define SMTP_QF_LAST 0x01     /* BDAT ... LAST */
 #define SMTP_QF_SPEC 0x02     /* decided before the reply (buffer cap) */
 #define SMTP_QF_NESTED 0x04   /* MAIL inside a transaction */
+#define SMTP_QF_UNKNOWN 0x08  /* unknown command: its reply is no phase event */
 
 struct smtp_qent {
 	uint8_t type;
@@ -253,6 +254,8 @@ void mry_smtp_msg_abort(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 void mry_smtp_msg_reply(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 			uint32_t idx, unsigned code, const char *text, size_t tlen);
 /* smtp_session.c: a line some server would take as end of data (@off: its '.') */
+void mry_smtp_phase(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
+		    enum mry_smtp_phase_event ev);
 void mry_smtp_ambiguous_end(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 			    enum mry_smtp_anomaly an, uint64_t off);
 /* smtp_session.c: queue a command's expected reply (merging runs) */

@@ -102,6 +102,10 @@ static void reply_dispatch(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 		goto out;
 	}
 	h = &s->q[s->q_head];
+	if (h->type == SMTP_Q_GREETING)
+		mry_smtp_phase(c, s, MRY_SMTP_PH_GREETING);
+	else if (!(h->flags & SMTP_QF_UNKNOWN))
+		mry_smtp_phase(c, s, MRY_SMTP_PH_REPLY);
 	if (h->type == SMTP_Q_GREETING && code != 220 && code != 421 &&
 	    code != 554 && s->q_len > 1) {
 		/* RFC 5321 §4.3.2: greeting is 220/554; this one was not seen */
@@ -152,6 +156,8 @@ static void reply_dispatch(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 	case SMTP_Q_DATA:
 		q_pop(s);
 		s->withhold = UINT64_MAX;
+		if (code != 354)
+			mry_smtp_phase(c, s, MRY_SMTP_PH_DATA_REFUSED);
 		if (flags & SMTP_QF_SPEC) {
 			if (code != 354 && s->in_msg && !s->msg_bdat &&
 			    s->cstate == SMTP_CS_DATA) {

@@ -148,6 +148,13 @@ void mry_smtp_msg_reply(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 	}
 }
 
+void mry_smtp_phase(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
+		    enum mry_smtp_phase_event ev)
+{
+	if (c->cb.phase != NULL)
+		c->cb.phase(s->user, ev);
+}
+
 void mry_smtp_ambiguous_end(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 			    enum mry_smtp_anomaly an, uint64_t off)
 {

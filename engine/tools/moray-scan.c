@@ -671,6 +671,7 @@ static const struct option longopts[] = {
 	{ "timeout-data-init", required_argument, NULL, OPT_ENGINE },
 	{ "timeout-data", required_argument, NULL, OPT_ENGINE },
 	{ "min-data-rate", required_argument, NULL, OPT_ENGINE },
+	{ "timeout-data-end", required_argument, NULL, OPT_ENGINE },
 	{ "timeout-closing", required_argument, NULL, OPT_ENGINE },
 	{ "emergency-high", required_argument, NULL, OPT_ENGINE },
 	{ "emergency-low", required_argument, NULL, OPT_ENGINE },

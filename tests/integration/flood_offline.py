@@ -15,6 +15,9 @@ What must hold (DESIGN.md, "Floods"; README, "Floods"):
     ones end at the command-phase deadline, both sides told;
   * every spoofed SYN ends at the half-open deadline with an RST toward the
     server;
+  * a client sending a line of garbage every minute after EHLO ends at the
+    command deadline (a line is not a command), one speaking every minute
+    to a server that never greets ends at the greeting deadline;
   * flood endings are logged as aggregated "shed" events (one per interval
     and reason), not one line per flow.
 
@@ -36,6 +39,7 @@ GEN = os.path.join(HERE, "..", "tools", "floodgen.py")
 # moray-scan defaults this test relies on (README, "Floods")
 HALF_OPEN_S = 10.0
 CMD_S = 300.0
+GREETING_S = 300.0
 DATA_S = 180.0
 MAX_PER_SOURCE = 256
 # deadlines fire on the timer wheel's tick after they pass
@@ -215,9 +219,13 @@ def main():
                 fx.check(m["action"] == "tempfailed" and m.get("reason") == "deadline",
                          name + ": message action %s reason %s" %
                          (m["action"], m.get("reason")))
-        elif kind == "idle":
+        elif kind in ("idle", "junk"):
             fx.check(fl["start"] + CMD_S <= trst <= fl["start"] + CMD_S + SLACK_S,
-                     name + ": idle flow ended at %.1f s" % trst)
+                     name + ": ended at %.1f s" % trst)
+            fx.check(client_told(key, trst), name + ": client got no 4xx/RST")
+        elif kind == "nogreet":
+            fx.check(fl["start"] + GREETING_S <= trst <= fl["start"] + GREETING_S + SLACK_S,
+                     name + ": ended at %.1f s" % trst)
             fx.check(client_told(key, trst), name + ": client got no 4xx/RST")
         elif kind == "half_open":
             fx.check(fl["start"] + HALF_OPEN_S <= trst <= fl["start"] + HALF_OPEN_S + SLACK_S,
@@ -249,7 +257,8 @@ def main():
              "shed per_source_cap %s, refused %d" % (by_reason.get("per_source_cap"), len(refused)))
     fx.check(by_reason.get("deadline", 0) >=
              counts.get("slow_data", 0) + counts.get("trickle", 0) +
-             counts.get("half_open", 0) + MAX_PER_SOURCE,
+             counts.get("half_open", 0) + counts.get("junk", 0) +
+             counts.get("nogreet", 0) + MAX_PER_SOURCE,
              "shed deadline %s" % by_reason.get("deadline"))
     top = [s for e in shed if e["reason"] == "per_source_cap"
            for s in e.get("top_sources", [])]

@@ -20,11 +20,16 @@ Kinds of flow:
              and then stay silent (the per-source cap and the command
              deadline end them)
   half_open  spoofed SYNs: SYN and SYN-ACK, never the client's ACK
+  junk       after EHLO a line of garbage every minute, answered 500: a
+             line is not a command, only the command deadline counts
+  nogreet    the server never greets; the client sends EHLO every minute
+             anyway: only the greeting deadline counts
 
 Addresses are TEST-NET only (192.0.2.0/24, 198.51.100.0/24, 2001:db8::/32).
 
 CLI: floodgen.py OUTDIR [--slow N] [--idle-conns N] [--half-open N]
-                        [--legit N] [--span SECONDS] [--seed N]
+                        [--legit N] [--junk N] [--nogreet N]
+                        [--span SECONDS] [--seed N]
 """
 
 import argparse
@@ -244,6 +249,28 @@ def build(args):
         i += 1
     add("trickle", c, 3.0, data_start=round(data_start, 6))
 
+    # lines of garbage after EHLO, one a minute, each answered 500
+    for k in range(args.junk):
+        c = Conn(pk, "192.0.2.%d" % (210 + k), 25000 + k, rng=rng)
+        t0 = 4.0 + k * 0.5
+        t = c.handshake(t0)
+        t = c.server(t, GREETING)
+        t = c.client(t, b"EHLO junk.example\r\n")
+        t = c.server(t, EHLO_REPLY)
+        while t + 60 < args.span:
+            t = c.client(t + 60, b"\x16\x03\x01\x00junk\n")
+            t = c.server(t, b"500 5.5.2 Error: command not recognized\r\n")
+        add("junk", c, t0)
+
+    # a server that never greets, a client that speaks anyway every minute
+    for k in range(args.nogreet):
+        c = Conn(pk, "192.0.2.%d" % (220 + k), 24000 + k, rng=rng)
+        t0 = 4.2 + k * 0.5
+        t = c.handshake(t0)
+        while t + 60 < args.span:
+            t = c.client(t + 60, b"EHLO early.example\r\n")
+        add("nogreet", c, t0)
+
     # spoofed SYNs: never completed
     for k in range(args.half_open):
         a = "2001:db8:5::%x:%x" % (k >> 12, k & 0xfff)
@@ -292,6 +319,8 @@ def main(argv):
     ap.add_argument("--idle-conns", type=int, default=2000)
     ap.add_argument("--half-open", type=int, default=3000)
     ap.add_argument("--legit", type=int, default=20)
+    ap.add_argument("--junk", type=int, default=3)
+    ap.add_argument("--nogreet", type=int, default=3)
     ap.add_argument("--patient-wait", type=float, default=280.0)
     ap.add_argument("--span", type=float, default=700.0)
     ap.add_argument("--seed", type=int, default=13)

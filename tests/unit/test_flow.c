@@ -54,6 +54,7 @@ static struct mry_flow_config test_cfg(uint32_t max_flows)
 			[MRY_FLOW_PHASE_CMD] = 40 * SEC,
 			[MRY_FLOW_PHASE_DATA_INIT] = 30 * SEC,
 			[MRY_FLOW_PHASE_DATA] = 80 * SEC,
+			[MRY_FLOW_PHASE_DATA_END] = 60 * SEC,
 			[MRY_FLOW_PHASE_CLOSING] = 8 * SEC,
 		},
 		.emergency_high_pct = 101,
@@ -387,7 +388,7 @@ Test(flow, each_phase_times_out_at_its_own_deadline)
 {
 	struct mry_flow_config c = test_cfg(16);
 	struct mry_flow_table *t = mk_table(&c);
-	static const uint64_t to[MRY_FLOW_PHASE_MAX] = { 10, 20, 40, 30, 80, 8 };
+	static const uint64_t to[MRY_FLOW_PHASE_MAX] = { 10, 20, 40, 30, 80, 60, 8 };
 	struct mry_flow_stats st;
 	uint64_t t0 = 1000 * SEC;
 
@@ -399,7 +400,8 @@ Test(flow, each_phase_times_out_at_its_own_deadline)
 	/* in deadline order */
 	static const int order[] = { MRY_FLOW_PHASE_CLOSING, MRY_FLOW_PHASE_HALF_OPEN,
 				     MRY_FLOW_PHASE_GREETING, MRY_FLOW_PHASE_DATA_INIT,
-				     MRY_FLOW_PHASE_CMD, MRY_FLOW_PHASE_DATA };
+				     MRY_FLOW_PHASE_CMD, MRY_FLOW_PHASE_DATA_END,
+				     MRY_FLOW_PHASE_DATA };
 	for (int i = 0; i < MRY_FLOW_PHASE_MAX; i++) {
 		int ph = order[i];
 
@@ -958,6 +960,7 @@ Test(flow, defaults_follow_rfc_5321_and_cap_sources_at_256)
 	cr_assert(eq(u64, d.timeout_ns[MRY_FLOW_PHASE_CMD], 300 * SEC));
 	cr_assert(eq(u64, d.timeout_ns[MRY_FLOW_PHASE_DATA_INIT], 120 * SEC));
 	cr_assert(eq(u64, d.timeout_ns[MRY_FLOW_PHASE_DATA], 180 * SEC));
+	cr_assert(eq(u64, d.timeout_ns[MRY_FLOW_PHASE_DATA_END], 600 * SEC));
 	cr_assert(eq(u64, d.timeout_ns[MRY_FLOW_PHASE_CLOSING], 10 * SEC));
 	cr_assert(eq(u32, d.max_per_source, 256));
 	cr_assert(eq(u32, d.min_data_rate, 500));
@@ -1426,6 +1429,8 @@ Test(flow, bad_emergency_settings_are_refused)
 Test(flow, names_of_phases_and_classes)
 {
 	cr_assert_str_eq(mry_flow_phase_name(MRY_FLOW_PHASE_DATA_INIT), "data_init");
+	cr_assert_str_eq(mry_flow_phase_name(MRY_FLOW_PHASE_DATA_END), "data_end");
+	cr_assert_str_eq(mry_flow_phase_name(MRY_FLOW_PHASE_CLOSING), "closing");
 	cr_assert_str_eq(mry_flow_evict_class_name(MRY_FLOW_EVICT_DATA_SLOW), "data_slow");
 	cr_assert_str_eq(mry_flow_phase_name(MRY_FLOW_PHASE_MAX), "unknown");
 }

@@ -50,12 +50,22 @@ struct rec {
 	unsigned an[MRY_SMTP_AN_MAX];
 	int order_errors;         /* data/end/abort without an open message */
 	int open;                 /* index of the open message or -1 */
+	char trace[256];          /* phase events and message events, in order */
 	unsigned amb;             /* ambiguous ends of data reported */
 	uint64_t amb_off[8];
 	enum mry_smtp_anomaly amb_an[8];
 };
 
 static struct rec R;
+
+/* One letter per event: phase events in capitals, message events lower case. */
+static void trace(char ch)
+{
+	size_t n = strlen(R.trace);
+
+	if (n + 1 < sizeof(R.trace))
+		R.trace[n] = ch;
+}
 
 static void join_rcpt(char *dst, size_t cap, const struct mry_smtp_msg_info *mi)
 {
@@ -71,6 +81,7 @@ static void cb_begin(void *u, const struct mry_smtp_msg_info *mi)
 {
 	struct rmsg *m;
 
+	trace('b');
 	if (R.open >= 0 || R.nmsg >= MAXMSG) {
 		R.order_errors++;
 		return;
@@ -119,6 +130,7 @@ static void cb_data(void *u, const uint8_t *d, size_t n)
 static void cb_end(void *u, const struct mry_smtp_msg_info *mi, uint64_t eom)
 {
 	(void)u;
+	trace('e');
 	if (R.open < 0 || R.m[R.open].index != mi->msg_index) {
 		R.order_errors++;
 		return;
@@ -151,6 +163,7 @@ static void cb_abort(void *u, const struct mry_smtp_msg_info *mi,
 		     enum mry_smtp_abort_reason why)
 {
 	(void)u;
+	trace('a');
 	if (R.open < 0 || R.m[R.open].index != mi->msg_index) {
 		R.order_errors++;
 		return;
@@ -182,7 +195,22 @@ static void cb_ambiguous(void *u, enum mry_smtp_anomaly an, uint64_t off)
 	R.amb++;
 }
 
+static void cb_phase(void *u, enum mry_smtp_phase_event ev)
+{
+	static const char letter[MRY_SMTP_PH_MAX] = {
+		[MRY_SMTP_PH_GREETING] = 'G', [MRY_SMTP_PH_COMMAND] = 'C',
+		[MRY_SMTP_PH_REPLY] = 'R', [MRY_SMTP_PH_DATA_SENT] = 'D',
+		[MRY_SMTP_PH_DATA_REFUSED] = 'X', [MRY_SMTP_PH_BDAT_CHUNK] = 'K',
+		[MRY_SMTP_PH_BDAT_CHUNK_END] = 'E',
+	};
+
+	(void)u;
+	cr_assert(lt(u32, (unsigned)ev, MRY_SMTP_PH_MAX));
+	trace(letter[ev]);
+}
+
 static const struct mry_smtp_callbacks CB = {
+	.phase = cb_phase,
 	.msg_ambiguous_end = cb_ambiguous,
 	.msg_begin = cb_begin,
 	.msg_data = cb_data,
@@ -1946,4 +1974,101 @@ Test(smtp, block_line_scanner_avx2_matches_the_per_line_code)
 			: "no AVX2 scanner here (CPU without AVX2, or MORAY_FORCE_SCALAR=1): "
 			  "compared the SSE2 scanner only");
 	block_scanner_matches_per_line_code(false);
+}
+
+/* ---- phase events (the engine's deadlines follow them) ----------------- */
+
+/* G greeting, C command line, R reply, D DATA sent, X DATA refused, K BDAT
+ * chunk octets follow, E chunk ended (not LAST); b/e/a message begin/end/abort */
+Test(smtp, phase_events_for_data_in_order)
+{
+	srv("220 mx ESMTP\r\n");
+	cli("EHLO c\r\n");
+	srv("250-mx\r\n250 PIPELINING\r\n");
+	cli("MAIL FROM:<a@b>\r\n");
+	srv("250 ok\r\n");
+	cli("RCPT TO:<c@d>\r\n");
+	srv("250 ok\r\n");
+	cli("DATA\r\n");
+	srv("354 go\r\n");
+	cli("Subject: x\r\n\r\nbody\r\n.\r\n");
+	srv("250 queued\r\n");
+	cli("QUIT\r\n");
+	srv("221 bye\r\n");
+	cr_assert_str_eq(R.trace, "GCRCRCRCDRbeRCR");
+}
+
+Test(smtp, phase_events_partial_line_fires_nothing_until_its_end)
+{
+	srv("220 mx ESMTP\r\n");
+	cli("N");
+	cli("O");
+	cli("O");
+	cr_assert_str_eq(R.trace, "G");
+	cli("P\r\n");
+	cr_assert_str_eq(R.trace, "GC");
+}
+
+Test(smtp, phase_events_for_pipelined_mail_rcpt_data)
+{
+	srv("220 mx ESMTP\r\n");
+	cli("EHLO c\r\n");
+	srv("250 PIPELINING\r\n");
+	cli("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nRCPT TO:<e@f>\r\nDATA\r\n");
+	cr_assert_str_eq(R.trace, "GCRCCCCD");
+	srv("250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+	cr_assert_str_eq(R.trace, "GCRCCCCDRRRRb");
+	cli("hi\r\n.\r\n");
+	srv("250 queued\r\n");
+	cr_assert_str_eq(R.trace, "GCRCCCCDRRRRbeR");
+}
+
+Test(smtp, phase_events_for_refused_data)
+{
+	srv("220 mx ESMTP\r\n");
+	cli("EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n");
+	srv("250 mx\r\n250 ok\r\n550 no such user\r\n554 no valid recipients\r\n");
+	cr_assert_str_eq(R.trace, "GCCCCDRRRRX");
+	cr_assert(eq(int, R.nmsg, 0));
+	cli("QUIT\r\n");
+	cr_assert_str_eq(R.trace, "GCCCCDRRRRXC");
+}
+
+Test(smtp, phase_events_for_bdat_chunks)
+{
+	srv("220 mx ESMTP\r\n");
+	cli("EHLO c\r\n");
+	srv("250 CHUNKING\r\n");
+	cli("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n");
+	srv("250 ok\r\n250 ok\r\n");
+	cli("BDAT 5\r\nhel");
+	cr_assert_str_eq(R.trace, "GCRCCRRCbK");
+	cli("lo");
+	cr_assert_str_eq(R.trace, "GCRCCRRCbKE");
+	srv("250 5 octets\r\n");
+	cli("BDAT 3 LAST\r\nabc");
+	srv("250 queued\r\n");
+	cr_assert_str_eq(R.trace, "GCRCCRRCbKERCKeR");
+	assert_msg_bytes(0, "helloabc");
+	/* BDAT 0 LAST: no octets follow, no chunk */
+	rec_reset();
+	cli("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT 0 LAST\r\n");
+	cr_assert_str_eq(R.trace, "CCCbe");
+}
+
+/* Garbage lines are no commands: neither they nor the replies to them count. */
+Test(smtp, phase_events_skip_unknown_commands_and_their_replies)
+{
+	srv("220 mx ESMTP\r\n");
+	cli("EHLO c\r\n");
+	srv("250 mx\r\n");
+	cli("xyzzy\r\n\r\nGET / HTTP/1.0\r\n");
+	srv("500 5.5.2 Error: command not recognized\r\n");
+	srv("500 5.5.2 Error: command not recognized\r\n");
+	srv("500 5.5.2 Error: command not recognized\r\n");
+	cr_assert_str_eq(R.trace, "GCR");
+	cli("NOOP\r\n");
+	srv("250 ok\r\n");
+	cr_assert_str_eq(R.trace, "GCRCR");
+	cr_assert(eq(u32, R.an[MRY_SMTP_AN_UNKNOWN_COMMAND], 3));
 }

@@ -132,7 +132,8 @@
 	X(ENG, flow, table_full, COUNTER, 0, flow.table_full, "Flows not created: table full") \
 	X(ENG, flow, per_source_limit, COUNTER, 0, flow.per_source_limit, "Flows not created: source over its cap") \
 	X(ENG, flow, timeout_greeting, COUNTER, 0, flow.timeouts[MRY_FLOW_PHASE_GREETING], "Flows ended waiting for the server greeting") \
-	X(ENG, flow, timeout_data_init, COUNTER, 0, flow.timeouts[MRY_FLOW_PHASE_DATA_INIT], "Flows ended waiting for the reply to DATA/BDAT") \
+	X(ENG, flow, timeout_data_init, COUNTER, 0, flow.timeouts[MRY_FLOW_PHASE_DATA_INIT], "Flows ended waiting for the 354 to DATA") \
+	X(ENG, flow, timeout_data_end, COUNTER, 0, flow.timeouts[MRY_FLOW_PHASE_DATA_END], "Flows ended waiting for the final reply to a message") \
 	X(ENG, flow, timeout_held, COUNTER, 0, flow.timeout_held, "Deadlines passed on held flows: re-armed, not ended") \
 	X(ENG, flow, timeout_data_slow, COUNTER, 0, flow.timeout_data_slow, "DATA flows ended by the minimum data rate") \
 	XA(ENG, flow_evicted, MRY_FLOW_EVICT_MAX, mry_flow_evict_class_name_u, COUNTER, flow.evicted, \

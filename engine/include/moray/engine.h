@@ -138,8 +138,9 @@ int mry_engine_config_check(const struct mry_engine_config *cfg,
  * The flood options both binaries take (FLOOD-SPEC: the same names in moray,
  * moray-scan and --config keys): max-flows, max-half-open, max-per-source,
  * max-msgs, timeout-half-open, timeout-greeting, timeout-cmd,
- * timeout-data-init, timeout-data, min-data-rate, timeout-closing,
- * emergency-high, emergency-low, emergency-timeout-pct, shed-log-interval.
+ * timeout-data-init, timeout-data, min-data-rate, timeout-data-end,
+ * timeout-closing, emergency-high, emergency-low, emergency-timeout-pct,
+ * shed-log-interval.
  * (--blocklist FILE is loaded by each host: mry_blocklist_load_file() and
  * mry_engine_set_blocklist().)
  */

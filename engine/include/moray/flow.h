@@ -21,21 +21,53 @@
 
 /*
  * SMTP phase of a flow; each has its own deadline (RFC 5321 §4.5.3.2 gives
- * the server-side minimums the defaults follow). How each deadline is armed:
- *  - HALF_OPEN, GREETING, DATA_INIT, CLOSING: from phase entry; activity
- *    (mry_flow_touch()) does not extend it, so retransmitted SYNs or bare
- *    ACKs cannot keep a flow alive;
- *  - CMD: per command, re-armed by mry_flow_rearm() when a complete command
- *    line arrives, so a partial-line trickle cannot extend it;
+ * the server-side minimums the defaults follow). The table arms them as
+ * follows:
+ *  - every phase: from phase entry, and again from each mry_flow_rearm();
+ *    activity (mry_flow_touch()) never extends a deadline, so retransmitted
+ *    SYNs, bare ACKs or a partial-line trickle cannot keep a flow alive;
  *  - DATA: phase entry + data timeout, moved later by mry_flow_data_progress()
  *    by nbytes / min_data_rate seconds, never past now + data timeout.
+ *
+ * The engine drives the phases from the SMTP parser's events (smtp.h, enum
+ * mry_smtp_phase_event; engine/src/msg.c smtp_phase()), like Postfix's
+ * smtpd_timeout, which bounds each wait for the other side (a request, a
+ * reply), and smtpd_per_record_deadline/smtpd_min_data_rate, which bound a
+ * whole transfer rather than the gaps in it:
+ *  - the handshake's end enters GREETING (5 min, §4.5.3.2.1): only the
+ *    server's first reply ends it; a client speaking first does not;
+ *  - the greeting enters CMD (5 min, §4.5.3.2.2-4, §4.5.3.2.7). Each
+ *    complete command line with a known verb re-arms it (the client waits
+ *    for the reply), and so does each reply to one (the server waits for
+ *    the next command); bytes that do not complete a line, lines of garbage
+ *    and the 500s they draw never do;
+ *  - DATA parsed enters DATA_INIT (2 min, §4.5.3.2.5); replies to commands
+ *    pipelined before it re-arm it (the wait for 354 starts when the server
+ *    reaches DATA); a reply other than 354 returns to CMD;
+ *  - 354 enters DATA (3 min, §4.5.3.2.6, at --min-data-rate); so does each
+ *    BDAT chunk's octets, and between chunks the flow is in CMD with its
+ *    message still open;
+ *  - the end of data, forwarded (or held), enters DATA_END (10 min,
+ *    §4.5.3.2.6): the server stores the message and the client waits for
+ *    the final reply, which returns to CMD (or to DATA_INIT when the next
+ *    transaction's DATA was pipelined after the end). Cutting this wait
+ *    short would make the client send again a message the server may have
+ *    taken (RFC 5321 §6.1), and a client cannot make it last longer than
+ *    its server takes. A message moray rejects or tempfails itself returns
+ *    to CMD at once. A flow HELD while moray has no usable database is never
+ *    ended by its deadline (--hold-timeout is); the hold's end re-arms;
+ *  - on a flow the parser does not read (not SMTP under --track-all-tcp,
+ *    encrypted after STARTTLS) the first payload enters CMD and any payload
+ *    re-arms it: command boundaries cannot be seen, the deadline is idle-only;
+ *  - FIN or RST enters CLOSING (10 s).
  */
 enum mry_flow_phase {
 	MRY_FLOW_PHASE_HALF_OPEN = 0, /* SYN seen, no data yet (default 10 s) */
-	MRY_FLOW_PHASE_GREETING,  /* waiting for the server's 220 (5 min) */
+	MRY_FLOW_PHASE_GREETING,  /* waiting for the server's greeting (5 min) */
 	MRY_FLOW_PHASE_CMD,       /* command phase, per command (5 min) */
-	MRY_FLOW_PHASE_DATA_INIT, /* DATA/BDAT sent, waiting for 354 (2 min) */
-	MRY_FLOW_PHASE_DATA,      /* message in progress, per data block (3 min) */
+	MRY_FLOW_PHASE_DATA_INIT, /* DATA sent, waiting for 354 (2 min) */
+	MRY_FLOW_PHASE_DATA,      /* message bytes moving: DATA, a BDAT chunk (3 min) */
+	MRY_FLOW_PHASE_DATA_END,  /* end of data sent, waiting for the final reply (10 min) */
 	MRY_FLOW_PHASE_CLOSING,   /* FIN or RST seen (10 s) */
 	MRY_FLOW_PHASE_MAX,
 };
@@ -54,7 +86,7 @@ enum mry_flow_end_reason {
  */
 enum mry_flow_evict_class {
 	MRY_FLOW_EVICT_HALF_OPEN = 0, /* HALF_OPEN */
-	MRY_FLOW_EVICT_IDLE,          /* GREETING, CMD, DATA_INIT, CLOSING */
+	MRY_FLOW_EVICT_IDLE,          /* GREETING, CMD, DATA_INIT, DATA_END, CLOSING */
 	MRY_FLOW_EVICT_DATA_SLOW,     /* DATA, behind min_data_rate */
 	MRY_FLOW_EVICT_DATA_MOVING,   /* DATA, keeping up: a real message */
 	MRY_FLOW_EVICT_MAX,
@@ -113,7 +145,7 @@ struct mry_flow {
 struct mry_flow_config {
 	uint32_t max_flows;                        /* default 65536 */
 	uint32_t max_per_source;                   /* flows not CLOSING; 0 = unlimited; default 256 */
-	uint64_t timeout_ns[MRY_FLOW_PHASE_MAX];   /* defaults: 10 s, 300 s, 300 s, 120 s, 180 s, 10 s */
+	uint64_t timeout_ns[MRY_FLOW_PHASE_MAX];   /* defaults: 10, 300, 300, 120, 180, 600, 10 s */
 	uint32_t expire_budget;                    /* flows examined per expire call, default 64 */
 	uint32_t max_half_open;                    /* default max_flows / 4 (at least 1) */
 	uint32_t min_data_rate;                    /* bytes/s credited per DATA byte; 0 = idle-only; default 500 */
@@ -236,7 +268,8 @@ void mry_flow_set_phase(struct mry_flow_table *t, struct mry_flow *f,
 
 /**
  * Arm the current phase's deadline again from @now_ns: the engine calls it
- * when a complete command line arrives in CMD. Any phase is accepted.
+ * when the turn changes in CMD or DATA_INIT (a command line, a reply; see
+ * enum mry_flow_phase) and when a hold ends. Any phase is accepted.
  */
 void mry_flow_rearm(struct mry_flow_table *t, struct mry_flow *f, uint64_t now_ns);
 
@@ -262,7 +295,10 @@ uint64_t mry_flow_deadline(const struct mry_flow_table *t, const struct mry_flow
 enum mry_flow_evict_class mry_flow_evict_class(const struct mry_flow_table *t);
 /** Stable lower-case name of a class ("half_open", "idle", "data_slow", "data_moving"). */
 const char *mry_flow_evict_class_name(enum mry_flow_evict_class c);
-/** Stable lower-case name of a phase ("half_open", "greeting", "cmd", "data_init", "data", "closing"). */
+/**
+ * Stable lower-case name of a phase ("half_open", "greeting", "cmd",
+ * "data_init", "data", "data_end", "closing").
+ */
 const char *mry_flow_phase_name(enum mry_flow_phase p);
 
 /**

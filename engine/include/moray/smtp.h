@@ -107,6 +107,29 @@ enum mry_smtp_abort_reason {
 };
 
 /*
+ * Whose turn it is, as the parser sees it: the consumer arms its deadlines
+ * from these (the engine: flow.h, enum mry_flow_phase). Each is fired once
+ * per occurrence, in stream order; bytes replayed from behind a gate fire
+ * theirs when replayed.
+ */
+enum mry_smtp_phase_event {
+	MRY_SMTP_PH_GREETING = 0,         /* the server's first reply (its greeting, or
+					   * the reply to a first command when the
+					   * greeting was never seen) */
+	MRY_SMTP_PH_COMMAND,              /* a complete command line with a known verb
+					   * was parsed (unknown ones: anomaly only) */
+	MRY_SMTP_PH_REPLY,                /* any later reply (last line) matched to a
+					   * command other than an unknown one: the
+					   * server answered, the client's turn */
+	MRY_SMTP_PH_DATA_SENT,            /* DATA parsed: the client waits for 354 */
+	MRY_SMTP_PH_DATA_REFUSED,         /* DATA answered other than 354 */
+	MRY_SMTP_PH_BDAT_CHUNK,           /* BDAT with octets to follow: they are data */
+	MRY_SMTP_PH_BDAT_CHUNK_END,       /* a chunk other than LAST ended: commands again
+					   * (the message stays open until LAST) */
+	MRY_SMTP_PH_MAX,
+};
+
+/*
  * Callbacks, all with the user pointer given to mry_smtp_session_new().
  * Every pointer argument is valid only during the call.
  */
@@ -144,6 +167,9 @@ struct mry_smtp_callbacks {
 	 * server before the message is judged.
 	 */
 	void (*msg_ambiguous_end)(void *user, enum mry_smtp_anomaly an, uint64_t off);
+	/* the exchange moved (see enum mry_smtp_phase_event); the REPLY, GREETING
+	 * or DATA_REFUSED of a reply comes before the callbacks that reply causes */
+	void (*phase)(void *user, enum mry_smtp_phase_event ev);
 };
 
 struct mry_smtp_ctx;       /* per worker: pools, config, callbacks, stats */
