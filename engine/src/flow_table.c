@@ -825,6 +825,27 @@ void mry_flow_foreach(struct mry_flow_table *t,
 			return;
 }
 
+bool mry_flow_walk(struct mry_flow_table *t, uint32_t *cursor, uint32_t budget,
+		   bool (*fn)(void *ctx, struct mry_flow *f), void *ctx)
+{
+	/* by slot index, as foreach: fn may end the flow it is given */
+	while (budget-- > 0 && *cursor < t->max_flows) {
+		struct mry_flow_node *n = &t->nodes[(*cursor)++];
+
+		if (n->in_use && !fn(ctx, &n->flow))
+			break;
+	}
+	return *cursor >= t->max_flows;
+}
+
+void mry_flow_end(struct mry_flow_table *t, struct mry_flow *f, enum mry_flow_end_reason why)
+{
+	struct mry_flow_node *n = node_of(f);
+
+	if (n->in_use)
+		node_end(t, n, why);
+}
+
 void mry_flow_get_stats(const struct mry_flow_table *t, struct mry_flow_stats *st)
 {
 	*st = t->st;
