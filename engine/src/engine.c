@@ -534,7 +534,9 @@ void mry_engine_tick(struct mry_engine *e, uint64_t now_ns)
 	e->now_ns = now_ns;
 	mry_shed_maybe_flush(e);
 	mry_shed_sweep(e);
+	mry_pressure_update(e);
 	mry_flow_expire(e->flows, now_ns);
+	mry_pressure_event(e);
 	mry_ipfrag_expire(e->frag, now_ns, TICK_BUDGET);
 	if (e->hold_head != NULL)
 		mry_hold_tick(e);

@@ -14,6 +14,7 @@
  *                   sequence numbers per RFC 5961
  *   shed.c          flows moray ends (deadline, eviction, cap, block): both
  *                   sides told, aggregated shed events, the blocklist sweep
+ *   pressure.c      emergency mode fed by every pool, "emergency" events
  * Calls run one way: engine -> msg, hold_release -> verdict -> hold, inject.
  * Unit tests may include this header; nothing outside engine/src should.
  */
@@ -196,6 +197,9 @@ struct mry_engine {
 	struct tomb *tombs;                     /* TOMB_SLOTS */
 	uint32_t sweep_cursor;                  /* next flow slot the blocklist sweep looks at */
 	bool sweeping;                          /* a new blocklist: open flows being swept */
+	bool emergency;                         /* emergency state last logged */
+	uint32_t pressure_pct;                  /* fullest pool but the flow table, last tick */
+	const char *pressure_pool;              /* its name */
 	struct msg *hold_head;
 	struct msg *hold_tail;
 	uint64_t prepared_gen;
@@ -359,6 +363,12 @@ void mry_refuse_syn(struct mry_engine *e, const struct mry_pkt *p, uint8_t side,
 		    const struct mry_flow_key *key, enum shed_reason r, uint16_t in_port);
 /** Shed the open flows of blocklisted sources, a bounded number per call. */
 void mry_shed_sweep(struct mry_engine *e);
+
+/* pressure.c: emergency mode fed by every pool of the engine */
+/** Tell the flow table how full the fullest other pool is (before its expiry). */
+void mry_pressure_update(struct mry_engine *e);
+/** An "emergency" event when the table's emergency state changed. */
+void mry_pressure_event(struct mry_engine *e);
 
 /* ---- msg.c: the SMTP layer's message callbacks ---- */
 

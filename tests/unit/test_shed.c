@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Flows moray ends (shed.c), through the engine's public API on crafted
- * frames: a new blocklist sheds the open flows of its sources (IPv4 and
- * IPv6 prefixes) and no others, tells both sides, tempfails a held
- * message, and does a bounded amount of work per tick.
+ * Flows moray ends (shed.c) and emergency mode fed by the engine's pools
+ * (pressure.c), through the engine's public API on crafted frames: a new
+ * blocklist sheds the open flows of its sources (IPv4 and IPv6 prefixes)
+ * and no others, tells both sides, tempfails a held message, and does a
+ * bounded amount of work per tick; a full message pool turns emergency mode
+ * on with an "emergency" event, and it turns off below the low mark.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -352,6 +354,12 @@ static void setup_big(void)
 	up(DB_GEN1);
 }
 
+static void setup_four_msgs(void)
+{
+	cfg_msgs = 4;
+	up(DB_GEN1);
+}
+
 static void teardown(void)
 {
 	mry_engine_destroy(eng, now);
@@ -556,4 +564,67 @@ Test(shed, no_list_or_the_same_list_starts_no_sweep)
 	cr_assert(gt(u64, mry_engine_next_deadline(eng), now));
 	mry_engine_set_blocklist(eng, bl);
 	cr_assert(gt(u64, mry_engine_next_deadline(eng), now));
+}
+
+/* ---- emergency mode fed by the message pool ------------------------------ */
+
+Test(shed, a_full_message_pool_turns_emergency_mode_on_and_off, .init = setup_four_msgs)
+{
+	struct conn c[4];
+	struct mry_counters k;
+	const char *ev;
+
+	for (unsigned i = 0; i < 4; i++) {
+		c[i] = conn4("192.0.2.1", (uint16_t)(43000 + i));
+		c[i].cip[3] = (uint8_t)(10 + i);
+		to_data(&c[i]);
+	}
+	/* 4 of 64 flows (6 %), but every message slot taken */
+	tick(1000);
+	mry_engine_counters(eng, &k);
+	cr_assert(eq(u64, k.flow.emergency, 1));
+	cr_assert(eq(u64, k.flow.emergency_entered, 1));
+	cr_assert(eq(u64, k.flow.pressure_pct, 100));
+	cr_assert(gt(u64, k.flow.emergency_shortened, 0), "armed deadlines cut");
+	ev = find_event("\"event\":\"emergency\"", "\"emergency\":true");
+	cr_assert_not_null(ev);
+	cr_assert_not_null(strstr(ev, "\"pressure_pct\":100,\"pool\":\"message\","
+				      "\"high_pct\":80,\"low_pct\":60"), "%s", ev);
+	/* 3 messages end: 1 of 4 slots (25 %) is below the low mark */
+	for (unsigned i = 0; i < 3; i++) {
+		cr_assert(eq(int, client(&c[i], ".\r\n"), MRY_PKT_FORWARD));
+		cr_assert(eq(int, server(&c[i], "250 2.0.0 queued\r\n"), MRY_PKT_FORWARD));
+	}
+	tick(1000);
+	mry_engine_counters(eng, &k);
+	cr_assert(eq(u64, k.flow.emergency, 0));
+	cr_assert(eq(u64, k.flow.emergency_exited, 1));
+	ev = find_event("\"event\":\"emergency\"", "\"emergency\":false");
+	cr_assert_not_null(ev);
+	cr_assert_not_null(strstr(ev, "\"pressure_pct\":25,"), "%s", ev);
+}
+
+Test(shed, between_the_marks_the_state_stays, .init = setup_four_msgs)
+{
+	struct conn c[4];
+	struct mry_counters k;
+
+	for (unsigned i = 0; i < 4; i++) {
+		c[i] = conn4("192.0.2.1", (uint16_t)(43100 + i));
+		c[i].cip[3] = (uint8_t)(20 + i);
+		if (i < 3)
+			to_data(&c[i]);
+	}
+	tick(1000);              /* 3 of 4: 75 %, below 80 */
+	mry_engine_counters(eng, &k);
+	cr_assert(eq(u64, k.flow.emergency, 0));
+	cr_assert_null(find_event("\"event\":\"emergency\"", NULL));
+	to_data(&c[3]);
+	tick(1000);
+	cr_assert(eq(u32, nb_events, 1));
+	cr_assert(eq(int, client(&c[0], ".\r\n"), MRY_PKT_FORWARD));
+	cr_assert(eq(int, server(&c[0], "250 2.0.0 queued\r\n"), MRY_PKT_FORWARD));
+	tick(1000);              /* 75 %: above 60, still on */
+	mry_engine_counters(eng, &k);
+	cr_assert(eq(u64, k.flow.emergency, 1));
 }

@@ -105,5 +105,13 @@ size_t mry_event_flow_evasions(char *buf, size_t cap, uint64_t ts_ns,
 size_t mry_event_db(char *buf, size_t cap, uint64_t ts_ns, const struct mry_event_db *d);
 /** The alarm turned on or off; @reasons: comma-separated causes, "" when off. */
 size_t mry_event_alarm(char *buf, size_t cap, uint64_t ts_ns, bool alarm, const char *reasons);
+/**
+ * {"event":"emergency","ts":..,"emergency":bool,"pressure_pct":N,"pool":..,
+ *  "high_pct":N,"low_pct":N}: a worker's emergency mode turned on (@on, the
+ * fullest pool @pool at or above @high_pct) or off (below @low_pct).
+ */
+size_t mry_event_emergency(char *buf, size_t cap, uint64_t ts_ns, bool on,
+			   uint32_t pressure_pct, const char *pool, uint32_t high_pct,
+			   uint32_t low_pct);
 
 #endif /* MORAY_EVENT_H */
