@@ -83,16 +83,17 @@ static void flow_end(void *ctx, struct mry_flow *f, enum mry_flow_end_reason why
 {
 	struct mry_engine *e = ctx;
 	struct session *s = f->app;
-	static const char *const names[] = { "closed", "timeout", "evicted", "shutdown" };
+	static const char *const names[] = { "closed", "timeout", "evicted", "shutdown", "blocked" };
 
 	if (why == MRY_FLOW_END_EVICTED)
 		mry_shed_flow(e, f, SHED_EVICTED);
-	else if (why == MRY_FLOW_END_TIMEOUT && f->phase != MRY_FLOW_PHASE_CLOSING)
-		mry_shed_flow(e, f, SHED_DEADLINE);
+	else if ((why == MRY_FLOW_END_TIMEOUT || why == MRY_FLOW_END_BLOCKED) &&
+		 f->phase != MRY_FLOW_PHASE_CLOSING)
+		mry_shed_flow(e, f, why == MRY_FLOW_END_TIMEOUT ? SHED_DEADLINE : SHED_BLOCKED);
 	mry_tcp_stream_release(e->reasm, &f->stream[0]);
 	mry_tcp_stream_release(e->reasm, &f->stream[1]);
 	if (s != NULL)
-		session_end(e, s, names[why <= MRY_FLOW_END_SHUTDOWN ? why : 0]);
+		session_end(e, s, names[why <= MRY_FLOW_END_BLOCKED ? why : 0]);
 }
 
 struct deliver_ctx {
@@ -532,7 +533,10 @@ void mry_engine_tick(struct mry_engine *e, uint64_t now_ns)
 {
 	e->now_ns = now_ns;
 	mry_shed_maybe_flush(e);
+	mry_shed_sweep(e);
+	mry_pressure_update(e);
 	mry_flow_expire(e->flows, now_ns);
+	mry_pressure_event(e);
 	mry_ipfrag_expire(e->frag, now_ns, TICK_BUDGET);
 	if (e->hold_head != NULL)
 		mry_hold_tick(e);
@@ -543,6 +547,8 @@ uint64_t mry_engine_next_deadline(const struct mry_engine *e)
 	uint64_t d = MRY_MIN(mry_flow_next_deadline(e->flows),
 			     mry_ipfrag_next_deadline(e->frag));
 
+	if (e->sweeping)
+		return e->now_ns;   /* a blocklist sweep goes on tick by tick */
 	if (e->hold_head != NULL) {
 		/* hold_tick() goes oldest first: the head times out first */
 		if (mry_sigdb_ctl_usable(e->ctl) != NULL)
@@ -659,11 +665,6 @@ void mry_engine_destroy(struct mry_engine *e, uint64_t now_ns)
 	mry_reasm_destroy(e->reasm);
 	mry_ipfrag_destroy(e->frag);
 	mry_free(e->a, e);
-}
-
-void mry_engine_set_blocklist(struct mry_engine *e, const struct mry_blocklist *bl)
-{
-	e->blocklist = bl;
 }
 
 void mry_engine_pool_report(const struct mry_engine *e,

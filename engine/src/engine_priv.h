@@ -12,6 +12,9 @@
  *   hold.c          the hold store (copies of held bytes) and hold queue
  *   inject.c        frames put on the wire: replies, FINs and RSTs, with
  *                   sequence numbers per RFC 5961
+ *   shed.c          flows moray ends (deadline, eviction, cap, block): both
+ *                   sides told, aggregated shed events, the blocklist sweep
+ *   pressure.c      emergency mode fed by every pool, "emergency" events
  * Calls run one way: engine -> msg, hold_release -> verdict -> hold, inject.
  * Unit tests may include this header; nothing outside engine/src should.
  */
@@ -192,7 +195,11 @@ struct mry_engine {
 	struct shed_agg shed[SHED_MAX];
 	uint64_t shed_start_ns;
 	struct tomb *tombs;                     /* TOMB_SLOTS */
-	bool emergency_logged;  /* every pool of the engine's modules */
+	uint32_t sweep_cursor;                  /* next flow slot the blocklist sweep looks at */
+	bool sweeping;                          /* a new blocklist: open flows being swept */
+	bool emergency;                         /* emergency state last logged */
+	uint32_t pressure_pct;                  /* fullest pool but the flow table, last tick */
+	const char *pressure_pool;              /* its name */
 	struct msg *hold_head;
 	struct msg *hold_tail;
 	uint64_t prepared_gen;
@@ -359,6 +366,14 @@ void mry_tomb_forget(struct mry_engine *e, uint32_t hash);
 void mry_shed_flow(struct mry_engine *e, struct mry_flow *f, enum shed_reason r);
 void mry_refuse_syn(struct mry_engine *e, const struct mry_pkt *p, uint8_t side,
 		    const struct mry_flow_key *key, enum shed_reason r, uint16_t in_port);
+/** Shed the open flows of blocklisted sources, a bounded number per call. */
+void mry_shed_sweep(struct mry_engine *e);
+
+/* pressure.c: emergency mode fed by every pool of the engine */
+/** Tell the flow table how full the fullest other pool is (before its expiry). */
+void mry_pressure_update(struct mry_engine *e);
+/** An "emergency" event when the table's emergency state changed. */
+void mry_pressure_event(struct mry_engine *e);
 
 /* ---- msg.c: the SMTP layer's message callbacks ---- */
 

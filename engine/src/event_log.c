@@ -190,3 +190,20 @@ size_t mry_event_blocklist(char *buf, size_t cap, uint64_t ts_ns, const char *ac
 	mry_json_u64(&j, "entries", entries);
 	return mry_json_end(&j);
 }
+
+size_t mry_event_emergency(char *buf, size_t cap, uint64_t ts_ns, bool on,
+			   uint32_t pressure_pct, const char *pool, uint32_t high_pct,
+			   uint32_t low_pct)
+{
+	struct mry_json j;
+
+	mry_json_begin(&j, buf, cap);
+	mry_json_str(&j, "event", "emergency");
+	mry_json_ts(&j, "ts", ts_ns);
+	mry_json_bool(&j, "emergency", on);
+	mry_json_u64(&j, "pressure_pct", pressure_pct);
+	mry_json_str(&j, "pool", pool);
+	mry_json_u64(&j, "high_pct", high_pct);
+	mry_json_u64(&j, "low_pct", low_pct);
+	return mry_json_end(&j);
+}

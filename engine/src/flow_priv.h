@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The flow table's private layout, shared by flow_table.c (index, deadlines,
- * eviction, the table) and flow_source.c (per-source counts, top talkers).
+ * eviction, the table), flow_source.c (per-source counts, top talkers) and
+ * flow_key.c (keys and their hash).
  * See flow_table.c for how the pieces fit.
  */
 #ifndef MORAY_FLOW_PRIV_H

@@ -71,59 +71,6 @@
 
 #include "flow_priv.h"
 
-/*
- * The key is normalised (side 0 is the lower (address, port) pair), so the
- * hash is symmetric by construction: both directions build the same key.
- */
-uint32_t mry_flow_key_hash(const struct mry_flow_key *key)
-{
-	const uint8_t *b = (const uint8_t *)key;
-	uint64_t h = HASH_K2 ^ sizeof(*key);
-
-	static_assert(sizeof(struct mry_flow_key) == 40, "key layout");
-	h = hash_round(h, load64(b));
-	h = hash_round(h, load64(b + 8));
-	h = hash_round(h, load64(b + 16));
-	h = hash_round(h, load64(b + 24));
-	h = hash_round(h, load64(b + 32));
-	return hash_final(h);
-}
-
-/* memcmp() order of the addresses, then ports; inline, once per packet */
-static int side_cmp(const uint8_t *a1, uint16_t p1, const uint8_t *a2, uint16_t p2)
-{
-	for (int i = 0; i < 16; i += 8) {
-		uint64_t x, y;
-
-		memcpy(&x, a1 + i, 8);
-		memcpy(&y, a2 + i, 8);
-		if (x != y)
-			return be64toh(x) < be64toh(y) ? -1 : 1;
-	}
-	return (int)p1 - (int)p2;
-}
-
-void mry_flow_key_from_pkt(const struct mry_pkt *pkt, struct mry_flow_key *key,
-			   uint8_t *side)
-{
-	uint8_t src[16] = {0}, dst[16] = {0};
-	size_t alen = pkt->ip_version == 6 ? 16 : 4;
-	uint8_t s;
-
-	/* IPv4 uses 4 bytes: never hash whatever follows them */
-	memcpy(src, pkt->src, alen);
-	memcpy(dst, pkt->dst, alen);
-	memset(key, 0, sizeof(*key));
-	s = side_cmp(src, pkt->sport, dst, pkt->dport) <= 0 ? 0 : 1;
-	memcpy(key->addr[s], src, 16);
-	memcpy(key->addr[s ^ 1], dst, 16);
-	key->port[s] = pkt->sport;
-	key->port[s ^ 1] = pkt->dport;
-	key->ip_version = pkt->ip_version;
-	if (side != NULL)
-		*side = s;
-}
-
 /* ---- index ------------------------------------------------------------- */
 
 static inline uint32_t node_id(const struct mry_flow_table *t,
@@ -878,6 +825,27 @@ void mry_flow_foreach(struct mry_flow_table *t,
 	for (i = 0; i < t->max_flows; i++)
 		if (t->nodes[i].in_use && !fn(ctx, &t->nodes[i].flow))
 			return;
+}
+
+bool mry_flow_walk(struct mry_flow_table *t, uint32_t *cursor, uint32_t budget,
+		   bool (*fn)(void *ctx, struct mry_flow *f), void *ctx)
+{
+	/* by slot index, as foreach: fn may end the flow it is given */
+	while (budget-- > 0 && *cursor < t->max_flows) {
+		struct mry_flow_node *n = &t->nodes[(*cursor)++];
+
+		if (n->in_use && !fn(ctx, &n->flow))
+			break;
+	}
+	return *cursor >= t->max_flows;
+}
+
+void mry_flow_end(struct mry_flow_table *t, struct mry_flow *f, enum mry_flow_end_reason why)
+{
+	struct mry_flow_node *n = node_of(f);
+
+	if (n->in_use)
+		node_end(t, n, why);
 }
 
 void mry_flow_get_stats(const struct mry_flow_table *t, struct mry_flow_stats *st)

@@ -6,6 +6,13 @@
  * client), the 5-tuple remembered so its late frames are dropped, and one
  * aggregated "shed" event per reason per --shed-log-interval instead of a
  * line per flow (README, "Under floods").
+ *
+ * A new blocklist refuses its sources' new connections at once (the SYN is
+ * checked in engine.c) and sheds their open flows in a sweep of the flow
+ * table: SWEEP_SLOTS slots and at most SWEEP_SHED sheds per tick (each
+ * shed puts up to three frames on the wire), so a block of a source with
+ * thousands of flows neither stalls the worker nor floods its tx queue.
+ * 65,536 slots take 256 ticks, a quarter of a second in moray.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,6 +28,9 @@
 #include "moray/tcp_reasm.h"
 
 #include "engine_priv.h"
+
+#define SWEEP_SLOTS 256u            /* flow slots a tick's sweep looks at */
+#define SWEEP_SHED 64u              /* flows a tick's sweep ends at most */
 
 /* ---- flows moray ends: aggregated shed events, both sides told ---------- */
 
@@ -172,11 +182,20 @@ void mry_shed_flow(struct mry_engine *e, struct mry_flow *f, enum shed_reason r)
 				      cst->base_seq + (uint32_t)s->fwd_end, s->tmpl_ack);
 		return;
 	}
+	if (s->pending != NULL && s->pending->state == MSG_HELD) {
+		/* its end was withheld, waiting for a verdict (a blocked
+		 * source): 451 acknowledging that end, the server reset; it
+		 * never goes on unscanned */
+		mry_verdict_tempfail_free(e, s->pending, mry_shed_reason_name(r));
+		return;
+	}
 	if (s->msg != NULL) {
 		struct msg *m = s->msg;
 
 		reply = "451 4.4.2 moray Error: timeout exceeded\r\n";
-		if (r != SHED_DEADLINE)
+		if (r == SHED_BLOCKED)
+			reply = "451 4.7.1 moray Error: blocked\r\n";
+		else if (r != SHED_DEADLINE)
 			reply = "451 4.3.2 moray Error: no resources for this message\r\n";
 		e->st.msgs_tempfail++;
 		mry_inject_answer_and_reset(e, s, reply, NO_OFF, NO_OFF);
@@ -222,4 +241,54 @@ void mry_refuse_syn(struct mry_engine *e, const struct mry_pkt *p, uint8_t side,
 	n = mry_inject_segment(e, &tmp, true, 0, p->seq + 1, MRY_TCP_RST | MRY_TCP_ACK, NULL, 0);
 	mry_inject_emit(e, &tmp, MRY_EMIT_TO_CLIENT, e->txbuf, n);
 	e->st.resets_injected++;
+}
+
+/* ---- blocklist: open flows of listed sources shed ------------------------ */
+
+void mry_engine_set_blocklist(struct mry_engine *e, const struct mry_blocklist *bl)
+{
+	struct mry_flow_stats fst;
+
+	if (bl == e->blocklist)
+		return;
+	e->blocklist = bl;
+	/* flows created from now on meet the new list at their SYN; the
+	 * open ones are swept from the first slot (again, if a sweep of an
+	 * older list was under way) */
+	mry_flow_get_stats(e->flows, &fst);
+	e->sweep_cursor = 0;
+	e->sweeping = bl != NULL && fst.active > 0;
+}
+
+struct sweep {
+	struct mry_engine *e;
+	uint32_t shed;
+};
+
+static bool sweep_one(void *ctx, struct mry_flow *f)
+{
+	struct sweep *sw = ctx;
+	struct mry_engine *e = sw->e;
+	const struct session *s = f->app;
+	unsigned cs = f->client_side & 1u;
+
+	/* SMTP flows only, as the SYN check: other tracked TCP is not refused */
+	if (s == NULL || !(s->flags & SESS_SMTP) ||
+	    !mry_blocklist_match(e->blocklist, f->key.ip_version, f->key.addr[cs], e->now_ns))
+		return true;
+	/* the end of every flow moray ends: engine.c flow_end() sheds it
+	 * (SHED_BLOCKED: 421 4.7.1, 451 with a message, the server reset) */
+	mry_flow_end(e->flows, f, MRY_FLOW_END_BLOCKED);
+	return ++sw->shed < SWEEP_SHED;
+}
+
+void mry_shed_sweep(struct mry_engine *e)
+{
+	struct sweep sw = { .e = e, .shed = 0 };
+
+	if (!e->sweeping)
+		return;
+	if (e->blocklist == NULL ||
+	    mry_flow_walk(e->flows, &e->sweep_cursor, SWEEP_SLOTS, sweep_one, &sw))
+		e->sweeping = false;
 }

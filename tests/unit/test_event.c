@@ -209,6 +209,18 @@ Test(event, hold_flow_and_alarm_events)
 		     ",\"alarm\":true,\"reason\":\"db_invalid\"}"));
 }
 
+Test(event, emergency_event_names_the_fullest_pool_and_the_marks)
+{
+	cr_assert(ne(sz, mry_event_emergency(buf, sizeof(buf), TS_NS, true, 87, "message",
+					     80, 60), 0));
+	cr_assert(eq(str, buf, "{\"event\":\"emergency\"," TS_TXT ",\"emergency\":true,"
+		     "\"pressure_pct\":87,\"pool\":\"message\",\"high_pct\":80,\"low_pct\":60}"));
+	cr_assert(ne(sz, mry_event_emergency(buf, sizeof(buf), TS_NS, false, 12, "flows",
+					     80, 60), 0));
+	cr_assert(eq(str, buf, "{\"event\":\"emergency\"," TS_TXT ",\"emergency\":false,"
+		     "\"pressure_pct\":12,\"pool\":\"flows\",\"high_pct\":80,\"low_pct\":60}"));
+}
+
 Test(event, db_event_generation_zero_is_null)
 {
 	struct mry_event_db d = { .generation = 0, .valid = false, .reason = "no file" };

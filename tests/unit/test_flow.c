@@ -683,6 +683,62 @@ Test(flow, foreach_visits_flows_until_told_to_stop)
 	mry_flow_table_destroy(t);
 }
 
+struct walk_ctx {
+	struct mry_flow_table *t;
+	unsigned seen;
+	unsigned stop_after;         /* 0: never stop */
+};
+
+/* Ends the flows of odd client ports: a sweep's shape. */
+static bool walk_end_odd(void *ctx, struct mry_flow *f)
+{
+	struct walk_ctx *w = ctx;
+	uint16_t cport = f->key.port[0] == 25 ? f->key.port[1] : f->key.port[0];
+
+	w->seen++;
+	if (cport & 1u)
+		mry_flow_end(w->t, f, MRY_FLOW_END_BLOCKED);
+	return w->stop_after == 0 || w->seen < w->stop_after;
+}
+
+Test(flow, walk_is_bounded_per_call_and_may_end_the_flows_it_visits)
+{
+	struct mry_flow_config c = test_cfg(64);
+	struct mry_flow_table *t = mk_table(&c);
+	struct walk_ctx w = { .t = t };
+	struct mry_flow_stats st;
+	uint32_t cursor = 0;
+	unsigned calls = 0;
+
+	for (int i = 0; i < 40; i++)
+		mk_flow(t, CLIENT, (uint16_t)(100 + i), 0);
+	/* 64 slots, 10 per call: 7 calls, never more than 10 flows a call */
+	while (!mry_flow_walk(t, &cursor, 10, walk_end_odd, &w)) {
+		calls++;
+		cr_assert(le(u32, w.seen, 10 * calls));
+	}
+	cr_assert(eq(u32, calls + 1, 7));
+	cr_assert(eq(u32, w.seen, 40));
+	cr_assert(eq(u32, ends.n, 20));
+	for (unsigned i = 0; i < ends.n; i++) {
+		cr_assert(eq(int, ends.why[i], MRY_FLOW_END_BLOCKED));
+		cr_assert(eq(u32, ends.port[i][0] == 25 ? ends.port[i][1] & 1u :
+				  ends.port[i][0] & 1u, 1));
+	}
+	mry_flow_get_stats(t, &st);
+	cr_assert(eq(u32, st.active, 20));
+	cr_assert(eq(u64, st.open_by_phase[MRY_FLOW_PHASE_HALF_OPEN], 20));
+	cr_assert_null(find_flow(t, CLIENT, 101));
+	cr_assert_not_null(find_flow(t, CLIENT, 100));
+	/* a walk done stays done; a callback may stop one early */
+	cr_assert(mry_flow_walk(t, &cursor, 10, walk_end_odd, &w));
+	cursor = 0;
+	w = (struct walk_ctx){ .t = t, .stop_after = 3 };
+	cr_assert(not(mry_flow_walk(t, &cursor, 64, walk_end_odd, &w)));
+	cr_assert(eq(u32, w.seen, 3));
+	mry_flow_table_destroy(t);
+}
+
 Test(flow, destroy_ends_every_flow_with_shutdown)
 {
 	struct mry_flow_config c = test_cfg(16);

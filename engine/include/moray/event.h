@@ -116,5 +116,13 @@ size_t mry_event_alarm(char *buf, size_t cap, uint64_t ts_ns, bool alarm, const 
  */
 size_t mry_event_blocklist(char *buf, size_t cap, uint64_t ts_ns, const char *action,
 			   const struct mry_blocklist_entry *e, uint64_t entries);
+/**
+ * {"event":"emergency","ts":..,"emergency":bool,"pressure_pct":N,"pool":..,
+ *  "high_pct":N,"low_pct":N}: a worker's emergency mode turned on (@on, the
+ * fullest pool @pool at or above @high_pct) or off (below @low_pct).
+ */
+size_t mry_event_emergency(char *buf, size_t cap, uint64_t ts_ns, bool on,
+			   uint32_t pressure_pct, const char *pool, uint32_t high_pct,
+			   uint32_t low_pct);
 
 #endif /* MORAY_EVENT_H */

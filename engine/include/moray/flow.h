@@ -78,6 +78,7 @@ enum mry_flow_end_reason {
 	MRY_FLOW_END_EVICTED,     /* table or half-open budget full, this one was
 				   * chosen: mry_flow_evict_class() says why */
 	MRY_FLOW_END_SHUTDOWN,    /* table destroyed / flushed */
+	MRY_FLOW_END_BLOCKED,     /* source blocklisted: mry_flow_end() */
 };
 
 /*
@@ -379,6 +380,24 @@ uint32_t mry_flow_source_count(const struct mry_flow_table *t,
 /** Iterate over all flows (control path / shutdown). Return false from fn to stop. */
 void mry_flow_foreach(struct mry_flow_table *t,
 		      bool (*fn)(void *ctx, struct mry_flow *f), void *ctx);
+
+/**
+ * A walk in bounded steps (a blocklist sweep): visits at most @budget slots
+ * from *@cursor (start at 0), calling @fn for each flow in use; @fn may end
+ * (mry_flow_end()) or release the flow it is given, and returns false to
+ * stop after it. *@cursor moves past every slot visited. A flow created
+ * after the walk began may or may not be visited. Fast-path safe: O(@budget).
+ * @return true when the walk has visited every slot (*@cursor at the end).
+ */
+bool mry_flow_walk(struct mry_flow_table *t, uint32_t *cursor, uint32_t budget,
+		   bool (*fn)(void *ctx, struct mry_flow *f), void *ctx);
+
+/**
+ * End @f now, for a reason of the table's owner (@why, e.g.
+ * MRY_FLOW_END_BLOCKED): end_fn is called with @why as for a deadline or an
+ * eviction, then the slot is freed (unless end_fn released it).
+ */
+void mry_flow_end(struct mry_flow_table *t, struct mry_flow *f, enum mry_flow_end_reason why);
 
 void mry_flow_get_stats(const struct mry_flow_table *t, struct mry_flow_stats *st);
 
