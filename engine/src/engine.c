@@ -626,7 +626,9 @@ struct mry_engine *mry_engine_create(const struct mry_alloc *a,
 	e->scanner = mry_scanner_create(a, e->cfg.max_msgs);
 	e->sess_pool = mry_pool_create(a, "session", sizeof(struct session),
 				       cfg->flow.max_flows != 0 ? cfg->flow.max_flows : 65536);
-	e->msg_pool = mry_pool_create(a, "message", sizeof(struct msg), e->cfg.max_msgs);
+	/* the envelope copy is written whole by mry_verdict_copy_envelope() */
+	e->msg_pool = mry_pool_create_ex(a, "message", sizeof(struct msg), e->cfg.max_msgs,
+					 offsetof(struct msg, mail_from));
 	e->chunk_pool = chunks > 0 ? mry_pool_create_ex(a, "hold", HOLD_CHUNK, chunks,
 							       sizeof(struct hold_chunk)) : NULL;
 	mry_pool_registry_set(NULL);

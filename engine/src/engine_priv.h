@@ -137,6 +137,7 @@ struct msg {
 	const char *action_name;
 	struct mry_scan_result res;
 	struct mry_engine_conn conn;
+	/* from here on not zeroed by the pool: see mry_verdict_copy_envelope() */
 	char mail_from[256];
 	char rcpt[1024];                /* NUL-separated list */
 	uint32_t nb_rcpt;

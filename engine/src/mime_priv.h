@@ -170,14 +170,20 @@ struct mry_mime {
 		struct mry_uu_dec uu;
 	} dec;
 	bool uu_scan;
-	char uu_name[MRY_MIME_NAME_MAX];
 	uint32_t an_mask;                   /* anomalies reported once per entity */
 	uint64_t part_bytes;
 	uint64_t msg_bytes;
 	bool part_over;
 	bool msg_over;
 	uint32_t nparts;
-	uint8_t out[MIME_OUT_MAX];
+	/*
+	 * MIME_NOZERO_FROM on: buffers written before they are read, which
+	 * the pool does not zero per message (4.5 KB of the 5.7 KB struct).
+	 */
+	char uu_name[MRY_MIME_NAME_MAX];    /* written by mry_uu_is_begin() */
+	uint8_t out[MIME_OUT_MAX];          /* decoder output of one slice */
 };
+
+#define MIME_NOZERO_FROM offsetof(struct mry_mime, uu_name)
 
 #endif /* MORAY_MIME_PRIV_H */
