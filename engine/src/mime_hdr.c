@@ -547,9 +547,16 @@ static void parse_ct(struct mry_mime_hdr *h, struct cur *c)
 				def = "rfc822";
 			else
 				def = "octet-stream";
-			snprintf(sub, sizeof(sub), "%s", def);
+			sl = strlen(def);
+			memcpy(sub, def, sl + 1);
 		}
-		snprintf(h->ct, sizeof(h->ct), "%.47s/%.47s", type, sub);
+		/* "%.47s/%.47s", without printf on every part's header */
+		tl = MRY_MIN(tl, (size_t)47);
+		sl = MRY_MIN(sl, (size_t)47);
+		memcpy(h->ct, type, tl);
+		h->ct[tl] = '/';
+		memcpy(h->ct + tl + 1, sub, sl);
+		h->ct[tl + 1 + sl] = '\0';
 	}
 	parse_params(h, c, WANT_CT);
 }
