@@ -372,14 +372,8 @@ static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pk
 			struct msg *m = s->pending;
 
 			/* keep the first frame that carries the end, to release it later */
-			if (m != NULL && m->state == MSG_HELD && m->eom_frame == NULL &&
-			    p->frame_len <= EOM_FRAME_MAX) {
-				m->eom_frame = mry_zalloc(e->a, p->frame_len);
-				if (m->eom_frame != NULL) {
-					memcpy(m->eom_frame, p->frame, p->frame_len);
-					m->eom_frame_len = p->frame_len;
-				}
-			}
+			if (m != NULL && m->state == MSG_HELD)
+				mry_hold_keep_frame(e, m, p->frame, p->frame_len);
 			if (s->flags & SESS_CLOSED_BY_US)
 				return drop(e, &e->st.drop_after_verdict);
 			return drop(e, &e->st.drop_withheld);
