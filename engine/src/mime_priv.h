@@ -59,6 +59,7 @@ struct mry_mime_hdr_block {
 	uint32_t max_bytes;                 /* past it, fields are not parsed */
 	uint32_t lines;                     /* lines that belong to the block */
 	bool capped;
+	bool skip;                          /* field not parsed: only counted, not copied */
 };
 
 /* What one line of a header block turned out to be. */
