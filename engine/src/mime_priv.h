@@ -92,6 +92,13 @@ void mry_mime_hdr_block_finish(struct mry_mime_hdr_block *b);
  */
 void mry_mime_decode_2047(const char *in, char *out, size_t cap);
 
+/**
+ * The first line start in [p, p + n) (p[n - 1] is a LF, the line at p is
+ * not looked at) that begins with '-' or, with @uu, with "begin" whole
+ * within the range; NULL when none does. mime_line.c.
+ */
+const uint8_t *mry_mime_line_mark(const uint8_t *p, size_t n, bool uu);
+
 /*
  * Parser state, shared by mime.c (the parser) and mime_ctx.c (the per-worker
  * context that sizes and pools it). Nothing else looks inside.
