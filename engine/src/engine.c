@@ -373,14 +373,8 @@ static enum mry_pkt_verdict tcp_packet(struct mry_engine *e, const struct mry_pk
 			struct msg *m = s->pending;
 
 			/* keep the first frame that carries the end, to release it later */
-			if (m != NULL && m->state == MSG_HELD && m->eom_frame == NULL &&
-			    p->frame_len <= EOM_FRAME_MAX) {
-				m->eom_frame = mry_zalloc(e->a, p->frame_len);
-				if (m->eom_frame != NULL) {
-					memcpy(m->eom_frame, p->frame, p->frame_len);
-					m->eom_frame_len = p->frame_len;
-				}
-			}
+			if (m != NULL && m->state == MSG_HELD)
+				mry_hold_keep_frame(e, m, p->frame, p->frame_len);
 			if (s->flags & SESS_CLOSED_BY_US)
 				return drop(e, &e->st.drop_after_verdict);
 			return drop(e, &e->st.drop_withheld);
@@ -632,7 +626,9 @@ struct mry_engine *mry_engine_create(const struct mry_alloc *a,
 	e->scanner = mry_scanner_create(a, e->cfg.max_msgs);
 	e->sess_pool = mry_pool_create(a, "session", sizeof(struct session),
 				       cfg->flow.max_flows != 0 ? cfg->flow.max_flows : 65536);
-	e->msg_pool = mry_pool_create(a, "message", sizeof(struct msg), e->cfg.max_msgs);
+	/* the envelope copy is written whole by mry_verdict_copy_envelope() */
+	e->msg_pool = mry_pool_create_ex(a, "message", sizeof(struct msg), e->cfg.max_msgs,
+					 offsetof(struct msg, mail_from));
 	e->chunk_pool = chunks > 0 ? mry_pool_create_ex(a, "hold", HOLD_CHUNK, chunks,
 							       sizeof(struct hold_chunk)) : NULL;
 	mry_pool_registry_set(NULL);

@@ -39,7 +39,7 @@
 #define EVENT_BUF 16384
 #define TX_BUF 2048
 #define HOLD_CHUNK 16384           /* hold store granule */
-#define EOM_FRAME_MAX 16384        /* largest withheld frame kept for release */
+#define EOM_FRAME_MAX 16384        /* largest frame built for release */
 #define TICK_BUDGET 64
 
 /* anomaly bit space for "evasions": smtp, mime, then engine-level */
@@ -118,7 +118,7 @@ struct msg {
 	struct msg *hold_prev;
 	struct hold_chunk *chunks;      /* held message bytes (copies) */
 	struct hold_chunk *chunk_tail;
-	uint8_t *eom_frame;             /* the withheld frame, copied */
+	uint8_t *eom_frame;             /* the withheld frame, copied into a hold chunk */
 	uint32_t eom_frame_len;
 	uint32_t index;
 	uint64_t size;
@@ -140,6 +140,7 @@ struct msg {
 	const char *action_name;
 	struct mry_scan_result res;
 	struct mry_engine_conn conn;
+	/* from here on not zeroed by the pool: see mry_verdict_copy_envelope() */
 	char mail_from[256];
 	char rcpt[1024];                /* NUL-separated list */
 	uint32_t nb_rcpt;
@@ -264,6 +265,14 @@ static inline void note_evasion(struct mry_engine *e, struct session *s, unsigne
 void mry_hold_free_bytes(struct mry_engine *e, struct msg *m);
 /** The store ran out for @m: its bytes go, it will be tempfailed. */
 void mry_hold_store_full(struct mry_engine *e, struct msg *m);
+/**
+ * Keep the withheld frame that carries @m's end, for its release: a chunk of
+ * the hold store, charged like held bytes, never an allocation on the
+ * worker. Not kept when the store has no room: the release then builds the
+ * end itself (release_synthesized).
+ */
+void mry_hold_keep_frame(struct mry_engine *e, struct msg *m, const uint8_t *frame,
+			 uint32_t len);
 /** Copy @len bytes of @m into the store (mry_hold_store_full when it cannot). */
 void mry_hold_append(struct mry_engine *e, struct msg *m, const uint8_t *d, size_t len);
 /** Queue @m (ended, held) behind the older held messages. */

@@ -50,6 +50,16 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 	return need;
 }
 
+/* 1 for the printable ASCII bytes a JSON string takes as they are */
+static const uint8_t json_plain[256] = {
+	[0x20] = 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,           /* not '"' */
+	[0x30] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	[0x40] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	[0x50] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,           /* not '\\' */
+	[0x60] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	[0x70] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,           /* not DEL */
+};
+
 static void put_escaped(struct mry_json *j, const char *v, size_t n)
 {
 	const unsigned char *s = (const unsigned char *)v;
@@ -62,8 +72,7 @@ static void put_escaped(struct mry_json *j, const char *v, size_t n)
 		size_t ul, run = i;
 
 		/* printable ASCII that needs no escape goes out in one copy */
-		while (run < n && s[run] >= 0x20 && s[run] < 0x7f && s[run] != '"' &&
-		       s[run] != '\\')
+		while (run < n && json_plain[s[run]])
 			run++;
 		if (run > i) {
 			put(j, (const char *)s + i, run - i);
@@ -94,13 +103,28 @@ static void put_escaped(struct mry_json *j, const char *v, size_t n)
 
 static void key(struct mry_json *j, const char *k)
 {
+	const unsigned char *s = (const unsigned char *)k;
+	size_t n = 0;
+
 	if (!j->first)
 		putc_(j, ',');
 	j->first = false;
-	if (k != NULL) {
-		put_escaped(j, k, strlen(k));
+	if (k == NULL)
+		return;
+	/* keys are the engine's own names: plain, written in one copy */
+	while (json_plain[s[n]])
+		n++;
+	if (s[n] != '\0' || j->overflow || j->len + n + 4 > j->cap) {
+		put_escaped(j, k, n + strlen(k + n));
 		putc_(j, ':');
+		return;
 	}
+	j->buf[j->len] = '"';
+	memcpy(j->buf + j->len + 1, k, n);
+	j->len += n + 3;
+	j->buf[j->len - 2] = '"';
+	j->buf[j->len - 1] = ':';
+	j->buf[j->len] = '\0';
 }
 
 void mry_json_begin(struct mry_json *j, char *buf, size_t cap)

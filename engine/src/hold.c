@@ -25,7 +25,8 @@ void mry_hold_free_bytes(struct mry_engine *e, struct msg *m)
 	m->chunks = NULL;
 	m->chunk_tail = NULL;
 	if (m->eom_frame != NULL) {
-		mry_free(e->a, m->eom_frame);
+		mry_pool_put(e->chunk_pool, (uint8_t *)m->eom_frame -
+			     offsetof(struct hold_chunk, data));
 		m->eom_frame = NULL;
 	}
 	e->st.hold_bytes -= m->hold_bytes;
@@ -44,6 +45,27 @@ void mry_hold_store_full(struct mry_engine *e, struct msg *m)
 		mry_log(MRY_LOG_WARNING, MOD,
 			"hold store full (%" PRIu64 " bytes cap): message %s:%u #%u will be tempfailed (%" PRIu64 " more since last line)",
 			e->cfg.hold_store_bytes, m->conn.src, m->conn.sport, m->index, sup);
+}
+
+void mry_hold_keep_frame(struct mry_engine *e, struct msg *m, const uint8_t *frame,
+			 uint32_t len)
+{
+	struct hold_chunk *c;
+
+	if (m->eom_frame != NULL || e->chunk_pool == NULL ||
+	    len > HOLD_CHUNK - sizeof(struct hold_chunk) ||
+	    e->st.hold_bytes + HOLD_CHUNK > e->cfg.hold_store_bytes)
+		return;
+	c = mry_pool_get(e->chunk_pool);
+	if (c == NULL)
+		return;
+	c->next = NULL;
+	c->len = len;
+	memcpy(c->data, frame, len);
+	m->eom_frame = c->data;
+	m->eom_frame_len = len;
+	m->hold_bytes += HOLD_CHUNK;
+	e->st.hold_bytes += HOLD_CHUNK;
 }
 
 void mry_hold_append(struct mry_engine *e, struct msg *m, const uint8_t *d, size_t len)

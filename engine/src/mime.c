@@ -641,51 +641,67 @@ static void handle_line(struct mry_mime *m, const uint8_t *p, size_t n, bool has
 	dispatch(m, p, clen + eol_len, clen, eol_len, line_start);
 }
 
-static size_t body_span(struct mry_mime *m, const uint8_t *p, size_t len)
+/*
+ * Is a line in [s, end) (end just past a LF) too long: @ge counts a line of
+ * exactly max_line bytes (before its LF) too, as the body path always did.
+ * One memrchr per max_line bytes, not one memchr per line: from each line
+ * start, the last LF within the window ends a run of lines that all fit.
+ */
+static bool has_long_line(const uint8_t *s, const uint8_t *end, size_t max_line, bool ge)
+{
+	size_t win = ge ? max_line : max_line + 1;
+
+	while ((size_t)(end - s) > win) {
+		const uint8_t *nl = memrchr(s, '\n', win);
+
+		if (nl == NULL)
+			return true;
+		s = nl + 1;
+	}
+	return false;
+}
+
+/*
+ * Whole lines at @p that no boundary and no uuencode "begin" can start
+ * (none starts with '-', nor with "begin" when @uu): they need no line by
+ * line handling. 0 when the first line is such a line or no LF is in
+ * sight. A line over max_line among them is reported (@ge as above).
+ * @text: hyphens may be common (not base64), so look for line starts in
+ * one vector pass rather than a memchr per '-'.
+ */
+static size_t plain_span(struct mry_mime *m, const uint8_t *p, size_t len, bool uu, bool ge,
+			 bool text)
 {
 	const uint8_t *s = p, *end;
-	const uint32_t max_line = m->ctx->cfg.max_line;
 
-	if (*p == '-' || (m->uu_scan && len >= 5 && memcmp(p, "begin", 5) == 0))
+	if (*p == '-' || (uu && len >= 5 && memcmp(p, "begin", 5) == 0))
 		return 0;
 	end = memrchr(p, '\n', len);
 	if (end == NULL)
 		return 0;
 	end++;
-	if ((size_t)(end - p) <= max_line) {
-		if (m->uu_scan) {
-			const uint8_t *b = memmem(p, (size_t)(end - p), "\nbegin", 6);
+	if (text || uu) {
+		const uint8_t *q = mry_mime_line_mark(p, (size_t)(end - p), uu);
 
-			if (b != NULL)
-				end = b + 1;
-		}
-		while (s < end) {
-			const uint8_t *d = memchr(s, '-', (size_t)(end - s));
-
-			if (d == NULL)
-				break;
-			if (d[-1] == '\n') {
-				end = d;
-				break;
-			}
-			s = d + 1;
-		}
-		return (size_t)(end - p);
+		if (q != NULL)
+			end = q;
+		s = end;              /* done: no memchr walk below */
 	}
 	while (s < end) {
-		const uint8_t *nl;
+		const uint8_t *d = memchr(s, '-', (size_t)(end - s));
 
-		if (*s == '-' || (m->uu_scan && (size_t)(end - s) >= 5 &&
-				   memcmp(s, "begin", 5) == 0))
+		if (d == NULL)
 			break;
-		nl = memchr(s, '\n', (size_t)(end - s));
-		if ((size_t)(nl - s) >= max_line)
-			report_once(m, MRY_MIME_AN_LINE_TOO_LONG);
-		s = nl + 1;
+		if (d[-1] == '\n') {
+			end = d;
+			break;
+		}
+		s = d + 1;
 	}
-	return (size_t)(s - p);
+	if (has_long_line(p, end, m->ctx->cfg.max_line, ge))
+		report_once(m, MRY_MIME_AN_LINE_TOO_LONG);
+	return (size_t)(end - p);
 }
-
 
 static void feed_layer(struct mry_mime *m, const uint8_t *data, size_t len)
 {
@@ -697,11 +713,20 @@ static void feed_layer(struct mry_mime *m, const uint8_t *data, size_t len)
 
 		if (m->line_len == 0) {
 			if (m->state == ST_BODY && !m->in_long_line) {
-				n = body_span(m, data, len);
+				n = plain_span(m, data, len, m->uu_scan, true,
+					       m->dec_enc != MRY_MIME_ENC_BASE64);
 				if (n > 0) {
 					size_t el = (n >= 2 && data[n - 2] == '\r') ? 2 : 1;
 
 					body_line(m, data, n - el, data + n - el, el);
+					data += n;
+					len -= n;
+					continue;
+				}
+			} else if (m->state == ST_SKIP && !m->in_long_line) {
+				/* an epilogue: only a delimiter line can end it */
+				n = plain_span(m, data, len, false, false, false);
+				if (n > 0) {
 					data += n;
 					len -= n;
 					continue;

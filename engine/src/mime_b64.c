@@ -6,8 +6,9 @@
  * through one table; anything else (line ends, padding, junk) drops to a
  * byte-at-a-time slow path that keeps the lenient, counted semantics
  * documented in moray/mime.h. On x86-64 CPUs with AVX2 the fast loop first
- * takes 32 alphabet bytes at a time; a block holding anything else is left
- * to the scalar code, so both paths give identical bytes and counters.
+ * takes 32 alphabet bytes at a time, stitching a block across one line end;
+ * a block holding anything else is left to the scalar code, so both paths
+ * give identical bytes and counters.
  */
 #include <string.h>
 
@@ -81,18 +82,26 @@ static __m256i b64_lut(const int8_t t[16])
 
 /*
  * Decode whole 32-byte blocks of alphabet characters from @in (@len bytes)
- * to 24 bytes each at @out; stops at the first block holding anything else.
- * Stores exactly 24 bytes per block: callers size @out for the decoded
- * length only. Returns the number of blocks decoded.
+ * to 24 bytes each at @out. A block that holds a line end (CRLF or LF) is
+ * stitched: the alphabet bytes before the line end and those after it make
+ * one 32-byte block (whitespace between quanta, or inside one, is skipped
+ * by the scalar code too, so the bytes are the same). Stops at the first
+ * block holding anything else, or a second line end. Stores exactly 24
+ * bytes per block: callers size @out for the decoded length only. Returns
+ * the bytes written; *@used is the input consumed.
  */
 __attribute__((target("avx2")))
-static size_t b64_dec_avx2(const uint8_t *in, size_t len, uint8_t *out)
+static size_t b64_dec_avx2(const uint8_t *in, size_t len, uint8_t *out, size_t *used)
 {
 	const __m256i lut_lo = b64_lut(b64_lut_lo);
 	const __m256i lut_hi = b64_lut(b64_lut_hi);
 	const __m256i lut_roll = b64_lut(b64_lut_roll);
 	const __m256i nib = _mm256_set1_epi8(0x0f);
 	const __m256i slash = _mm256_set1_epi8('/');
+	const __m256i zero = _mm256_setzero_si256();
+	const __m256i iota = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+					      14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+					      25, 26, 27, 28, 29, 30, 31);
 	/* per dword a,b,c,d: a << 6 | b and c << 6 | d, then the two 12-bit
 	 * halves into a << 18 | b << 12 | c << 6 | d */
 	const __m256i mul1 = _mm256_set1_epi32(0x01400140);
@@ -104,18 +113,38 @@ static size_t b64_dec_avx2(const uint8_t *in, size_t len, uint8_t *out)
 					      -1, -1, -1, -1);
 	/* ... and the two 12-byte halves together */
 	const __m256i join = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7);
-	size_t k = 0;
+	size_t i = 0, w = 0;
 
-	for (; len - k * 32 >= 32; k++) {
-		__m256i v = _mm256_loadu_si256((const __m256i *)(in + k * 32));
+	while (len - i >= 32) {
+		__m256i v = _mm256_loadu_si256((const __m256i *)(in + i));
 		__m256i hi = _mm256_and_si256(_mm256_srli_epi32(v, 4), nib);
 		__m256i lo = _mm256_and_si256(v, nib);
-		__m256i bad_hi = _mm256_shuffle_epi8(lut_hi, hi);
-		__m256i bad_lo = _mm256_shuffle_epi8(lut_lo, lo);
-		uint8_t *o = out + k * 24;
+		__m256i bad = _mm256_and_si256(_mm256_shuffle_epi8(lut_hi, hi),
+					       _mm256_shuffle_epi8(lut_lo, lo));
+		size_t step = 32;
+		uint8_t *o = out + w;
 
-		if (!_mm256_testz_si256(bad_hi, bad_lo))
-			break;
+		if (!_mm256_testz_si256(bad, bad)) {
+			/* the first byte outside the alphabet: a line end? */
+			uint32_t ok = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(bad, zero));
+			unsigned t = (unsigned)__builtin_ctz(~ok);
+			unsigned el = in[i + t] == '\n' ? 1 :
+				      (in[i + t] == '\r' && t + 1 < len - i &&
+				       in[i + t + 1] == '\n') ? 2 : 0;
+			__m256i after, keep;
+
+			if (el == 0 || len - i < 32 + el)
+				break;
+			after = _mm256_loadu_si256((const __m256i *)(in + i + el));
+			keep = _mm256_cmpgt_epi8(_mm256_set1_epi8((char)t), iota);
+			v = _mm256_blendv_epi8(after, v, keep);
+			hi = _mm256_and_si256(_mm256_srli_epi32(v, 4), nib);
+			lo = _mm256_and_si256(v, nib);
+			if (!_mm256_testz_si256(_mm256_shuffle_epi8(lut_hi, hi),
+						_mm256_shuffle_epi8(lut_lo, lo)))
+				break;
+			step = 32 + el;
+		}
 		/* cmpeq gives -1 for '/', moving its roll index from 2 to 1 */
 		hi = _mm256_add_epi8(hi, _mm256_cmpeq_epi8(v, slash));
 		v = _mm256_add_epi8(v, _mm256_shuffle_epi8(lut_roll, hi));
@@ -123,8 +152,11 @@ static size_t b64_dec_avx2(const uint8_t *in, size_t len, uint8_t *out)
 		v = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(v, pack), join);
 		_mm_storeu_si128((__m128i *)o, _mm256_castsi256_si128(v));
 		_mm_storel_epi64((__m128i *)(o + 16), _mm256_extracti128_si256(v, 1));
+		i += step;
+		w += 24;
 	}
-	return k;
+	*used = i;
+	return w;
 }
 #endif
 
@@ -150,10 +182,10 @@ size_t mry_b64_decode(struct mry_b64_dec *d, const uint8_t *in, size_t len,
 			for (;;) {
 #if B64_AVX2
 				if (avx2 && end - p >= 32) {
-					size_t k = b64_dec_avx2(p, (size_t)(end - p), o);
+					size_t used;
 
-					p += k * 32;
-					o += k * 24;
+					o += b64_dec_avx2(p, (size_t)(end - p), o, &used);
+					p += used;
 				}
 #endif
 				while (end - p >= 4) {

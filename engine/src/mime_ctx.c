@@ -118,15 +118,15 @@ struct mry_mime_ctx *mry_mime_ctx_create(const struct mry_alloc *a,
 	sz += MRY_MIME_FIELD_MAX;
 	c->off_pre = sz;
 	sz += c->cfg.max_preamble;
-	/* frames, line and field buffers are written before they are read */
-	c->pool = mry_pool_create_ex(a, "mime", sz, c->cfg.pool_count, sizeof(struct mry_mime));
+	/* frames, line, field and output buffers are written before they are read */
+	c->pool = mry_pool_create_ex(a, "mime", sz, c->cfg.pool_count, MIME_NOZERO_FROM);
 	if (c->pool == NULL) {
 		mry_free(a, c);
 		return NULL;
 	}
 	/* a separate pool, so nested messages never take a new message's parser */
 	c->nested_pool = mry_pool_create_ex(a, "mime_nested", sz, c->cfg.nested_pool_count,
-					    sizeof(struct mry_mime));
+					    MIME_NOZERO_FROM);
 	if (c->nested_pool == NULL) {
 		mry_pool_destroy(c->pool);
 		mry_free(a, c);

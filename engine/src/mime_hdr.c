@@ -547,9 +547,16 @@ static void parse_ct(struct mry_mime_hdr *h, struct cur *c)
 				def = "rfc822";
 			else
 				def = "octet-stream";
-			snprintf(sub, sizeof(sub), "%s", def);
+			sl = strlen(def);
+			memcpy(sub, def, sl + 1);
 		}
-		snprintf(h->ct, sizeof(h->ct), "%.47s/%.47s", type, sub);
+		/* "%.47s/%.47s", without printf on every part's header */
+		tl = MRY_MIN(tl, (size_t)47);
+		sl = MRY_MIN(sl, (size_t)47);
+		memcpy(h->ct, type, tl);
+		h->ct[tl] = '/';
+		memcpy(h->ct + tl + 1, sub, sl);
+		h->ct[tl + 1 + sl] = '\0';
 	}
 	parse_params(h, c, WANT_CT);
 }
@@ -641,6 +648,7 @@ void mry_mime_hdr_block_init(struct mry_mime_hdr_block *b, char *field, uint32_t
 	b->max_bytes = max_bytes;
 	b->lines = 0;
 	b->capped = false;
+	b->skip = false;
 }
 
 void mry_mime_hdr_block_finish(struct mry_mime_hdr_block *b)
@@ -650,6 +658,10 @@ void mry_mime_hdr_block_finish(struct mry_mime_hdr_block *b)
 
 	if (b->field_len == 0)
 		return;
+	if (b->skip) {
+		b->field_len = 0;
+		return;
+	}
 	colon = memchr(f, ':', b->field_len);
 	if (colon != NULL) {
 		nl = (size_t)(colon - f);
@@ -669,7 +681,8 @@ static void field_append(struct mry_mime_hdr_block *b, const uint8_t *p, size_t 
 		n = room;
 		b->hdr.anomalies |= 1u << MRY_MIME_AN_HEADER_TOO_LONG;
 	}
-	memcpy(b->field + b->field_len, p, n);
+	if (!b->skip)
+		memcpy(b->field + b->field_len, p, n);
 	b->field_len += (uint32_t)n;
 }
 
@@ -679,23 +692,40 @@ static void field_append(struct mry_mime_hdr_block *b, const uint8_t *p, size_t 
  * 0x7f are taken as name characters, as GMime does, so 8-bit garbage in
  * a name does not end the header.
  */
-static bool header_name_ok(const uint8_t *p, size_t n)
+static size_t header_name_len(const uint8_t *p, size_t n)
 {
-	size_t i = 0;
+	size_t i = 0, nl;
 
 	while (i < n && p[i] > ' ' && p[i] != ':' && p[i] != 0x7f)
 		i++;
 	if (i == 0)
-		return false;
+		return 0;
+	nl = i;
 	while (i < n && (p[i] == ' ' || p[i] == '\t'))
 		i++;
-	return i < n && p[i] == ':';
+	return i < n && p[i] == ':' ? nl : 0;
+}
+
+/*
+ * The fields mry_mime_hdr_field() reads; the others (Received, Subject,
+ * DKIM-Signature ...) are counted but neither copied nor parsed.
+ */
+static bool field_wanted(const uint8_t *name, size_t nl)
+{
+	const char *s = (const char *)name;
+
+	return nl >= 12 && (s[0] | 0x20) == 'c' && strncasecmp(s, "content-", 8) == 0 &&
+	       ((nl == 12 && strncasecmp(s + 8, "type", 4) == 0) ||
+		(nl == 25 && strncasecmp(s + 8, "transfer-encoding", 17) == 0) ||
+		(nl == 19 && strncasecmp(s + 8, "disposition", 11) == 0));
 }
 
 enum mry_mime_hdr_line mry_mime_hdr_block_line(struct mry_mime_hdr_block *b,
 					       const uint8_t *p, size_t n,
 					       size_t clen, bool line_start)
 {
+	size_t nl = 0;
+
 	if (memchr(p, '\0', n) != NULL)
 		b->hdr.anomalies |= 1u << MRY_MIME_AN_NUL_IN_HEADER;
 	b->bytes += (uint32_t)n;
@@ -705,7 +735,7 @@ enum mry_mime_hdr_line mry_mime_hdr_block_line(struct mry_mime_hdr_block *b,
 		mry_mime_hdr_block_finish(b);
 	}
 	if (line_start && clen > 0 && p[0] != ' ' && p[0] != '\t' &&
-	    !header_name_ok(p, clen)) {
+	    (nl = header_name_len(p, clen)) == 0) {
 		mry_mime_hdr_block_finish(b);
 		return MRY_MIME_HL_NOT_FIELD;
 	}
@@ -719,8 +749,10 @@ enum mry_mime_hdr_line mry_mime_hdr_block_line(struct mry_mime_hdr_block *b,
 			field_append(b, p, clen);
 		return MRY_MIME_HL_FIELD;
 	}
-	if (line_start)
+	if (line_start) {
 		mry_mime_hdr_block_finish(b);
+		b->skip = !field_wanted(p, nl);
+	}
 	field_append(b, p, clen);
 	return MRY_MIME_HL_FIELD;
 }

@@ -59,6 +59,7 @@ struct mry_mime_hdr_block {
 	uint32_t max_bytes;                 /* past it, fields are not parsed */
 	uint32_t lines;                     /* lines that belong to the block */
 	bool capped;
+	bool skip;                          /* field not parsed: only counted, not copied */
 };
 
 /* What one line of a header block turned out to be. */
@@ -90,6 +91,13 @@ void mry_mime_hdr_block_finish(struct mry_mime_hdr_block *b);
  * Always NUL-terminates; truncates at @cap - 1.
  */
 void mry_mime_decode_2047(const char *in, char *out, size_t cap);
+
+/**
+ * The first line start in [p, p + n) (p[n - 1] is a LF, the line at p is
+ * not looked at) that begins with '-' or, with @uu, with "begin" whole
+ * within the range; NULL when none does. mime_line.c.
+ */
+const uint8_t *mry_mime_line_mark(const uint8_t *p, size_t n, bool uu);
 
 /*
  * Parser state, shared by mime.c (the parser) and mime_ctx.c (the per-worker
@@ -170,14 +178,20 @@ struct mry_mime {
 		struct mry_uu_dec uu;
 	} dec;
 	bool uu_scan;
-	char uu_name[MRY_MIME_NAME_MAX];
 	uint32_t an_mask;                   /* anomalies reported once per entity */
 	uint64_t part_bytes;
 	uint64_t msg_bytes;
 	bool part_over;
 	bool msg_over;
 	uint32_t nparts;
-	uint8_t out[MIME_OUT_MAX];
+	/*
+	 * MIME_NOZERO_FROM on: buffers written before they are read, which
+	 * the pool does not zero per message (4.5 KB of the 5.7 KB struct).
+	 */
+	char uu_name[MRY_MIME_NAME_MAX];    /* written by mry_uu_is_begin() */
+	uint8_t out[MIME_OUT_MAX];          /* decoder output of one slice */
 };
+
+#define MIME_NOZERO_FROM offsetof(struct mry_mime, uu_name)
 
 #endif /* MORAY_MIME_PRIV_H */

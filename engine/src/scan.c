@@ -36,6 +36,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +75,16 @@ struct mry_scanner {
 	struct mry_scan_stats st;
 };
 
+/*
+ * A decoded part reaches the scanner line by line where MIME handles lines
+ * one at a time (a text line, then its held-back line end: 60 bytes, then
+ * 2), and Hyperscan's per-call cost dwarfs such pieces. Pieces are gathered
+ * up to PART_PEND bytes and scanned in one call: the stream sees the same
+ * bytes in the same order, so matches are the same; they are reported at
+ * the next flush, which part_end and msg_end do first.
+ */
+#define PART_PEND 512
+
 struct mry_scan_msg {
 	struct mry_scanner *s;
 	struct mry_sigdb_gen *gen;
@@ -83,6 +94,9 @@ struct mry_scan_msg {
 	hs_stream_t *part;
 	bool part_open;
 	struct mry_scan_result res;
+	uint32_t pend_len;
+	/* not zeroed by the pool: small decoded pieces gathered for one call */
+	uint8_t pend[PART_PEND];
 };
 
 static _Thread_local struct mry_scanner *tls_scanner;
@@ -268,7 +282,8 @@ static struct mry_scanner *scanner_create(const struct mry_alloc *a, uint32_t ma
 		goto fail;
 	s->a = a;
 	s->max_streams = max_streams;
-	s->msg_pool = mry_pool_create(a, "scan_msg", sizeof(struct mry_scan_msg), max_msgs);
+	s->msg_pool = mry_pool_create_ex(a, "scan_msg", sizeof(struct mry_scan_msg), max_msgs,
+					 offsetof(struct mry_scan_msg, pend));
 	/* 64 bytes per state until a generation says more (prepare) */
 	s->streams = pool_create(a, 64, max_streams);
 	if (s->msg_pool == NULL || s->streams == NULL)
@@ -537,6 +552,14 @@ void mry_scan_msg_part_begin(struct mry_scan_msg *m)
 		m->res.scan_error = true;   /* this part cannot be judged */
 }
 
+static void part_flush(struct mry_scan_msg *m)
+{
+	if (m->pend_len > 0) {
+		feed(m, m->part, m->pend, m->pend_len);
+		m->pend_len = 0;
+	}
+}
+
 void mry_scan_msg_part_data(struct mry_scan_msg *m, const uint8_t *data, size_t len)
 {
 	m->s->st.bytes_decoded += len;
@@ -544,17 +567,30 @@ void mry_scan_msg_part_data(struct mry_scan_msg *m, const uint8_t *data, size_t 
 		/* data outside a part: treat as an implicit single part */
 		mry_scan_msg_part_begin(m);
 	}
+	if (len <= PART_PEND - m->pend_len) {
+		memcpy(m->pend + m->pend_len, data, len);
+		m->pend_len += (uint32_t)len;
+		return;
+	}
+	part_flush(m);
+	if (len < PART_PEND / 2) {
+		memcpy(m->pend, data, len);
+		m->pend_len = (uint32_t)len;
+		return;
+	}
 	feed(m, m->part, data, len);
 }
 
 void mry_scan_msg_part_end(struct mry_scan_msg *m)
 {
+	part_flush(m);
 	close_stream(m, &m->part);
 	m->part_open = false;
 }
 
 void mry_scan_msg_end(struct mry_scan_msg *m, struct mry_scan_result *res)
 {
+	part_flush(m);
 	close_stream(m, &m->part);
 	close_stream(m, &m->raw);
 	close_stream(m, &m->hdr);

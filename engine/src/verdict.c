@@ -378,11 +378,12 @@ void mry_verdict_flush_waiting(struct mry_engine *e, struct session *s)
 
 void mry_verdict_copy_envelope(struct msg *m, const struct mry_smtp_msg_info *mi)
 {
-	size_t off = 0;
+	const char *from = mi->mail_from != NULL ? mi->mail_from : "";
+	size_t fl = strnlen(from, sizeof(m->mail_from) - 1), off = 0;
 	uint32_t i;
 
-	snprintf(m->mail_from, sizeof(m->mail_from), "%s",
-		 mi->mail_from != NULL ? mi->mail_from : "");
+	memcpy(m->mail_from, from, fl);         /* truncated as snprintf did */
+	m->mail_from[fl] = '\0';
 	m->nb_rcpt = 0;
 	for (i = 0; i < mi->nb_rcpt; i++) {
 		size_t n = strlen(mi->rcpt[i]) + 1;

@@ -82,6 +82,30 @@ Test(decode, csum_partial_matches_reference_for_all_lengths_and_alignments)
 				  "align %u len %u", a, len);
 }
 
+/* the AVX2 lanes (len >= 128) and the scalar code, up to a 64 KiB frame of 0xff */
+Test(decode, csum_partial_vector_and_scalar_match_reference_on_large_buffers)
+{
+	static uint8_t buf[65536 + 3];
+
+	srand(11);
+	for (unsigned i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)rand();
+	for (int fill = 0; fill < 2; fill++) {
+		if (fill)
+			memset(buf, 0xff, sizeof(buf));   /* every lane at its largest */
+		for (int scalar = 0; scalar < 2; scalar++) {
+			mry_cpu_force_baseline(scalar);
+			for (uint32_t len = 120; len <= 65535; len = len * 3 + 7)
+				cr_assert(eq(u16, mry_csum_fold(mry_csum_partial(buf + 3, len, 0)),
+					     pb_fold(pb_sum(buf + 3, len, 0))),
+					  "len %u scalar %d fill %d", len, scalar, fill);
+			cr_assert(eq(u16, mry_csum_fold(mry_csum_partial(buf + 1, 65535, 0)),
+				     pb_fold(pb_sum(buf + 1, 65535, 0))), "scalar %d", scalar);
+			mry_cpu_force_baseline(false);
+		}
+	}
+}
+
 Test(decode, tcp_csum_returns_value_to_store_and_zero_when_valid)
 {
 	struct pb_spec s = pb_default(4);

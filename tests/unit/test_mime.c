@@ -1547,3 +1547,46 @@ Test(mime, header_block_reader_classifies_lines_without_callbacks)
 	cr_assert(eq(u32, b.lines, 4));
 #undef LINE
 }
+
+/* the first line start a delimiter or "begin" may open, the plain way */
+static const uint8_t *line_mark_ref(const uint8_t *p, size_t n, bool uu)
+{
+	for (size_t i = 0; i + 1 < n; i++) {
+		const uint8_t *q = p + i + 1;
+
+		if (p[i] != '\n')
+			continue;
+		if (*q == '-' || (uu && (size_t)(p + n - q) >= 5 && memcmp(q, "begin", 5) == 0))
+			return q;
+	}
+	return NULL;
+}
+
+Test(mime, line_mark_vector_and_scalar_match_the_plain_search, .timeout = 60)
+{
+	static const char alpha[] = "ab-\n\nbeginxyz-";
+	static uint8_t buf[400];
+	uint64_t s = 0x6c696e65ull;
+
+	b64_sides("line starts with '-' or \"begin\"");
+	for (int i = 0; i < 20000; i++) {
+		size_t n = 2 + b64_rng(&s) % (sizeof(buf) - 2);
+		bool uu = b64_rng(&s) & 1;
+
+		for (size_t k = 0; k < n; k++)
+			buf[k] = (uint8_t)alpha[b64_rng(&s) % (sizeof(alpha) - 1)];
+		if (b64_rng(&s) % 4 == 0)
+			memcpy(buf + b64_rng(&s) % (n - 1), "\nbegin", MRY_MIN(n - 1, (size_t)6));
+		buf[n - 1] = '\n';
+		for (int scalar = 0; scalar < 2; scalar++) {
+			mry_cpu_force_baseline(scalar);
+			const uint8_t *got = mry_mime_line_mark(buf, n, uu);
+			const uint8_t *want = line_mark_ref(buf, n, uu);
+
+			cr_assert(got == want, "case %d, n %zu, uu %d, scalar %d: %td vs %td",
+				  i, n, uu, scalar, got != NULL ? got - buf : -1,
+				  want != NULL ? want - buf : -1);
+		}
+		mry_cpu_force_baseline(false);
+	}
+}
