@@ -97,6 +97,8 @@ struct mry_smtp_msg_info {
 	bool body_binary;                 /* BODY=BINARYMIME */
 	bool smtputf8;
 	bool has_envelope;                /* the envelope was stored (pool not empty) */
+	bool envelope_lost;               /* MAIL found the envelope pool empty: the
+					   * envelope of this transaction is unknown */
 };
 
 enum mry_smtp_abort_reason {
@@ -144,6 +146,13 @@ struct mry_smtp_callbacks {
 	 * server before the message is judged.
 	 */
 	void (*msg_ambiguous_end)(void *user, enum mry_smtp_anomaly an, uint64_t off);
+	/*
+	 * MAIL found the envelope pool empty: the user may end another
+	 * connection that holds one (never this one) and return true, and the
+	 * parser tries the pool once more. Otherwise the transaction goes on
+	 * without a stored envelope (mry_smtp_msg_info.envelope_lost).
+	 */
+	bool (*envelope_wanted)(void *user);
 };
 
 struct mry_smtp_ctx;       /* per worker: pools, config, callbacks, stats */
@@ -178,6 +187,8 @@ uint64_t mry_smtp_withhold_from(const struct mry_smtp_session *s);
 bool mry_smtp_encrypted(const struct mry_smtp_session *s);
 /** true while a message is between msg_begin and msg_end/abort. */
 bool mry_smtp_in_message(const struct mry_smtp_session *s);
+/** true while the session holds an envelope from the envelope pool. */
+bool mry_smtp_holds_envelope(const struct mry_smtp_session *s);
 
 const char *mry_smtp_anomaly_name(enum mry_smtp_anomaly an);
 void mry_smtp_get_stats(const struct mry_smtp_ctx *c, struct mry_smtp_stats *st);
