@@ -211,6 +211,7 @@ struct mry_engine {
 	struct mry_ratelimit rl_hold_full;
 	struct mry_ratelimit rl_no_flow;
 	struct mry_ratelimit rl_scan_error;
+	struct mry_ratelimit rl_no_msg;
 	uint8_t smtp_ports[65536 / 8];
 	char evbuf[EVENT_BUF];
 	uint8_t txbuf[TX_BUF];

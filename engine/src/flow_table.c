@@ -41,24 +41,7 @@
  * address (the lower one). The side counted is remembered in the slot, so
  * the engine may rewrite client_side/flags freely.
  *
- * Defaults, and why:
- *  - deadlines follow RFC 5321 §4.5.3.2 (greeting 5 min, commands 5, DATA
- *    initiation 2, data block 3, final reply 10), armed per SMTP event as the
- *    comment of enum mry_flow_phase says (Postfix smtpd_timeout per wait,
- *    smtpd_min_data_rate per transfer); half-open 10 s because a handshake
- *    takes a round trip, a spoofed SYN must not hold a slot long; closing 10 s;
- *  - min_data_rate 500 B/s after Postfix smtpd_min_data_rate (its default):
- *    a trickle ends, a sender on any real link never notices;
- *  - max_per_source 256: real MTAs reuse connections and open few at once
- *    (Postfix smtpd_client_connection_count_limit defaults to 50 per
- *    client, its default_destination_concurrency_limit is 20); 256 leaves
- *    room for large senders and NATs and still stops one source from
- *    taking a 65,536-flow table;
- *  - max_half_open max_flows / 4: a SYN flood churns within a quarter of
- *    the table and never evicts an established flow;
- *  - emergency mode at 80 % use, off below 60 %, deadlines cut to 20 %
- *    (Postfix stress mode cuts smtpd_timeout from 300 s to 10 s; Suricata's
- *    emergency timeouts are a few seconds).
+ * Defaults, and why: see struct mry_flow_config in moray/flow.h.
  *
  * A flow whose deadline passes while MRY_FLOW_F_HELD is set is not ended:
  * the hold module owns its deadline (--hold-timeout); it is re-armed for
@@ -358,6 +341,46 @@ static MRY_COLD bool evict_one(struct mry_flow_table *t, uint64_t now_ns)
 	if (n == NULL)
 		return false;
 	evict(t, n, cls);
+	return true;
+}
+
+bool mry_flow_evict_slow_data(struct mry_flow_table *t, const struct mry_flow *keep,
+			      uint64_t now_ns)
+{
+	enum mry_flow_evict_class cls;
+	struct mry_flow_node *n = victim_in(t, FLOW_LIST_DATA, now_ns, &cls);
+
+	if (n == NULL || cls != MRY_FLOW_EVICT_DATA_SLOW || &n->flow == keep)
+		return false;
+	evict(t, n, cls);
+	return true;
+}
+
+bool mry_flow_evict_idle(struct mry_flow_table *t, const struct mry_flow *keep,
+			 bool (*holds)(void *ctx, const struct mry_flow *f), void *ctx,
+			 uint64_t now_ns)
+{
+	struct flow_link *h = &t->lists[FLOW_LIST_PRE], *it;
+	struct mry_flow_node *best = NULL;
+	uint32_t looked = 0, best_cnt = 0;
+
+	for (it = h->next; it != h && looked < 4 * MRY_FLOW_EVICT_SAMPLE; it = it->next) {
+		struct mry_flow_node *n = node_of_lru(it);
+		uint32_t cnt = src_count(&t->src[n->src_id]);
+
+		looked++;
+		if (now_ns - n->flow.last_ns < MRY_FLOW_IDLE_RECLAIM_NS ||
+		    &n->flow == keep || (n->flow.flags & MRY_FLOW_F_HELD) ||
+		    !holds(ctx, &n->flow))
+			continue;
+		if (best == NULL || cnt > best_cnt) {
+			best = n;
+			best_cnt = cnt;
+		}
+	}
+	if (best == NULL)
+		return false;
+	evict(t, best, MRY_FLOW_EVICT_IDLE);
 	return true;
 }
 

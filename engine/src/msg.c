@@ -9,6 +9,77 @@
 
 #include "engine_priv.h"
 
+/*
+ * A message moray cannot judge (no message slot, or an envelope it could
+ * not store): the client is answered now (451 4.3.2), the server reset
+ * where forwarding stopped, so it never gets a message moray cannot judge;
+ * logged with what is known of the envelope and @reason, counted.
+ */
+static void msg_refuse(struct mry_engine *e, struct session *s,
+		       const struct mry_smtp_msg_info *mi, const char *reason)
+{
+	static struct msg tmp;
+	struct mry_flow *f = s->flow;
+
+	e->st.msgs_tempfail++;
+	s->withhold_off = mry_tcp_stream_delivered(&f->stream[f->client_side & 1u]);
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.sess = s;
+	tmp.index = mi->msg_index;
+	tmp.kind = (uint8_t)mi->kind;
+	tmp.state = MSG_DONE;
+	mry_verdict_conn_of(f, &tmp.conn);
+	mry_verdict_copy_envelope(&tmp, mi);
+	mry_shed_note(e, SHED_NO_MSG_SLOT, f->phase, f->key.ip_version,
+		      f->key.addr[f->client_side & 1u]);
+	mry_inject_answer_and_reset(e, s, "451 4.3.2 moray Error: no resources for this message\r\n",
+				    s->withhold_off, NO_OFF);
+	mry_verdict_message_event(e, &tmp, "tempfail", "tempfailed", NULL, reason);
+}
+
+/*
+ * A message slot for @s. When the pool is empty, a DATA flow behind the
+ * minimum data rate (a slow-DATA flood holds slots this way) is ended to
+ * free one: a message that is moving is never traded for a new one.
+ */
+static struct msg *msg_slot(struct mry_engine *e, struct session *s)
+{
+	struct msg *m = mry_pool_get(e->msg_pool);
+
+	if (m == NULL && mry_flow_evict_slow_data(e->flows, s->flow, e->now_ns)) {
+		m = mry_pool_get(e->msg_pool);
+		if (m != NULL)
+			e->st.msg_slot_reclaimed++;
+	}
+	return m;
+}
+
+static bool holds_envelope(void *ctx, const struct mry_flow *f)
+{
+	const struct session *s = f->app;
+
+	(void)ctx;
+	return s != NULL && s->smtp != NULL && mry_smtp_holds_envelope(s->smtp);
+}
+
+/*
+ * MAIL found the envelope pool empty: a DATA flow behind the minimum data
+ * rate gives its envelope back, else a connection idle in the command phase
+ * for MRY_FLOW_IDLE_RECLAIM_NS that holds one (a flood that sends MAIL and
+ * waits). A client that is moving keeps its envelope.
+ */
+static bool smtp_envelope_wanted(void *user)
+{
+	struct session *s = user;
+	struct mry_engine *e = s->e;
+
+	if (!mry_flow_evict_slow_data(e->flows, s->flow, e->now_ns) &&
+	    !mry_flow_evict_idle(e->flows, s->flow, holds_envelope, e, e->now_ns))
+		return false;
+	e->st.env_slot_reclaimed++;
+	return true;
+}
+
 static void smtp_msg_begin(void *user, const struct mry_smtp_msg_info *mi)
 {
 	struct session *s = user;
@@ -18,31 +89,20 @@ static void smtp_msg_begin(void *user, const struct mry_smtp_msg_info *mi)
 
 	if (s->msg != NULL)       /* defensive: the SMTP layer ends one before the next */
 		mry_verdict_msg_free(e, s->msg);
-	m = mry_pool_get(e->msg_pool);
+	if (mi->envelope_lost) {
+		/* its sender and recipients are unknown: never an empty envelope */
+		e->st.msg_no_envelope++;
+		msg_refuse(e, s, mi, "no_envelope_slot");
+		return;
+	}
+	m = msg_slot(e, s);
 	if (m == NULL) {
-		/*
-		 * No message slot: the client is answered now (451 4.3.2), the
-		 * server reset where forwarding stopped, so it never gets a
-		 * message moray cannot judge; logged with the envelope, counted.
-		 */
-		static struct msg tmp;
-		struct mry_flow *f = s->flow;
-
 		e->st.msg_pool_empty++;
-		e->st.msgs_tempfail++;
-		s->withhold_off = mry_tcp_stream_delivered(&f->stream[f->client_side & 1u]);
-		memset(&tmp, 0, sizeof(tmp));
-		tmp.sess = s;
-		tmp.index = mi->msg_index;
-		tmp.kind = (uint8_t)mi->kind;
-		tmp.state = MSG_DONE;
-		mry_verdict_conn_of(f, &tmp.conn);
-		mry_verdict_copy_envelope(&tmp, mi);
-		mry_shed_note(e, SHED_NO_MSG_SLOT, f->phase, f->key.ip_version,
-			      f->key.addr[f->client_side & 1u]);
-		mry_inject_answer_and_reset(e, s, "451 4.3.2 moray Error: no resources for this message\r\n",
-					    s->withhold_off, NO_OFF);
-		mry_verdict_message_event(e, &tmp, "tempfail", "tempfailed", NULL, "no_msg_slot");
+		if (mry_ratelimit_ok(&e->rl_no_msg, e->now_ns, 10 * MRY_NS_PER_SEC, NULL))
+			mry_log(MRY_LOG_WARNING, "engine",
+				"message pool empty (--max-msgs %u) and no DATA flow behind --min-data-rate: new messages answered 451 4.3.2",
+				e->cfg.max_msgs);
+		msg_refuse(e, s, mi, "no_msg_slot");
 		return;
 	}
 	m->sess = s;
@@ -296,6 +356,7 @@ static void smtp_phase(void *user, enum mry_smtp_phase_event ev)
 
 const struct mry_smtp_callbacks mry_msg_smtp_cb = {
 	.msg_begin = smtp_msg_begin,
+	.envelope_wanted = smtp_envelope_wanted,
 	.msg_data = smtp_msg_data,
 	.msg_end = smtp_msg_end,
 	.msg_reply = smtp_msg_reply,

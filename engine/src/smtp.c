@@ -202,6 +202,11 @@ bool mry_smtp_in_message(const struct mry_smtp_session *s)
 	return s->in_msg;
 }
 
+bool mry_smtp_holds_envelope(const struct mry_smtp_session *s)
+{
+	return s->env != NULL || s->env_saved != NULL || s->env_done != NULL;
+}
+
 const char *mry_smtp_anomaly_name(enum mry_smtp_anomaly an)
 {
 	if ((unsigned)an >= MRY_SMTP_AN_MAX)

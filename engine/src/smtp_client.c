@@ -53,8 +53,13 @@ static struct smtp_env *env_get(struct mry_smtp_ctx *c, struct mry_smtp_session 
 {
 	if (s->env == NULL) {
 		s->env = mry_pool_get(c->env_pool);
-		if (s->env == NULL)
+		if (s->env == NULL && c->cb.envelope_wanted != NULL &&
+		    c->cb.envelope_wanted(s->user))
+			s->env = mry_pool_get(c->env_pool);
+		if (s->env == NULL) {
 			c->st.envelope_pool_empty++;
+			s->env_lost = true;
+		}
 	}
 	return s->env;
 }
@@ -456,6 +461,7 @@ static void cmd_line(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 		s->env_saved = s->env;
 		s->txn_saved = s->txn;
 		s->env = NULL;
+		s->env_lost = false;
 		s->txn++;
 		mry_smtp_q_push(c, s, SMTP_Q_HELO, 0, s->nb_mail);
 		break;

@@ -136,6 +136,7 @@ struct mry_smtp_session {
 	uint8_t sline_len;
 	uint32_t sline_total;     /* octets of the current reply line so far */
 	bool in_msg;
+	bool env_lost;            /* this transaction's MAIL found the envelope pool empty */
 	bool msg_bdat;            /* open message is BDAT */
 	bool bdat_last;
 	bool bdat_discard;        /* chunks of a rejected BDAT message */

@@ -34,6 +34,7 @@ void mry_smtp_txn_end(struct mry_smtp_ctx *c, struct mry_smtp_session *s)
 {
 	mry_pool_put(c->env_pool, s->env);
 	s->env = NULL;
+	s->env_lost = false;
 	s->txn++;
 }
 
@@ -51,6 +52,7 @@ void mry_smtp_txn_done(struct mry_smtp_ctx *c, struct mry_smtp_session *s)
 	s->txn_done = s->txn;
 	s->done_msg = s->cur_msg;
 	s->env = NULL;
+	s->env_lost = false;
 	s->txn++;
 }
 
@@ -63,6 +65,7 @@ static void mi_build_env(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 	mi->mail_from = "";
 	mi->rcpt = c->rcpt_view;
 	mi->size = s->msg_size;
+	mi->envelope_lost = e == NULL && s->env_lost;
 	if (e != NULL) {
 		const uint8_t *ref = smtp_env_refused(c, e);
 		uint32_t i;

@@ -907,6 +907,7 @@ static void limits(void)
 static void one_msg(struct mry_engine_config *cfg)
 {
 	cfg->max_msgs = 1;
+	cfg->smtp.envelope_pool_count = 4;   /* the message slot runs out first */
 }
 
 /* One message slot, two messages at once: the second is answered 451. */
@@ -1288,6 +1289,48 @@ static void deadlines(void)
 	engine_down();
 }
 
+static void reclaim_msg_tune(struct mry_engine_config *cfg)
+{
+	cfg->max_msgs = 1;
+	cfg->smtp.envelope_pool_count = 4;
+}
+
+static void reclaim_env_tune(struct mry_engine_config *cfg)
+{
+	cfg->smtp.envelope_pool_count = 1;
+}
+
+/*
+ * Pools a flood empties: a slow DATA flow gives its message slot to a new
+ * message; a connection idle after MAIL gives its envelope; a MAIL that
+ * finds none (the holder is moving) has its message refused, not logged
+ * with an empty envelope.
+ */
+static void pool_reclaim(void)
+{
+	engine_up(DB_GEN1, reclaim_msg_tune);
+	conn(40120, 25);
+	envelope();
+	client("Subject: slow\r\n");
+	tick(30 * MRY_NS_PER_SEC);
+	conn(40121, 25);
+	envelope();                              /* msg_slot_reclaimed */
+	engine_down();
+
+	engine_up(DB_GEN1, reclaim_env_tune);
+	conn(40122, 25);
+	handshake();
+	server("220 srv.example ESMTP\r\n");
+	client("MAIL FROM:<a@b>\r\n");
+	server("250 2.1.0 Ok\r\n");
+	tick(20 * MRY_NS_PER_SEC);
+	conn(40123, 25);
+	envelope();                              /* env_slot_reclaimed */
+	conn(40124, 25);
+	envelope();                              /* msg_no_envelope */
+	engine_down();
+}
+
 /* Counters no scenario here reaches yet (see the file comment). */
 static const char *const not_yet_reached[] = {
 	/* flow-table flood counters from the merged flow core: their engine
@@ -1343,6 +1386,7 @@ Test(counters, every_counter_in_the_table_moves, .timeout = 120)
 	evict_slow_data();
 	emergency();
 	blocked();
+	pool_reclaim();
 	for (i = 0; i < nb_defs; i++) {
 		cr_assert(le(u32, defs[i].nb, 64));
 		for (j = 0; j < defs[i].nb; j++) {

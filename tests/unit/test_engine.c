@@ -19,6 +19,7 @@
 #include "moray/counters.h"
 #include "moray/decode.h"
 #include "moray/engine.h"
+#include "moray/flow.h"
 
 #include "pkt_build.h"
 #include "moray/sigdb.h"
@@ -167,6 +168,7 @@ static void make_eicar(void)
 }
 
 static enum mry_encrypted_policy tls_policy = MRY_ENCRYPTED_PASS;
+static void (*cfg_tune)(struct mry_engine_config *cfg);   /* a test's own limits */
 static void teardown(void);
 
 /*
@@ -188,6 +190,8 @@ static void setup_with(const char *db, uint64_t store)
 	cfg.hold_store_bytes = store;
 	cfg.encrypted = tls_policy;
 	cfg.decode_flags |= MRY_DECODE_F_VERIFY_TCP_CSUM;
+	if (cfg_tune != NULL)
+		cfg_tune(&cfg);
 	now = 1700000000ULL * 1000000000ULL;
 	ctl = mry_sigdb_ctl_create(&cc);
 	cr_assert_not_null(ctl);
@@ -924,4 +928,148 @@ Test(engine, a_held_end_is_not_flagged_as_judged, .init = setup_nodb)
 	cr_assert(eq(int, client("Subject: hi\r\n\r\nhello\r\n"), MRY_PKT_FORWARD));
 	cr_assert(eq(int, client(".\r\n"), MRY_PKT_DROP));
 	cr_assert_not(mry_engine_frame_ended_message(eng));
+}
+
+/* ---- message slots under a slow-DATA flood ------------------------------ */
+
+static void one_msg(struct mry_engine_config *cfg)
+{
+	cfg->max_msgs = 1;
+	cfg->smtp.envelope_pool_count = 4;   /* the message slot runs out first */
+}
+
+static void setup_one_msg(void)
+{
+	cfg_tune = one_msg;
+	setup();
+	cfg_tune = NULL;
+}
+
+/* A second connection on the test's addresses, from client port @cport. */
+static void next_conn(uint16_t cport)
+{
+	tc.cport = cport;
+	tc.cisn = 100000u * cport;
+	tc.cseq = tc.cisn + 1;
+	tc.sseq = 5000u * cport;
+}
+
+static const struct emitted *emitted_to_client(const char *text)
+{
+	for (unsigned i = 0; i < nb_emits; i++)
+		if (emits[i].dir == MRY_EMIT_TO_CLIENT && emits[i].len > 54 &&
+		    strncmp(payload_of(&emits[i]), text, strlen(text)) == 0)
+			return &emits[i];
+	return NULL;
+}
+
+Test(engine, a_slow_data_flow_gives_its_message_slot_to_a_new_message, .init = setup_one_msg)
+{
+	struct mry_counters c;
+
+	next_conn(41000);
+	envelope();
+	cr_assert(eq(int, client("Subject: slow\r\n"), MRY_PKT_FORWARD));
+	now += 30 * MRY_NS_PER_SEC;     /* 15 bytes in 30 s: far behind 500 B/s */
+	next_conn(41001);
+	envelope();                     /* the only slot is taken: the slow one goes */
+	cr_assert_not_null(find_event("\"reason\":\"evicted\""), "the slow message is tempfailed");
+	cr_assert_not_null(emitted_to_client("451 4.3.2"));
+	cr_assert(eq(int, client("Subject: fast\r\n\r\nhello\r\n.\r\n"), MRY_PKT_FORWARD));
+	server("250 2.0.0 Ok\r\n");
+	cr_assert_not_null(find_event("\"verdict\":\"clean\""), "the new message is judged");
+	cr_assert_null(find_event("no_msg_slot"));
+	mry_engine_counters(eng, &c);
+	cr_assert(eq(u64, c.engine.msg_slot_reclaimed, 1));
+	cr_assert(eq(u64, c.flow.evicted[MRY_FLOW_EVICT_DATA_SLOW], 1));
+}
+
+Test(engine, a_moving_message_keeps_its_slot_and_the_new_one_is_refused, .init = setup_one_msg)
+{
+	char line[1001];
+	struct mry_counters c;
+
+	memset(line, 'x', 998);
+	memcpy(line + 998, "\r\n", 3);
+	next_conn(41010);
+	envelope();
+	cr_assert(eq(int, client("Subject: moving\r\n\r\n"), MRY_PKT_FORWARD));
+	for (int i = 0; i < 30; i++) {   /* 1,000 bytes a second */
+		now += MRY_NS_PER_SEC;
+		cr_assert(eq(int, client(line), MRY_PKT_FORWARD));
+	}
+	next_conn(41011);
+	envelope();
+	cr_assert_not_null(find_event("\"reason\":\"no_msg_slot\""));
+	cr_assert_not_null(emitted_to_client("451 4.3.2"));
+	cr_assert_null(find_event("\"reason\":\"evicted\""), "a moving message is never evicted");
+	mry_engine_counters(eng, &c);
+	cr_assert(eq(u64, c.engine.msg_pool_empty, 1));
+	cr_assert(eq(u64, c.engine.msg_slot_reclaimed, 0));
+}
+
+static void one_envelope(struct mry_engine_config *cfg)
+{
+	cfg->smtp.envelope_pool_count = 1;
+}
+
+static void setup_one_envelope(void)
+{
+	cfg_tune = one_envelope;
+	setup();
+	cfg_tune = NULL;
+}
+
+/* A connection that sent MAIL and waits: from its own address, port @cport. */
+static void mail_and_wait(uint16_t cport)
+{
+	next_conn(cport);
+	handshake();
+	server("220 srv.example ESMTP\r\n");
+	client("EHLO a.example\r\n");
+	server("250 srv.example\r\n");
+	client("MAIL FROM:<waits@example.org>\r\n");   /* takes the only envelope */
+	server("250 2.1.0 Ok\r\n");
+}
+
+Test(engine, an_idle_connection_gives_its_envelope_to_a_moving_one, .init = setup_one_envelope)
+{
+	struct mry_counters c;
+
+	mail_and_wait(41030);
+	now += 20 * MRY_NS_PER_SEC;                     /* idle for 20 s */
+	next_conn(41031);
+	envelope();
+	cr_assert_not_null(emitted_to_client("421 4.3.2"), "the idle one is told to retry");
+	cr_assert(eq(int, client("Subject: hi\r\n\r\nhello\r\n.\r\n"), MRY_PKT_FORWARD));
+	server("250 2.0.0 Ok\r\n");
+	cr_assert_not_null(find_event("\"mail_from\":\"alice@example.org\""));
+	cr_assert_not_null(find_event("\"verdict\":\"clean\""));
+	cr_assert_null(find_event("no_envelope_slot"));
+	mry_engine_counters(eng, &c);
+	cr_assert(eq(u64, c.engine.env_slot_reclaimed, 1));
+	cr_assert(eq(u64, c.flow.evicted[MRY_FLOW_EVICT_IDLE], 1));
+}
+
+Test(engine, a_message_whose_envelope_was_not_stored_is_refused_not_logged_empty,
+     .init = setup_one_envelope)
+{
+	struct mry_counters c;
+	const char *ev;
+
+	mail_and_wait(41020);
+	now += 2 * MRY_NS_PER_SEC;                      /* not idle long enough to go */
+	next_conn(41021);
+	envelope();                                     /* its MAIL finds none */
+	ev = find_event("\"reason\":\"no_envelope_slot\"");
+	cr_assert_not_null(ev, "refused with its reason");
+	cr_assert_not_null(strstr(ev, "\"verdict\":\"tempfail\""));
+	cr_assert_null(strstr(ev, "smtp_data_without_rcpt"), "no false evasion");
+	cr_assert_not_null(emitted_to_client("451 4.3.2"));
+	for (unsigned i = 0; i < nb_events; i++)
+		cr_assert_null(strstr(events[i], "\"verdict\":\"clean\""),
+			       "no message passes with an unknown envelope");
+	mry_engine_counters(eng, &c);
+	cr_assert(eq(u64, c.engine.msg_no_envelope, 1));
+	cr_assert(eq(u64, c.engine.env_slot_reclaimed, 0));
 }

@@ -85,6 +85,9 @@
 	E(X, frag_withheld, COUNTER, 0, "IP fragments of TCP held until their datagram completes") \
 	E(X, frag_too_big, COUNTER, 0, "Reassembled TCP datagrams dropped: larger than the largest frame") \
 	E(X, frag_reassembled_sent, COUNTER, 0, "Reassembled TCP datagrams forwarded as one frame") \
+	E(X, msg_slot_reclaimed, COUNTER, 0, "Message slots freed by ending a DATA flow behind --min-data-rate") \
+	E(X, msg_no_envelope, COUNTER, 0, "Messages answered 451 4.3.2: envelope pool was empty at MAIL") \
+	E(X, env_slot_reclaimed, COUNTER, 0, "Envelopes freed by ending a slow DATA or idle connection") \
 	E(X, shed_deadline, COUNTER, 0, "Flows moray ended: deadline of their phase") \
 	E(X, shed_evicted, COUNTER, 0, "Flows moray ended: evicted under pressure") \
 	E(X, shed_per_source_cap, COUNTER, 0, "New connections refused: source over its cap") \

@@ -142,6 +142,25 @@ struct mry_flow {
  * emergency percentages means "default". Zero in max_per_source (unlimited)
  * and min_data_rate (DATA deadline idle-only) is a setting: their defaults
  * come from mry_flow_config_defaults() or a NULL config.
+ *
+ * Defaults, and why:
+ *  - deadlines follow RFC 5321 §4.5.3.2 (greeting 5 min, commands 5, DATA
+ *    initiation 2, data block 3, final reply 10), armed per SMTP event as the
+ *    comment of enum mry_flow_phase says (Postfix smtpd_timeout per wait,
+ *    smtpd_min_data_rate per transfer); half-open 10 s because a handshake
+ *    takes a round trip, a spoofed SYN must not hold a slot long; closing 10 s;
+ *  - min_data_rate 500 B/s after Postfix smtpd_min_data_rate (its default):
+ *    a trickle ends, a sender on any real link never notices;
+ *  - max_per_source 256: real MTAs reuse connections and open few at once
+ *    (Postfix smtpd_client_connection_count_limit defaults to 50 per
+ *    client, its default_destination_concurrency_limit is 20); 256 leaves
+ *    room for large senders and NATs and still stops one source from
+ *    taking a 65,536-flow table;
+ *  - max_half_open max_flows / 4: a SYN flood churns within a quarter of
+ *    the table and never evicts an established flow;
+ *  - emergency mode at 80 % use, off below 60 %, deadlines cut to 20 %
+ *    (Postfix stress mode cuts smtpd_timeout from 300 s to 10 s; Suricata's
+ *    emergency timeouts are a few seconds).
  */
 struct mry_flow_config {
 	uint32_t max_flows;                        /* default 65536 */
@@ -285,6 +304,29 @@ void mry_flow_rearm(struct mry_flow_table *t, struct mry_flow *f, uint64_t now_n
  */
 void mry_flow_data_progress(struct mry_flow_table *t, struct mry_flow *f,
 			    uint64_t nbytes, uint64_t now_ns);
+
+/*
+ * Reclaiming another pool's objects (messages in progress, envelopes) when
+ * it runs dry: the caller asks the table to end a flow that holds one,
+ * through end_fn with MRY_FLOW_END_EVICTED, in eviction order and never
+ * @keep (the flow asking).
+ *
+ * mry_flow_evict_slow_data(): a DATA flow behind min_data_rate (the slowest
+ * of the least recently active, most-connected source first). A DATA flow
+ * that keeps up is never taken: a moving message is not traded for a new one.
+ *
+ * mry_flow_evict_idle(): a pre-DATA flow idle for MRY_FLOW_IDLE_RECLAIM_NS
+ * or more for which @holds says true (of the least recently active, the
+ * most-connected source first).
+ *
+ * Both look at a bounded number of flows and return false when none fits.
+ */
+#define MRY_FLOW_IDLE_RECLAIM_NS (10 * MRY_NS_PER_SEC)
+bool mry_flow_evict_slow_data(struct mry_flow_table *t, const struct mry_flow *keep,
+			      uint64_t now_ns);
+bool mry_flow_evict_idle(struct mry_flow_table *t, const struct mry_flow *keep,
+			 bool (*holds)(void *ctx, const struct mry_flow *f), void *ctx,
+			 uint64_t now_ns);
 
 /** Absolute deadline currently armed for @f (ns, same clock as now_ns). */
 uint64_t mry_flow_deadline(const struct mry_flow_table *t, const struct mry_flow *f);

@@ -97,6 +97,8 @@ struct mry_smtp_msg_info {
 	bool body_binary;                 /* BODY=BINARYMIME */
 	bool smtputf8;
 	bool has_envelope;                /* the envelope was stored (pool not empty) */
+	bool envelope_lost;               /* MAIL found the envelope pool empty: the
+					   * envelope of this transaction is unknown */
 };
 
 enum mry_smtp_abort_reason {
@@ -170,6 +172,13 @@ struct mry_smtp_callbacks {
 	/* the exchange moved (see enum mry_smtp_phase_event); the REPLY, GREETING
 	 * or DATA_REFUSED of a reply comes before the callbacks that reply causes */
 	void (*phase)(void *user, enum mry_smtp_phase_event ev);
+	/*
+	 * MAIL found the envelope pool empty: the user may end another
+	 * connection that holds one (never this one) and return true, and the
+	 * parser tries the pool once more. Otherwise the transaction goes on
+	 * without a stored envelope (mry_smtp_msg_info.envelope_lost).
+	 */
+	bool (*envelope_wanted)(void *user);
 };
 
 struct mry_smtp_ctx;       /* per worker: pools, config, callbacks, stats */
@@ -204,6 +213,8 @@ uint64_t mry_smtp_withhold_from(const struct mry_smtp_session *s);
 bool mry_smtp_encrypted(const struct mry_smtp_session *s);
 /** true while a message is between msg_begin and msg_end/abort. */
 bool mry_smtp_in_message(const struct mry_smtp_session *s);
+/** true while the session holds an envelope from the envelope pool. */
+bool mry_smtp_holds_envelope(const struct mry_smtp_session *s);
 
 const char *mry_smtp_anomaly_name(enum mry_smtp_anomaly an);
 void mry_smtp_get_stats(const struct mry_smtp_ctx *c, struct mry_smtp_stats *st);
