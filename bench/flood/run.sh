@@ -26,7 +26,7 @@ ROOT=$HERE/../..
 BUILD=${1:-$ROOT/build}
 shift || true
 SIZES=${*:-500 2000 5000 10000}
-MESSAGES=${MESSAGES:-200}
+MESSAGES=${MESSAGES:-1000}
 SESSIONS=${SESSIONS:-8}
 MORAY=$BUILD/dpdk-app/moray
 FLOOD=$ROOT/tests/tools/floodclient.py
@@ -114,8 +114,29 @@ for n in $SIZES; do
 	rss=$(pid_rss)
 	seen=$("$TEL" "$PREFIX" /moray/flows 2>/dev/null | python3 -c \
 		'import json,sys; d=json.load(sys.stdin); print(d.get("total", {}).get("open", "?"))' 2>/dev/null)
+	"$TEL" "$PREFIX" /moray/counters >"$TMP/counters.$n.json" 2>/dev/null
 	kill $fi $fd 2>/dev/null
 	wait $fi $fd 2>/dev/null
+	# what the flood cost moray's pools (summed over workers)
+	python3 - "$TMP/counters.$n.json" <<'PY'
+import json, sys
+try:
+    d = json.load(open(sys.argv[1]))
+except (OSError, ValueError):
+    sys.exit(0)
+want = ("msg_slot_reclaimed", "env_slot_reclaimed", "msg_no_envelope", "msg_pool_empty",
+        "shed_deadline", "shed_evicted", "shed_per_source_cap", "shed_half_open_budget",
+        "msgs_tempfail")
+out = []
+def walk(o, path):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            walk(v, path + [k])
+    elif path and path[-1] in want and isinstance(o, int):
+        out.append("%s=%d" % (path[-1], o))
+walk(d, [])
+print("         " + " ".join(out))
+PY
 	if [ "$secs" = fail ]; then
 		printf '%-8s %-10s\n' "$n" "fail: $(tail -1 "$TMP/legit.out")"
 		worst=0

@@ -606,8 +606,12 @@ struct mry_engine *mry_engine_create(const struct mry_alloc *a,
 	if (e->cfg.max_msgs == 0)
 		e->cfg.max_msgs = MRY_MIN(e->cfg.flow.max_flows,
 					  MRY_MAX(e->cfg.flow.max_flows / 16u, 64u));
+	/* every flow may hold a small envelope; a quarter of the message
+	 * slots may have more than 4 recipients at once */
 	if (e->cfg.smtp.envelope_pool_count == 0)
-		e->cfg.smtp.envelope_pool_count = e->cfg.max_msgs;
+		e->cfg.smtp.envelope_pool_count = e->cfg.flow.max_flows;
+	if (e->cfg.smtp.big_envelope_pool_count == 0)
+		e->cfg.smtp.big_envelope_pool_count = MRY_MAX(e->cfg.max_msgs / 4u, 16u);
 	if (e->cfg.mime.pool_count == 0)
 		e->cfg.mime.pool_count = e->cfg.max_msgs;
 	if (e->cfg.shed_log_interval_ns == 0)

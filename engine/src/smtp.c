@@ -72,7 +72,8 @@ struct mry_smtp_ctx *mry_smtp_ctx_create(const struct mry_alloc *a,
 					 const struct mry_smtp_callbacks *cb)
 {
 	struct mry_smtp_ctx *c;
-	size_t env_size;
+	size_t env_size, big_size;
+	uint32_t small;
 
 	if (a == NULL)
 		a = mry_alloc_default();
@@ -104,8 +105,12 @@ struct mry_smtp_ctx *mry_smtp_ctx_create(const struct mry_alloc *a,
 		c->cfg.envelope_pool_count = MRY_SMTP_ENV_POOL_DEFAULT;
 	if (c->cfg.line_pool_count == 0)
 		c->cfg.line_pool_count = MRY_SMTP_LINE_POOL_DEFAULT;
+	if (c->cfg.big_envelope_pool_count == 0)
+		c->cfg.big_envelope_pool_count = MRY_MAX(c->cfg.envelope_pool_count / 4u, 1u);
 	c->addr_cap = (size_t)c->cfg.max_addr_len + 1;
-	env_size = sizeof(struct smtp_env) + c->addr_cap * (1 + (size_t)c->cfg.max_rcpt) +
+	small = MRY_MIN(c->cfg.max_rcpt, SMTP_ENV_SMALL_RCPT);
+	env_size = sizeof(struct smtp_env) + c->addr_cap * (1 + (size_t)small) + small;
+	big_size = sizeof(struct smtp_env) + c->addr_cap * (1 + (size_t)c->cfg.max_rcpt) +
 		   c->cfg.max_rcpt;
 	c->sess_pool = mry_pool_create(&c->alloc, "smtp_sess", sizeof(struct mry_smtp_session),
 				       c->cfg.max_sessions);
@@ -116,11 +121,16 @@ struct mry_smtp_ctx *mry_smtp_ctx_create(const struct mry_alloc *a,
 	 * are read before written; recipient slots only once recorded */
 	c->env_pool = mry_pool_create_ex(&c->alloc, "smtp_env", env_size,
 					 c->cfg.envelope_pool_count,
-					 sizeof(struct smtp_env) + c->cfg.max_rcpt + 1);
+					 sizeof(struct smtp_env) + small + 1);
+	if (c->cfg.max_rcpt > small)
+		c->env_big_pool = mry_pool_create_ex(&c->alloc, "smtp_env_big", big_size,
+						     c->cfg.big_envelope_pool_count,
+						     sizeof(struct smtp_env) + c->cfg.max_rcpt + 1);
 	c->line_pool = mry_pool_create_ex(&c->alloc, "smtp_line", MRY_SMTP_LINE_KEEP,
 					  c->cfg.line_pool_count, 0);
 	c->rcpt_view = mry_zalloc(&c->alloc, sizeof(*c->rcpt_view) * c->cfg.max_rcpt);
 	if (c->sess_pool == NULL || c->pend_pool == NULL || c->env_pool == NULL ||
+	    (c->cfg.max_rcpt > small && c->env_big_pool == NULL) ||
 	    c->line_pool == NULL || c->rcpt_view == NULL) {
 		mry_log(MRY_LOG_ERR, "smtp", "smtp ctx: cannot create pools");
 		mry_smtp_ctx_destroy(c);
@@ -139,6 +149,7 @@ void mry_smtp_ctx_destroy(struct mry_smtp_ctx *c)
 	mry_pool_destroy(c->sess_pool);
 	mry_pool_destroy(c->pend_pool);
 	mry_pool_destroy(c->env_pool);
+	mry_pool_destroy(c->env_big_pool);
 	mry_pool_destroy(c->line_pool);
 	mry_free(&a, c->rcpt_view);
 	mry_free(&a, c);
@@ -166,9 +177,9 @@ void mry_smtp_session_free(struct mry_smtp_ctx *c, struct mry_smtp_session *s)
 		return;
 	mry_smtp_pend_release(c, s);
 	mry_pool_put(c->line_pool, s->lbig);
-	mry_pool_put(c->env_pool, s->env);
-	mry_pool_put(c->env_pool, s->env_saved);
-	mry_pool_put(c->env_pool, s->env_done);
+	smtp_env_put(c, s->env);
+	smtp_env_put(c, s->env_saved);
+	smtp_env_put(c, s->env_done);
 	mry_pool_put(c->sess_pool, s);
 }
 

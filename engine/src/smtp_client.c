@@ -49,19 +49,51 @@ static bool ci_equal(const char *p, size_t n, const char *w)
 
 /* ---- envelope --------------------------------------------------------- */
 
+/* From @pool, or from a connection the user ends to free one. */
+static struct smtp_env *env_take(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
+				 struct mry_pool *pool, uint32_t cap)
+{
+	struct smtp_env *e = mry_pool_get(pool);
+
+	if (e == NULL && c->cb.envelope_wanted != NULL && c->cb.envelope_wanted(s->user))
+		e = mry_pool_get(pool);
+	if (e == NULL) {
+		c->st.envelope_pool_empty++;
+		s->env_lost = true;
+		return NULL;
+	}
+	e->cap = cap;
+	return e;
+}
+
 static struct smtp_env *env_get(struct mry_smtp_ctx *c, struct mry_smtp_session *s)
 {
-	if (s->env == NULL) {
-		s->env = mry_pool_get(c->env_pool);
-		if (s->env == NULL && c->cb.envelope_wanted != NULL &&
-		    c->cb.envelope_wanted(s->user))
-			s->env = mry_pool_get(c->env_pool);
-		if (s->env == NULL) {
-			c->st.envelope_pool_empty++;
-			s->env_lost = true;
-		}
-	}
+	if (s->env == NULL)
+		s->env = env_take(c, s, c->env_pool, MRY_MIN(c->cfg.max_rcpt, SMTP_ENV_SMALL_RCPT));
 	return s->env;
+}
+
+/*
+ * The small envelope is full: the transaction moves to a max_rcpt one.
+ * Without one its recipients cannot all be known, so the envelope is lost
+ * (its message is refused, never logged with part of its recipients).
+ */
+static struct smtp_env *env_grow(struct mry_smtp_ctx *c, struct mry_smtp_session *s)
+{
+	struct smtp_env *e = s->env, *big;
+	size_t a = c->addr_cap;
+
+	if (e->nb_slots < e->cap || e->cap >= c->cfg.max_rcpt)
+		return e;
+	big = env_take(c, s, c->env_big_pool, c->cfg.max_rcpt);
+	if (big == NULL)
+		return NULL;
+	memcpy(big, e, offsetof(struct smtp_env, cap));
+	memcpy(smtp_env_refused(c, big), smtp_env_refused(c, e), e->nb_slots);
+	memcpy(smtp_env_from(c, big), smtp_env_from(c, e), a * (1 + (size_t)e->nb_slots));
+	smtp_env_put(c, e);
+	s->env = big;
+	return big;
 }
 
 static uint32_t env_live_rcpt(const struct mry_smtp_ctx *c, struct smtp_env *e)
@@ -295,6 +327,8 @@ static void cmd_rcpt(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 
 	if (e != NULL && e->nb_slots >= c->cfg.max_rcpt)
 		mry_smtp_flag_anomaly(c, s, MRY_SMTP_AN_TOO_MANY_RCPT);
+	else if (e != NULL)
+		e = env_grow(c, s);
 	if (e != NULL && e->nb_slots < c->cfg.max_rcpt) {
 		while (i < n && l[i] == ' ')
 			i++;
@@ -457,7 +491,7 @@ static void cmd_line(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 		if (s->in_msg && s->msg_bdat)
 			mry_smtp_msg_abort(c, s, MRY_SMTP_ABORT_RSET);
 		s->bdat_discard = false;
-		mry_pool_put(c->env_pool, s->env_saved);
+		smtp_env_put(c, s->env_saved);
 		s->env_saved = s->env;
 		s->txn_saved = s->txn;
 		s->env = NULL;

@@ -23,6 +23,11 @@
 #define MRY_SMTP_MAX_RCPT_DEFAULT 100u
 #define MRY_SMTP_MAX_ADDR_DEFAULT 256u
 #define MRY_SMTP_ENV_POOL_DEFAULT 1024u
+/*
+ * Recipients a small envelope holds: most mail has one to a few; the
+ * transaction moves to a max_rcpt envelope from the big pool at the next.
+ */
+#define SMTP_ENV_SMALL_RCPT 4u
 #define MRY_SMTP_LINE_POOL_DEFAULT 1024u
 
 /* RFC 5321 §4.5.3.1.4 command line, §4.5.3.1.6 text line, §4.5.3.1.5 reply */
@@ -99,7 +104,8 @@ struct smtp_env {
 	bool used_data;
 	bool used_bdat;
 	bool data_refused;        /* DATA answered 4xx/5xx: the client may start over */
-	/* refused[max_rcpt], mail_from[addr_cap], rcpt[max_rcpt][addr_cap] */
+	uint32_t cap;             /* recipient slots: SMTP_ENV_SMALL_RCPT or max_rcpt */
+	/* refused[cap], mail_from[addr_cap], rcpt[cap][addr_cap] */
 	uint8_t mem[];
 };
 
@@ -167,7 +173,8 @@ struct mry_smtp_ctx {
 	struct mry_smtp_callbacks cb;
 	struct mry_pool *sess_pool;
 	struct mry_pool *pend_pool;
-	struct mry_pool *env_pool;
+	struct mry_pool *env_pool;      /* small envelopes, one per open transaction */
+	struct mry_pool *env_big_pool;  /* max_rcpt envelopes, for more recipients */
 	struct mry_pool *line_pool;
 	const char **rcpt_view;
 	size_t addr_cap;          /* max_addr_len + NUL */
@@ -178,12 +185,20 @@ struct mry_smtp_ctx {
 
 static inline char *smtp_env_from(const struct mry_smtp_ctx *c, struct smtp_env *e)
 {
-	return (char *)e->mem + c->cfg.max_rcpt;
+	(void)c;
+	return (char *)e->mem + e->cap;
 }
 
 static inline char *smtp_env_rcpt(const struct mry_smtp_ctx *c, struct smtp_env *e, uint32_t i)
 {
-	return (char *)e->mem + c->cfg.max_rcpt + c->addr_cap * (1 + (size_t)i);
+	return (char *)e->mem + e->cap + c->addr_cap * (1 + (size_t)i);
+}
+
+/* An envelope back to the pool it came from (NULL: nothing). */
+static inline void smtp_env_put(struct mry_smtp_ctx *c, struct smtp_env *e)
+{
+	if (e != NULL)
+		mry_pool_put(e->cap > SMTP_ENV_SMALL_RCPT ? c->env_big_pool : c->env_pool, e);
 }
 
 static inline uint8_t *smtp_env_refused(const struct mry_smtp_ctx *c, struct smtp_env *e)

@@ -133,7 +133,7 @@ static void reply_dispatch(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 			s->env = s->env_saved;
 			s->txn = s->txn_saved;
 		} else {
-			mry_pool_put(c->env_pool, s->env_saved);
+			smtp_env_put(c, s->env_saved);
 		}
 		s->env_saved = NULL;
 		break;

@@ -32,7 +32,7 @@ void mry_smtp_flag_anomaly(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 /* The transaction is over (end of message, RSET, refused MAIL, EHLO). */
 void mry_smtp_txn_end(struct mry_smtp_ctx *c, struct mry_smtp_session *s)
 {
-	mry_pool_put(c->env_pool, s->env);
+	smtp_env_put(c, s->env);
 	s->env = NULL;
 	s->env_lost = false;
 	s->txn++;
@@ -47,7 +47,7 @@ void mry_smtp_txn_end(struct mry_smtp_ctx *c, struct mry_smtp_session *s)
  */
 void mry_smtp_txn_done(struct mry_smtp_ctx *c, struct mry_smtp_session *s)
 {
-	mry_pool_put(c->env_pool, s->env_done);
+	smtp_env_put(c, s->env_done);
 	s->env_done = s->env;
 	s->txn_done = s->txn;
 	s->done_msg = s->cur_msg;
@@ -65,7 +65,6 @@ static void mi_build_env(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 	mi->mail_from = "";
 	mi->rcpt = c->rcpt_view;
 	mi->size = s->msg_size;
-	mi->envelope_lost = e == NULL && s->env_lost;
 	if (e != NULL) {
 		const uint8_t *ref = smtp_env_refused(c, e);
 		uint32_t i;
@@ -86,6 +85,7 @@ static void mi_build(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 		     struct mry_smtp_msg_info *mi)
 {
 	mi_build_env(c, s, s->env, s->cur_msg, mi);
+	mi->envelope_lost = s->env_lost;
 }
 
 /* ---- message events --------------------------------------------------- */
@@ -146,7 +146,7 @@ void mry_smtp_msg_reply(struct mry_smtp_ctx *c, struct mry_smtp_session *s,
 		c->cb.msg_reply(s->user, &mi, code, text, tlen);
 	}
 	if (done) {
-		mry_pool_put(c->env_pool, s->env_done);
+		smtp_env_put(c, s->env_done);
 		s->env_done = NULL;
 	}
 }

@@ -29,6 +29,7 @@ struct rmsg {
 	uint32_t nb_rcpt;
 	uint64_t declared;
 	bool b8, bbin, utf8;
+	bool lost;                /* envelope_lost at msg_begin */
 	uint8_t *bytes;
 	size_t len;
 	size_t cap;               /* bytes allocated (grown by doubling) */
@@ -98,6 +99,7 @@ static void cb_begin(void *u, const struct mry_smtp_msg_info *mi)
 	m->b8 = mi->body_8bit;
 	m->bbin = mi->body_binary;
 	m->utf8 = mi->smtputf8;
+	m->lost = mi->envelope_lost;
 	m->reply = 0;
 	R.open = R.nmsg++;
 }
@@ -1436,6 +1438,54 @@ Test(smtp, envelope_pool_empty_still_delivers_the_message)
 	cr_assert(eq(int, R.nmsg, 1));
 	assert_msg_bytes(0, "still scanned\r\n");
 	cr_assert(eq(str, R.m[0].from, ""));
+	cr_assert(R.m[0].lost, "the engine refuses a message whose envelope was lost");
+	mry_smtp_session_free(C, s2);
+}
+
+Test(smtp, a_fifth_recipient_moves_the_envelope_to_a_big_one)
+{
+	char line[64];
+
+	srv("220 hi\r\n");
+	cli("MAIL FROM:<a@x>\r\n");
+	for (int i = 0; i < 12; i++) {
+		snprintf(line, sizeof(line), "RCPT TO:<r%d@y>\r\n", i);
+		cli(line);
+	}
+	cli("DATA\r\n");
+	srv("250 ok\r\n");
+	for (int i = 0; i < 12; i++)
+		srv(i == 2 || i == 7 ? "550 no\r\n" : "250 ok\r\n");
+	srv("354 go\r\n");
+	cli("x\r\n.\r\n");
+	cr_assert(eq(int, R.nmsg, 1));
+	cr_assert_not(R.m[0].lost);
+	cr_assert(eq(str, R.m[0].from, "a@x"));
+	cr_assert(eq(u32, R.m[0].nb_rcpt, 10));
+	cr_assert(eq(str, R.m[0].rcpt,
+		     "r0@y,r1@y,r3@y,r4@y,r5@y,r6@y,r8@y,r9@y,r10@y,r11@y"));
+	cr_assert(eq(u64, stats().envelope_pool_empty, 0));
+}
+
+Test(smtp, many_recipients_without_a_big_envelope_lose_the_envelope)
+{
+	struct mry_smtp_config cfg = { .max_sessions = 2, .envelope_pool_count = 2,
+				       .big_envelope_pool_count = 1 };
+	struct mry_smtp_session *s2;
+	static const char five[] = "MAIL FROM:<z@x>\r\nRCPT TO:<1@y>\r\nRCPT TO:<2@y>\r\n"
+				   "RCPT TO:<3@y>\r\nRCPT TO:<4@y>\r\nRCPT TO:<5@y>\r\n";
+
+	teardown();
+	open_cfg(&cfg);
+	s2 = mry_smtp_session_new(C, NULL);
+	mry_smtp_client_data(C, s2, (const uint8_t *)five, sizeof(five) - 1, 0);
+	srv("220 hi\r\n");
+	cli(five);                        /* the only big envelope is s2's */
+	cli("DATA\r\n");
+	srv("250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+	cr_assert(eq(int, R.nmsg, 1));
+	cr_assert(R.m[0].lost, "never reported with part of its recipients");
+	cr_assert(eq(u64, stats().envelope_pool_empty, 1));
 	mry_smtp_session_free(C, s2);
 }
 

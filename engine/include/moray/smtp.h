@@ -62,7 +62,10 @@ struct mry_smtp_config {
 	uint32_t max_rcpt;                /* recipients kept per transaction, default 100 (RFC 5321 §4.5.3.1.8) */
 	uint32_t max_addr_len;            /* bytes kept per address, default 256 */
 	/* additions (0 = default) */
-	uint32_t envelope_pool_count;     /* envelopes per worker (one per open transaction), default 1024 */
+	uint32_t envelope_pool_count;     /* envelopes per worker (one per open transaction, up to
+					   * 4 recipients each), default 1024 */
+	uint32_t big_envelope_pool_count; /* envelopes of max_rcpt recipients, for transactions
+					   * with more than 4; default envelope_pool_count / 4 */
 	uint32_t line_pool_count;         /* 512-byte buffers for command lines split across segments, default 1024 */
 };
 
