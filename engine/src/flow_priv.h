@@ -241,4 +241,32 @@ uint32_t flow_src_acquire(struct mry_flow_table *t, uint8_t ver, const uint8_t *
 			  bool counted);
 void flow_src_release(struct mry_flow_table *t, uint32_t id, bool in_data, bool counted);
 
+/* ---- DATA rate (eviction and reclaim) ---------------------------------- */
+
+/* DATA rate in bytes/s, over at least the grace period */
+static inline double data_rate(const struct mry_flow_node *n, uint64_t now_ns)
+{
+	uint64_t el = now_ns > n->data_start_ns ? now_ns - n->data_start_ns : 0;
+
+	el = MRY_MAX(el, MRY_FLOW_DATA_GRACE_NS);
+	return (double)n->data_bytes * (double)MRY_NS_PER_SEC / (double)el;
+}
+
+/* Behind the minimum data rate by more than the grace period's worth? */
+static inline bool data_slow(const struct mry_flow_table *t, const struct mry_flow_node *n,
+		      uint64_t now_ns)
+{
+	uint32_t r = t->min_data_rate != 0 ? t->min_data_rate : MRY_FLOW_MIN_DATA_RATE_DEFAULT;
+	uint64_t el = now_ns > n->data_start_ns ? now_ns - n->data_start_ns : 0;
+
+	if (el <= MRY_FLOW_DATA_GRACE_NS)
+		return false;
+	return (double)n->data_bytes <
+	       (double)r * (double)(el - MRY_FLOW_DATA_GRACE_NS) / (double)MRY_NS_PER_SEC;
+}
+
+/* flow_table.c: end @n as an eviction of class @cls (counted) */
+void flow_evict(struct mry_flow_table *t, struct mry_flow_node *n,
+		enum mry_flow_evict_class cls);
+
 #endif /* MORAY_FLOW_PRIV_H */

@@ -229,28 +229,6 @@ static void node_end(struct mry_flow_table *t, struct mry_flow_node *n,
 		node_free(t, n);
 }
 
-/* DATA rate in bytes/s, over at least the grace period */
-static double data_rate(const struct mry_flow_node *n, uint64_t now_ns)
-{
-	uint64_t el = now_ns > n->data_start_ns ? now_ns - n->data_start_ns : 0;
-
-	el = MRY_MAX(el, MRY_FLOW_DATA_GRACE_NS);
-	return (double)n->data_bytes * (double)MRY_NS_PER_SEC / (double)el;
-}
-
-/* Behind the minimum data rate by more than the grace period's worth? */
-static bool data_slow(const struct mry_flow_table *t, const struct mry_flow_node *n,
-		      uint64_t now_ns)
-{
-	uint32_t r = t->min_data_rate != 0 ? t->min_data_rate : MRY_FLOW_MIN_DATA_RATE_DEFAULT;
-	uint64_t el = now_ns > n->data_start_ns ? now_ns - n->data_start_ns : 0;
-
-	if (el <= MRY_FLOW_DATA_GRACE_NS)
-		return false;
-	return (double)n->data_bytes <
-	       (double)r * (double)(el - MRY_FLOW_DATA_GRACE_NS) / (double)MRY_NS_PER_SEC;
-}
-
 /*
  * Victim in list @l: among its MRY_FLOW_EVICT_SAMPLE least recently active
  * flows that are not HELD (HELD ones met are moved to the held list), the
@@ -304,8 +282,8 @@ static struct mry_flow_node *victim_in(struct mry_flow_table *t, enum flow_list 
 	return best;
 }
 
-static void evict(struct mry_flow_table *t, struct mry_flow_node *n,
-		  enum mry_flow_evict_class cls)
+void flow_evict(struct mry_flow_table *t, struct mry_flow_node *n,
+		enum mry_flow_evict_class cls)
 {
 	t->last_class = (uint8_t)cls;
 	t->st.evicted[cls]++;
@@ -340,47 +318,7 @@ static MRY_COLD bool evict_one(struct mry_flow_table *t, uint64_t now_ns)
 		n = victim_in(t, FLOW_LIST_DATA, now_ns, &cls);
 	if (n == NULL)
 		return false;
-	evict(t, n, cls);
-	return true;
-}
-
-bool mry_flow_evict_slow_data(struct mry_flow_table *t, const struct mry_flow *keep,
-			      uint64_t now_ns)
-{
-	enum mry_flow_evict_class cls;
-	struct mry_flow_node *n = victim_in(t, FLOW_LIST_DATA, now_ns, &cls);
-
-	if (n == NULL || cls != MRY_FLOW_EVICT_DATA_SLOW || &n->flow == keep)
-		return false;
-	evict(t, n, cls);
-	return true;
-}
-
-bool mry_flow_evict_idle(struct mry_flow_table *t, const struct mry_flow *keep,
-			 bool (*holds)(void *ctx, const struct mry_flow *f), void *ctx,
-			 uint64_t now_ns)
-{
-	struct flow_link *h = &t->lists[FLOW_LIST_PRE], *it;
-	struct mry_flow_node *best = NULL;
-	uint32_t looked = 0, best_cnt = 0;
-
-	for (it = h->next; it != h && looked < 4 * MRY_FLOW_EVICT_SAMPLE; it = it->next) {
-		struct mry_flow_node *n = node_of_lru(it);
-		uint32_t cnt = src_count(&t->src[n->src_id]);
-
-		looked++;
-		if (now_ns - n->flow.last_ns < MRY_FLOW_IDLE_RECLAIM_NS ||
-		    &n->flow == keep || (n->flow.flags & MRY_FLOW_F_HELD) ||
-		    !holds(ctx, &n->flow))
-			continue;
-		if (best == NULL || cnt > best_cnt) {
-			best = n;
-			best_cnt = cnt;
-		}
-	}
-	if (best == NULL)
-		return false;
-	evict(t, best, MRY_FLOW_EVICT_IDLE);
+	flow_evict(t, n, cls);
 	return true;
 }
 
@@ -405,7 +343,7 @@ static struct mry_flow *flow_create(struct mry_flow_table *t,
 		n = victim_in(t, FLOW_LIST_HALF, now_ns, &cls);
 		if (n != NULL) {
 			t->st.half_open_full++;
-			evict(t, n, cls);
+			flow_evict(t, n, cls);
 		}
 	}
 	if (link_empty(&t->lists[FLOW_LIST_FREE]) && !evict_one(t, now_ns)) {

@@ -1073,3 +1073,24 @@ Test(engine, a_message_whose_envelope_was_not_stored_is_refused_not_logged_empty
 	cr_assert(eq(u64, c.engine.msg_no_envelope, 1));
 	cr_assert(eq(u64, c.engine.env_slot_reclaimed, 0));
 }
+
+Test(engine, a_silent_new_data_flow_gives_its_slot_a_moving_one_does_not,
+     .init = setup_one_msg)
+{
+	struct mry_counters c;
+
+	next_conn(41040);
+	envelope();
+	cr_assert(eq(int, client("Subject: opened and silent\r\n"), MRY_PKT_FORWARD));
+	now += MRY_NS_PER_SEC / 2;      /* within the grace period, just active */
+	next_conn(41041);
+	envelope();
+	cr_assert_not_null(find_event("\"reason\":\"no_msg_slot\""),
+			   "a flow active half a second ago keeps its slot");
+	now += 3 * MRY_NS_PER_SEC;      /* 3 s silent, still within the grace */
+	next_conn(41042);
+	envelope();
+	cr_assert_not_null(find_event("\"reason\":\"evicted\""));
+	mry_engine_counters(eng, &c);
+	cr_assert(eq(u64, c.engine.msg_slot_reclaimed, 1));
+}

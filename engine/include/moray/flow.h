@@ -312,8 +312,10 @@ void mry_flow_data_progress(struct mry_flow_table *t, struct mry_flow *f,
  * @keep (the flow asking).
  *
  * mry_flow_evict_slow_data(): a DATA flow behind min_data_rate (the slowest
- * of the least recently active, most-connected source first). A DATA flow
- * that keeps up is never taken: a moving message is not traded for a new one.
+ * of the least recently active, most-connected source first); within its
+ * grace period, one silent for MRY_FLOW_RECLAIM_SILENT_NS whose rate so far
+ * is below min_data_rate. A DATA flow that keeps up is never taken: a
+ * moving message is not traded for a new one.
  *
  * mry_flow_evict_idle(): a pre-DATA flow idle for MRY_FLOW_IDLE_RECLAIM_NS
  * or more for which @holds says true (of the least recently active, the
@@ -322,6 +324,7 @@ void mry_flow_data_progress(struct mry_flow_table *t, struct mry_flow *f,
  * Both look at a bounded number of flows and return false when none fits.
  */
 #define MRY_FLOW_IDLE_RECLAIM_NS (10 * MRY_NS_PER_SEC)
+#define MRY_FLOW_RECLAIM_SILENT_NS (2 * MRY_NS_PER_SEC)
 bool mry_flow_evict_slow_data(struct mry_flow_table *t, const struct mry_flow *keep,
 			      uint64_t now_ns);
 bool mry_flow_evict_idle(struct mry_flow_table *t, const struct mry_flow *keep,
