@@ -251,7 +251,7 @@ static int cmd_alarm(const char *cmd, const char *params, struct rte_tel_data *d
 struct flow_gauges {
 	uint64_t open[MRY_FLOW_PHASE_MAX];
 	uint64_t sources, half_open_budget, pressure_pct, emergency;
-	uint64_t hold_msgs;
+	uint64_t hold_msgs, msgs_open;
 };
 
 static void pick_gauge(void *ctx, const struct mry_counter_def *def, const char *name,
@@ -277,6 +277,8 @@ static void pick_gauge(void *ctx, const struct mry_counter_def *def, const char 
 			g->emergency = v;
 	} else if (strcmp(def->group, "engine") == 0 && strcmp(name, "hold_msgs") == 0) {
 		g->hold_msgs = v;
+	} else if (strcmp(def->group, "engine") == 0 && strcmp(name, "msgs_open") == 0) {
+		g->msgs_open = v;
 	}
 }
 
@@ -361,6 +363,7 @@ static int cmd_flows(const char *cmd, const char *params, struct rte_tel_data *d
 		sum.pressure_pct = MRY_MAX(sum.pressure_pct, g.pressure_pct);
 		sum.emergency += g.emergency;
 		sum.hold_msgs += g.hold_msgs;
+		sum.msgs_open += g.msgs_open;
 		if (wd != NULL && (c = gauge_dict(&g)) != NULL) {
 			snprintf(key, sizeof(key), "%u", i);
 			rte_tel_data_add_dict_container(wd, key, c, 0);
@@ -380,7 +383,7 @@ static int cmd_flows(const char *cmd, const char *params, struct rte_tel_data *d
 		MRY_MIN(ec->flow.max_flows, MRY_MAX(ec->flow.max_flows / 16u, 64u));
 	pool_dict(pools, "flows", open_total(&sum), (uint64_t)ec->flow.max_flows * a->nb_workers);
 	pool_dict(pools, "half_open", sum.open[MRY_FLOW_PHASE_HALF_OPEN], sum.half_open_budget);
-	pool_dict(pools, "msgs", sum.open[MRY_FLOW_PHASE_DATA], msgs_cap * a->nb_workers);
+	pool_dict(pools, "msgs", sum.msgs_open, msgs_cap * a->nb_workers);
 	pool_dict(pools, "hold", sum.hold_msgs, (uint64_t)ec->hold_max_msgs * a->nb_workers);
 	rte_tel_data_add_dict_container(d, "pools", pools, 0);
 	return 0;

@@ -51,6 +51,8 @@ static struct msg *msg_slot(struct mry_engine *e, struct session *s)
 		if (m != NULL)
 			e->st.msg_slot_reclaimed++;
 	}
+	if (m != NULL)
+		e->st.msgs_open++;
 	return m;
 }
 

@@ -300,6 +300,7 @@ void mry_verdict_msg_free(struct mry_engine *e, struct msg *m)
 		}
 	}
 	mry_pool_put(e->msg_pool, m);
+	e->st.msgs_open--;
 }
 
 /*

@@ -982,6 +982,7 @@ Test(engine, a_slow_data_flow_gives_its_message_slot_to_a_new_message, .init = s
 	mry_engine_counters(eng, &c);
 	cr_assert(eq(u64, c.engine.msg_slot_reclaimed, 1));
 	cr_assert(eq(u64, c.flow.evicted[MRY_FLOW_EVICT_DATA_SLOW], 1));
+	cr_assert(eq(u64, c.engine.msgs_open, 0), "both slots are back");
 }
 
 Test(engine, a_moving_message_keeps_its_slot_and_the_new_one_is_refused, .init = setup_one_msg)
@@ -1005,6 +1006,7 @@ Test(engine, a_moving_message_keeps_its_slot_and_the_new_one_is_refused, .init =
 	cr_assert_null(find_event("\"reason\":\"evicted\""), "a moving message is never evicted");
 	mry_engine_counters(eng, &c);
 	cr_assert(eq(u64, c.engine.msg_pool_empty, 1));
+	cr_assert(eq(u64, c.engine.msgs_open, 1), "the moving message holds the only slot");
 	cr_assert(eq(u64, c.engine.msg_slot_reclaimed, 0));
 }
 

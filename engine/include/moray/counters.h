@@ -73,6 +73,7 @@
 	E(X, hold_store_full, COUNTER, 0, "Messages answered 451: the hold store was full") \
 	E(X, hold_bytes, GAUGE, 0, "Bytes currently in the hold store") \
 	E(X, hold_msgs, GAUGE, 0, "Messages currently held") \
+	E(X, msgs_open, GAUGE, 0, "Messages in progress (message slots in use, of --max-msgs)") \
 	E(X, replies_injected, COUNTER, 1, "SMTP replies moray sent to clients") \
 	E(X, resets_injected, COUNTER, 1, "TCP resets moray sent") \
 	E(X, events, COUNTER, 0, "Verdict-log events written by the engine") \
