@@ -215,6 +215,8 @@ int app_control_db_start(struct app *a)
 		.policy = a->opt.db_policy,
 		.max_age_s = a->opt.db_max_age_s,
 		.pubkey = a->opt.have_pubkey ? a->opt.db_pubkey : NULL,
+		/* each new generation brings a scratch per worker, made here */
+		.nb_scratch = a->nb_workers,
 	};
 
 	a->ctl = mry_sigdb_ctl_create(&cc);

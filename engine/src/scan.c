@@ -70,6 +70,8 @@ struct mry_scanner {
 	struct stream_pool *streams;  /* current; ->older retired ones */
 	uint32_t max_streams;
 	hs_scratch_t *scratch;
+	uint64_t lineage;             /* scratch handed over at this lineage (sigdb_priv.h) */
+	bool grown;                   /* grown here once: it fits more than a lineage says */
 	uint64_t prepared[PREPARED_MAX];   /* gen uids the scratch fits */
 	uint32_t prepared_next;
 	struct mry_scan_stats st;
@@ -329,6 +331,55 @@ static bool is_prepared(const struct mry_scanner *s, uint64_t uid)
 	return false;
 }
 
+/*
+ * The scratch for @g. A generation published by a controller brings one
+ * per worker, made on the control side (sigdb.c, gen_prepare_scratch):
+ * taking it costs an atomic add; the old scratch goes back into @g. Only
+ * when none is left (more scanners than the controller's nb_scratch) or
+ * @g was loaded without a controller does the worker grow its own with
+ * hs_alloc_scratch(), which checks the database's CRC (0.3 ms a slot for
+ * the default database) and may allocate. Once grown here, the scratch may
+ * fit a generation no lineage covers, so it is never swapped again.
+ */
+static int scratch_fit(struct mry_scanner *s, struct mry_sigdb_gen *g)
+{
+	uint64_t lin = mry_sigdb_gen_lineage(g);
+	hs_scratch_t *sc;
+	uint32_t slot;
+
+	if (lin != 0 && !s->grown) {
+		if (lin <= s->lineage)
+			return 0;   /* the one held was cloned after @g's and fits it */
+		sc = mry_sigdb_gen_scratch_take(g, &slot);
+		if (sc != NULL) {
+			mry_sigdb_gen_scratch_give(g, slot, s->scratch);
+			s->scratch = sc;
+			s->lineage = lin;
+			s->st.scratch_handed++;
+			return 0;
+		}
+	}
+	if (lin != 0)
+		mry_log(MRY_LOG_WARNING, "scan", "gen %llu: no scratch left for this worker "
+			"(more scanners than the controller's nb_scratch): allocating one here",
+			(unsigned long long)mry_sigdb_gen_number(g));
+	s->st.scratch_grown++;
+	s->grown = true;
+	for (int k = 0; k < MRY_SLOT_MAX; k++) {
+		const hs_database_t *db = mry_sigdb_gen_hs_db(g, (enum mry_sigdb_slot)k);
+
+		/* grows the one scratch to fit every database it has seen, as
+		 * Hyperscan's pcapscan does for its two databases */
+		if (db != NULL && hs_alloc_scratch(db, &s->scratch) != HS_SUCCESS) {
+			s->st.scratch_errors++;
+			mry_log(MRY_LOG_ERR, "scan", "gen %llu: cannot allocate scratch",
+				(unsigned long long)mry_sigdb_gen_number(g));
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 int mry_scanner_prepare(struct mry_scanner *s, struct mry_sigdb_gen *g)
 {
 	struct mry_scanner *prev;
@@ -339,22 +390,11 @@ int mry_scanner_prepare(struct mry_scanner *s, struct mry_sigdb_gen *g)
 		return 0;
 	prev = tls_scanner;
 	tls_scanner = s;    /* scratch_alloc() takes this worker's allocator */
-	for (int k = 0; k < MRY_SLOT_MAX; k++) {
-		const hs_database_t *db = mry_sigdb_gen_hs_db(g, (enum mry_sigdb_slot)k);
-
-		if (db == NULL)
-			continue;
-		/* grows the one scratch to fit every database it has seen, as
-		 * Hyperscan's pcapscan does for its two databases */
-		if (hs_alloc_scratch(db, &s->scratch) != HS_SUCCESS) {
-			s->st.scratch_errors++;
-			mry_log(MRY_LOG_ERR, "scan", "gen %llu: cannot allocate scratch",
-				(unsigned long long)mry_sigdb_gen_number(g));
-			rc = -ENOMEM;
-			goto out;
-		}
+	rc = scratch_fit(s, g);
+	if (rc != 0)
+		goto out;
+	for (int k = 0; k < MRY_SLOT_MAX; k++)
 		need = MRY_MAX(need, mry_sigdb_gen_stream_size(g, (enum mry_sigdb_slot)k));
-	}
 	need += STREAM_HDR;
 	if (need > s->streams->slot) {
 		struct stream_pool *p = pool_create(s->a, need, s->max_streams);

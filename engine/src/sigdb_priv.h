@@ -112,4 +112,16 @@ static inline void mry_wr64(uint8_t *p, uint64_t v)
 	mry_wr32(p + 4, (uint32_t)(v >> 32));
 }
 
+/*
+ * Scratch a generation brings for the workers (sigdb.c, used by scan.c only).
+ * Lineage: 0 when the generation was not published through a controller
+ * (loaded directly: tests, tools); else a clone it hands over fits it and
+ * every generation of a lower lineage. take: one clone (hs_scratch_t *),
+ * NULL when none is left; give: the scratch the worker held goes into the
+ * slot it took, to be freed with the generation.
+ */
+uint64_t mry_sigdb_gen_lineage(const struct mry_sigdb_gen *g);
+void *mry_sigdb_gen_scratch_take(struct mry_sigdb_gen *g, uint32_t *slot);
+void mry_sigdb_gen_scratch_give(struct mry_sigdb_gen *g, uint32_t slot, void *old);
+
 #endif /* MORAY_SIGDB_PRIV_H */

@@ -480,3 +480,126 @@ Test(scan, other_hyperscan_users_never_draw_from_a_worker_pool)
 		hs_close_stream(st[i], NULL, NULL, NULL);
 	mry_scanner_destroy(s);
 }
+
+/*
+ * A generation published through a controller brings its scratch: the
+ * control side made one per worker before publishing it, so the worker's
+ * prepare and message begin call neither hs_alloc_scratch (which checks the
+ * database's CRC: 0.3 ms a slot for the default database) nor
+ * hs_clone_scratch. The test binary is linked with
+ * -Wl,--wrap=hs_alloc_scratch,--wrap=hs_clone_scratch (tests/unit/meson.build)
+ * so every call the engine makes is counted here.
+ */
+static unsigned nb_alloc_scratch, nb_clone_scratch;
+
+hs_error_t __real_hs_alloc_scratch(const hs_database_t *db, hs_scratch_t **scratch);
+hs_error_t __wrap_hs_alloc_scratch(const hs_database_t *db, hs_scratch_t **scratch);
+hs_error_t __real_hs_clone_scratch(const hs_scratch_t *from, hs_scratch_t **dest);
+hs_error_t __wrap_hs_clone_scratch(const hs_scratch_t *from, hs_scratch_t **dest);
+
+hs_error_t __wrap_hs_alloc_scratch(const hs_database_t *db, hs_scratch_t **scratch)
+{
+	nb_alloc_scratch++;
+	return __real_hs_alloc_scratch(db, scratch);
+}
+
+hs_error_t __wrap_hs_clone_scratch(const hs_scratch_t *from, hs_scratch_t **dest)
+{
+	nb_clone_scratch++;
+	return __real_hs_clone_scratch(from, dest);
+}
+
+/* compile @text as generation @number into @path */
+static void file_of(const char *text, uint64_t number, const char *path)
+{
+	struct mry_sigsrc *s = mry_sigsrc_create();
+	struct mry_sigc_opts o = { .generation = number, .created = 1 };
+	struct mry_sigc_report rep;
+	uint8_t *img = NULL;
+	size_t len = 0;
+
+	cr_assert(eq(int, mry_sigsrc_parse(s, "t.sigs", text, strlen(text)), 0));
+	cr_assert(eq(int, mry_sigsrc_compile(s, &o, &img, &len, &rep), 0));
+	cr_assert(eq(int, mry_sigdb_write_file(path, img, len), 0));
+	free(img);
+	mry_sigsrc_destroy(s);
+}
+
+Test(scan, generation_from_a_controller_brings_scratch_for_each_worker)
+{
+	/* many regex signatures: a larger scratch and state than the fixture's */
+	char big[8192], dir[] = "/tmp/moray-scan-XXXXXX", path[64];
+	struct mry_sigdb_ctl_config cc = { .nb_scratch = 2 };
+	struct mry_sigdb_ctl *ctl = mry_sigdb_ctl_create(&cc);
+	struct mry_sigdb_gen *retired = NULL, *g_big, *g_small;
+	struct mry_scanner *w[3];
+	struct mry_scan_msg *m_big, *m_small;
+	struct mry_scan_result r;
+	struct mry_scan_stats st;
+	uint8_t e[128];
+	size_t n = 0, elen = eicar(e);
+
+	for (int i = 1; i <= 60; i++)
+		n += (size_t)snprintf(big + n, sizeof(big) - n,
+				      "%d S%d log raw re:/w%dx[^y]{%d,%d}z/\n", i, i, i, i, i + 40);
+	snprintf(big + n, sizeof(big) - n, "100 Moray.Test.EICAR reject any hex:%s\n", EICAR_HEX);
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/db.mdb", dir);
+	cr_assert_not_null(ctl);
+	for (int i = 0; i < 3; i++)
+		cr_assert_not_null(w[i] = mry_scanner_create(mry_alloc_default(), 4));
+
+	/* the big generation first: scanners 0 and 1 take the ready scratch */
+	file_of(big, 10, path);
+	cr_assert(eq(int, mry_sigdb_ctl_offer(ctl, path, 1, &retired), MRY_SIGDB_OK));
+	g_big = mry_sigdb_ctl_usable(ctl);
+	mry_sigdb_gen_ref(g_big);
+	nb_alloc_scratch = nb_clone_scratch = 0;
+	cr_assert(eq(int, mry_scanner_prepare(w[0], g_big), 0));
+	cr_assert(eq(int, mry_scanner_prepare(w[1], g_big), 0));
+	m_big = mry_scan_msg_begin(w[0], g_big);
+	cr_assert_not_null(m_big);
+	cr_assert(eq(u32, nb_alloc_scratch, 0));
+	cr_assert(eq(u32, nb_clone_scratch, 0));
+	mry_scan_get_stats(w[0], &st);
+	cr_assert(eq(u64, st.scratch_handed, 1));
+	cr_assert(eq(u64, st.scratch_grown, 0));
+	/* a third scanner finds none left: it grows its own, counted */
+	cr_assert(eq(int, mry_scanner_prepare(w[2], g_big), 0));
+	cr_assert(gt(u32, nb_alloc_scratch, 0));
+	mry_scan_get_stats(w[2], &st);
+	cr_assert(eq(u64, st.scratch_grown, 1));
+
+	/* a smaller generation: the scratch handed over still fits the big
+	 * one's message in flight on scanner 0 */
+	file_of(src, 11, path);
+	cr_assert(eq(int, mry_sigdb_ctl_offer(ctl, path, 1, &retired), MRY_SIGDB_OK));
+	cr_assert(eq(ptr, retired, g_big));
+	mry_sigdb_gen_unref(retired);
+	g_small = mry_sigdb_ctl_usable(ctl);
+	nb_alloc_scratch = nb_clone_scratch = 0;
+	cr_assert(eq(int, mry_scanner_prepare(w[0], g_small), 0));
+	m_small = mry_scan_msg_begin(w[0], g_small);
+	cr_assert_not_null(m_small);
+	cr_assert(eq(u32, nb_alloc_scratch, 0));
+	cr_assert(eq(u32, nb_clone_scratch, 0));
+	mry_scan_msg_raw(m_big, (const uint8_t *)"w7x1234567z ", 12);
+	mry_scan_msg_raw(m_big, e, elen);
+	mry_scan_msg_raw(m_small, (const uint8_t *)"raw-only-marker", 15);
+	mry_scan_msg_end(m_big, &r);
+	cr_assert_not(r.scan_error);
+	cr_assert(has(&r, 7));
+	cr_assert(has(&r, 100));
+	mry_scan_msg_end(m_small, &r);
+	cr_assert_not(r.scan_error);
+	cr_assert(has(&r, 10));
+	mry_scan_get_stats(w[0], &st);
+	cr_assert(eq(u64, st.scratch_handed, 2));
+	cr_assert(eq(u64, st.hs_errors, 0));
+	mry_sigdb_gen_unref(g_big);
+	for (int i = 0; i < 3; i++)
+		mry_scanner_destroy(w[i]);
+	mry_sigdb_ctl_destroy(ctl);
+	unlink(path);
+	rmdir(dir);
+}

@@ -38,6 +38,8 @@ struct mry_scan_stats {
 	uint64_t msg_pool_empty;
 	uint64_t stream_pool_empty;
 	uint64_t scratch_errors;
+	uint64_t scratch_handed;     /* scratch taken ready from a generation (control-side made) */
+	uint64_t scratch_grown;      /* scratch grown on the worker (hs_alloc_scratch) */
 	uint64_t hs_errors;
 	uint64_t prepare_lazy;       /* msg_begin had to prepare a generation itself */
 };
@@ -56,7 +58,8 @@ struct mry_scanner *mry_scanner_create_ex(const struct mry_alloc *a, uint32_t ma
 size_t mry_scanner_scratch_size(const struct mry_scanner *s);
 
 /**
- * Make sure this worker's scratch fits @g (hs_alloc_scratch grows it). Call
+ * Make sure this worker's scratch fits @g: take the one @g brings for a
+ * worker (made by the controller), else grow its own with hs_alloc_scratch. Call
  * on the worker when it first sees a new generation; not per packet.
  * Returns 0, -ENOMEM.
  */

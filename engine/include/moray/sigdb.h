@@ -152,6 +152,10 @@ struct mry_sigdb_ctl_config {
 	enum mry_db_policy policy;
 	uint64_t max_age_s;          /* 0 = no limit */
 	const uint8_t *pubkey;       /* copied; NULL = signatures not required */
+	/* workers (scanners) that use a generation: each new generation comes
+	 * with this many Hyperscan scratch made on the control side, so no
+	 * worker allocates one at a swap (0: 1) */
+	uint32_t nb_scratch;
 };
 
 struct mry_sigdb_ctl;            /* owned by the control thread */
