@@ -418,6 +418,7 @@ void app_control_loop(struct app *a)
 		uint64_t rx;
 
 		app_log_drain(a);
+		app_blocklist_drain(a);
 		if (app_hup_signal) {
 			app_hup_signal = 0;
 			app_log_reopen(a);
