@@ -197,6 +197,7 @@ struct app_counters {
 	uint64_t log_written;
 	uint64_t log_write_errors;
 	uint64_t alarm;
+	uint64_t blocklist_refused;
 };
 
 /* One port's counters: its ethdev stats, and what an rx lcore's tx path lost. */
@@ -378,9 +379,17 @@ struct mry_blocklist_entry;
 int app_blocklist_start(struct app *a);
 /** Once a second (main lcore): file change, expiry, reclamation, events. */
 void app_blocklist_poll(struct app *a);
-/** After the workers are done: frees every list. */
+/** Every turn of the main loop: writes the events telemetry changes queued. */
+void app_blocklist_drain(struct app *a);
+/** After the workers are done: writes the last events, frees every list. */
 void app_blocklist_stop(struct app *a);
-/** Telemetry: block @prefix (not NUL-terminated), @seconds 0 = until unblocked. */
+/** Telemetry changes refused because their events could not be queued. */
+uint64_t app_blocklist_refused(void);
+/**
+ * Telemetry: block @prefix (not NUL-terminated), @seconds 0 = until unblocked.
+ * -EBUSY (and unblock too): too many events wait for the main lcore, the
+ * change was not made (see blocklist.c).
+ */
 int app_blocklist_block(struct app *a, const char *prefix, size_t len, uint64_t seconds,
 			char *err, size_t errlen);
 int app_blocklist_unblock(struct app *a, const char *prefix, size_t len,

@@ -13,7 +13,18 @@
  * and dropped the old one). The main lcore and the telemetry thread both
  * change the list, under one mutex; neither is on the fast path. Each
  * change writes a "blocklist" event.
+ *
+ * Only the main lcore writes the verdict log, so a change made by the
+ * telemetry thread queues its event (formatted by event_log.c into a buffer
+ * its bound, MRY_EVENT_BLOCKLIST_MAX, always fits) and the main lcore
+ * writes the queue out on every turn of its loop (app_blocklist_drain). No
+ * change is made without its event: a block or unblock that finds the queue
+ * full (MAX_EVENTS changes the main lcore has not written yet) is refused
+ * with an error the operator sees, counted in blocklist.changes_refused and
+ * logged (at most once a second); the main lcore's own changes (file
+ * reload, expiry) are made after it has emptied the queue.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -28,8 +39,11 @@
 #include "moray/event.h"
 
 #define MAX_RETIRED 64
-#define MAX_EVENTS 64
-#define EVENT_LEN 256
+#define MAX_EVENTS 64          /* changes between two turns of the main loop */
+#define EVENT_LEN MRY_EVENT_BLOCKLIST_MAX
+#define MAIN_EVENTS 2           /* events one poll queues: a reload, a prune */
+
+static_assert(MAX_EVENTS >= MAIN_EVENTS, "a poll's own events fit the emptied queue");
 
 struct retired {
 	struct mry_blocklist *bl;
@@ -47,7 +61,10 @@ struct bl_state {
 	unsigned nb_ret;
 	char ev[MAX_EVENTS][EVENT_LEN]; /* events toward the log (main lcore) */
 	size_t ev_len[MAX_EVENTS];
-	unsigned nb_ev;
+	unsigned nb_ev;                 /* written under the lock, peeked without */
+	uint64_t refused;               /* changes refused: queue full */
+	uint64_t refused_logged;        /* refused when last logged */
+	uint64_t refused_log_ns;
 	bool watched;
 	dev_t dev;
 	ino_t ino;
@@ -69,16 +86,64 @@ static bool same_prefix(const struct mry_blocklist_entry *x, const struct mry_bl
 		memcmp(x->addr, y->addr, sizeof(x->addr)) == 0;
 }
 
-/* Under the lock: queue a "blocklist" event (event_log.c formats it) for the main lcore. */
+/*
+ * Under the lock: queue a "blocklist" event (event_log.c formats it) for the
+ * main lcore. Callers make room first (room_for_event, or the main lcore's
+ * drain) and the buffer fits the event's bound (test_event), so neither
+ * check below can fail unless that reasoning broke: say so loudly.
+ */
 static void queue_event(const char *action, const struct mry_blocklist_entry *e, size_t entries)
 {
-	size_t n;
+	size_t n = 0;
 
-	if (S.nb_ev == MAX_EVENTS)
+	if (S.nb_ev < MAX_EVENTS)
+		n = mry_event_blocklist(S.ev[S.nb_ev], EVENT_LEN, app_now_ns(), action, e,
+					entries);
+	if (n == 0) {
+		printf("moray: BUG: blocklist %s event lost (%s)\n", action,
+		       S.nb_ev < MAX_EVENTS ? "longer than its bound" : "queue full");
+		fflush(stdout);
 		return;
-	n = mry_event_blocklist(S.ev[S.nb_ev], EVENT_LEN, app_now_ns(), action, e, entries);
-	if (n != 0)
-		S.ev_len[S.nb_ev++] = n;
+	}
+	S.ev_len[S.nb_ev] = n;
+	__atomic_store_n(&S.nb_ev, S.nb_ev + 1, __ATOMIC_RELEASE);
+}
+
+/*
+ * Under the lock, before a telemetry change: true when its event can be
+ * queued; otherwise the change is refused (counted, logged once a second).
+ */
+static bool room_for_event(char *err, size_t errlen)
+{
+	uint64_t now;
+
+	if (S.nb_ev < MAX_EVENTS)
+		return true;
+	S.refused++;
+	snprintf(err, errlen, "%u blocklist events wait for the log writer; change not made, "
+		 "try again", MAX_EVENTS);
+	now = app_now_ns();
+	if (S.refused_log_ns == 0 || now - S.refused_log_ns >= MRY_NS_PER_SEC) {
+		printf("moray: blocklist: %" PRIu64 " changes refused: %u events wait for the "
+		       "main lcore to write them (blocklist.changes_refused)\n",
+		       S.refused - S.refused_logged, MAX_EVENTS);
+		fflush(stdout);
+		S.refused_log_ns = now;
+		S.refused_logged = S.refused;
+	}
+	return false;
+}
+
+/* Under the lock, on the main lcore: write the queued events. */
+static void write_events(struct app *a)
+{
+	unsigned i;
+
+	for (i = 0; i < S.nb_ev; i++)
+		app_log_write_line(a, S.ev[i], S.ev_len[i]);
+	if (S.nb_ev != 0 && a->log != NULL)
+		fflush(a->log);
+	__atomic_store_n(&S.nb_ev, 0, __ATOMIC_RELEASE);
 }
 
 /* Under the lock: the old list waits for two grace periods. */
@@ -201,14 +266,33 @@ int app_blocklist_start(struct app *a)
 	return rc;
 }
 
+void app_blocklist_drain(struct app *a)
+{
+	if (__atomic_load_n(&S.nb_ev, __ATOMIC_ACQUIRE) == 0)
+		return;
+	pthread_mutex_lock(&S.lock);
+	write_events(a);
+	pthread_mutex_unlock(&S.lock);
+}
+
+uint64_t app_blocklist_refused(void)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&S.lock);
+	n = S.refused;
+	pthread_mutex_unlock(&S.lock);
+	return n;
+}
+
 void app_blocklist_poll(struct app *a)
 {
 	uint64_t now = app_now_ns();
 	struct mry_blocklist *pruned = NULL;
 	struct stat sb;
-	unsigned i;
 
 	pthread_mutex_lock(&S.lock);
+	write_events(a);        /* room for this poll's own events */
 	if (a->opt.blocklist_path[0] != '\0' && stat(a->opt.blocklist_path, &sb) == 0 &&
 	    (!S.watched || sb.st_dev != S.dev || sb.st_ino != S.ino || sb.st_size != S.size ||
 	     sb.st_mtim.tv_sec != S.mtime.tv_sec || sb.st_mtim.tv_nsec != S.mtime.tv_nsec))
@@ -220,17 +304,14 @@ void app_blocklist_poll(struct app *a)
 			queue_event("unblock", NULL, mry_blocklist_count(S.cur));
 	}
 	reclaim(a, false);
-	for (i = 0; i < S.nb_ev; i++)
-		app_log_write_line(a, S.ev[i], S.ev_len[i]);
-	if (S.nb_ev != 0 && a->log != NULL)
-		fflush(a->log);
-	S.nb_ev = 0;
+	write_events(a);
 	pthread_mutex_unlock(&S.lock);
 }
 
 void app_blocklist_stop(struct app *a)
 {
 	pthread_mutex_lock(&S.lock);
+	write_events(a);
 	__atomic_store_n(&a->blocklist, NULL, __ATOMIC_RELEASE);
 	reclaim(a, true);
 	mry_blocklist_free(S.cur);
@@ -253,6 +334,10 @@ int app_blocklist_block(struct app *a, const char *prefix, size_t len, uint64_t 
 		return -EINVAL;
 	e.expires_ns = seconds != 0 ? app_now_ns() + seconds * MRY_NS_PER_SEC : 0;
 	pthread_mutex_lock(&S.lock);
+	if (!room_for_event(err, errlen)) {
+		pthread_mutex_unlock(&S.lock);
+		return -EBUSY;
+	}
 	for (i = 0; i < S.nb_rt && !same_prefix(&S.rt[i], &e); i++)
 		;
 	if (i == S.nb_rt) {
@@ -293,6 +378,10 @@ int app_blocklist_unblock(struct app *a, const char *prefix, size_t len,
 	if (mry_blocklist_parse_entry(prefix, len, &e, err, errlen) != 0)
 		return -EINVAL;
 	pthread_mutex_lock(&S.lock);
+	if (!room_for_event(err, errlen)) {
+		pthread_mutex_unlock(&S.lock);
+		return -EBUSY;
+	}
 	for (i = 0; i < S.nb_rt; i++) {
 		if (same_prefix(&S.rt[i], &e)) {
 			S.rt[i] = S.rt[--S.nb_rt];

@@ -56,11 +56,18 @@ static uint64_t wall_ns(void)
 	return (uint64_t)ts.tv_sec * MRY_NS_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
-/* One verdict-log line from the control thread, flushed at once. */
-static void log_event(struct app *a, const char *line, size_t n)
+/*
+ * One verdict-log line from the control thread, flushed at once. Its buffer
+ * is sized from the event's bound (event.h; test_event shows every event at
+ * it fits), so @n is never 0 unless that proof broke: say so loudly.
+ */
+static void log_event(struct app *a, const char *what, const char *line, size_t n)
 {
-	if (n == 0)
+	if (n == 0) {
+		printf("moray: BUG: a %s event did not fit its bound and was lost\n", what);
+		fflush(stdout);
 		return;
+	}
 	app_log_write_line(a, line, n);
 	if (a->log != NULL)
 		fflush(a->log);
@@ -101,7 +108,7 @@ static void db_publish(struct app *a, const char *path, const enum mry_sigdb_sta
 	struct mry_sigdb_gen *act;
 	struct mry_event_db d;
 	bool valid;
-	char line[1024];
+	static char line[MRY_EVENT_DB_MAX];     /* main lcore only */
 
 	if (ver == db_version_logged)
 		return;
@@ -126,7 +133,7 @@ static void db_publish(struct app *a, const char *path, const enum mry_sigdb_sta
 		.file = path,
 		.offer = st != NULL ? mry_sigdb_status_name(*st) : NULL,
 	};
-	log_event(a, line, mry_event_db(line, sizeof(line), wall_ns(), &d));
+	log_event(a, "db", line, mry_event_db(line, sizeof(line), wall_ns(), &d));
 	printf("moray: database generation %" PRIu64 " state %s (%s)%s\n",
 	       a->ctl_snap.db_generation, valid ? "valid" : "invalid",
 	       a->ctl_snap.db_reason,
@@ -272,7 +279,7 @@ static void update_alarm(struct app *a, uint64_t now)
 {
 	static struct app_counters t;
 	uint64_t smtp, window = a->opt.alarm_no_clean_s * MRY_NS_PER_SEC, since;
-	char reason[160] = "", line[256];
+	char reason[160] = "", line[MRY_EVENT_ALARM_MAX];
 	bool alarm = false;
 
 	app_counters_total(a, &t);
@@ -301,7 +308,8 @@ static void update_alarm(struct app *a, uint64_t now)
 		snprintf(a->ctl_snap.alarm_reason, sizeof(a->ctl_snap.alarm_reason), "%s",
 			 reason);
 		snap_end(a);
-		log_event(a, line, mry_event_alarm(line, sizeof(line), wall_ns(), alarm, reason));
+		log_event(a, "alarm", line,
+			  mry_event_alarm(line, sizeof(line), wall_ns(), alarm, reason));
 	}
 }
 
@@ -412,6 +420,7 @@ void app_control_loop(struct app *a)
 		uint64_t rx;
 
 		app_log_drain(a);
+		app_blocklist_drain(a);
 		if (app_hup_signal) {
 			app_hup_signal = 0;
 			app_log_reopen(a);

@@ -106,6 +106,7 @@ void app_counters_total(struct app *a, struct app_counters *t)
 	t->alarm = s.alarm;
 	t->log_written = a->log_written;
 	t->log_write_errors = a->log_write_errors;
+	t->blocklist_refused = app_blocklist_refused();
 }
 
 unsigned app_counters_ports(struct app *a, struct app_port_counters *es, uint16_t *ids)

@@ -12,6 +12,7 @@
 #include "moray/event.h"
 #include "moray/flow.h"
 #include "moray/scan.h"
+#include "moray/sigdb.h"
 
 /* Every per-connection event starts alike: kind, time, connection (client first). */
 static void begin_conn(struct mry_json *j, char *buf, size_t cap, const char *event,
@@ -25,6 +26,33 @@ static void begin_conn(struct mry_json *j, char *buf, size_t cap, const char *ev
 	mry_json_str(j, "dst", c->dst);
 	mry_json_u64(j, "dport", c->dport);
 }
+
+/*
+ * A string field of a control-path event, cut to @max bytes when longer:
+ * its first bytes and MRY_EVENT_CUT_MARK, so the event keeps its bound
+ * (event.h) and the log shows the cut. NULL is written as null.
+ */
+static void str_cut(struct mry_json *j, const char *key, const char *val, size_t max)
+{
+	static _Thread_local char tmp[MRY_EVENT_FILE_MAX + 1];
+	size_t n = val != NULL ? strlen(val) : 0, keep;
+
+	if (n <= max) {
+		mry_json_str(j, key, val);
+		return;
+	}
+	keep = max - (sizeof(MRY_EVENT_CUT_MARK) - 1);
+	memcpy(tmp, val, keep);
+	memcpy(tmp + keep, MRY_EVENT_CUT_MARK, sizeof(MRY_EVENT_CUT_MARK));
+	mry_json_strn(j, key, tmp, max);
+}
+
+_Static_assert(MRY_EVENT_FILE_MAX >= MRY_EVENT_REASON_MAX &&
+	       MRY_EVENT_REASON_MAX >= MRY_EVENT_NAME_MAX &&
+	       MRY_EVENT_NAME_MAX > sizeof(MRY_EVENT_CUT_MARK),
+	       "str_cut's buffer holds every cut field, each longer than the mark");
+_Static_assert(MRY_SIGDB_REASON_MAX - 1 <= MRY_EVENT_REASON_MAX,
+	       "a database reason is never cut");
 
 static void generation(struct mry_json *j, uint64_t g)
 {
@@ -124,9 +152,9 @@ size_t mry_event_db(char *buf, size_t cap, uint64_t ts_ns, const struct mry_even
 	mry_json_ts(&j, "ts", ts_ns);
 	generation(&j, d->generation);
 	mry_json_str(&j, "state", d->valid ? "valid" : "invalid");
-	mry_json_str(&j, "reason", d->reason);
-	mry_json_str(&j, "file", d->file);
-	mry_json_str(&j, "offer", d->offer);
+	str_cut(&j, "reason", d->reason, MRY_EVENT_REASON_MAX);
+	str_cut(&j, "file", d->file, MRY_EVENT_FILE_MAX);
+	str_cut(&j, "offer", d->offer, MRY_EVENT_NAME_MAX);
 	return mry_json_end(&j);
 }
 
@@ -138,7 +166,7 @@ size_t mry_event_alarm(char *buf, size_t cap, uint64_t ts_ns, bool alarm, const 
 	mry_json_str(&j, "event", "alarm");
 	mry_json_ts(&j, "ts", ts_ns);
 	mry_json_bool(&j, "alarm", alarm);
-	mry_json_str(&j, "reason", reasons);
+	str_cut(&j, "reason", reasons, MRY_EVENT_REASON_MAX);
 	return mry_json_end(&j);
 }
 
@@ -173,12 +201,12 @@ size_t mry_event_blocklist(char *buf, size_t cap, uint64_t ts_ns, const char *ac
 			   const struct mry_blocklist_entry *e, uint64_t entries)
 {
 	struct mry_json j;
-	char pfx[64];
+	char pfx[MRY_EVENT_BLOCKLIST_PREFIX_MAX + 1];
 
 	mry_json_begin(&j, buf, cap);
 	mry_json_str(&j, "event", "blocklist");
 	mry_json_ts(&j, "ts", ts_ns);
-	mry_json_str(&j, "action", action);
+	str_cut(&j, "action", action, MRY_EVENT_NAME_MAX);
 	if (e != NULL && mry_blocklist_format_entry(e, pfx, sizeof(pfx)) == 0)
 		mry_json_str(&j, "prefix", pfx);
 	else

@@ -9,6 +9,7 @@
 #include <criterion/new/assert.h>
 
 #include "moray/blocklist.h"
+#include "moray/event.h"
 
 #define SEC MRY_NS_PER_SEC
 
@@ -350,4 +351,42 @@ Test(blocklist, match_agrees_with_a_linear_scan, .timeout = 60)
 	}
 	mry_blocklist_free(bl);
 	free(e);
+}
+
+/*
+ * A formatted prefix is at most MRY_EVENT_BLOCKLIST_PREFIX_MAX bytes (the
+ * "blocklist" event's bound counts on it): eight full groups and /128 is the
+ * longest; the dotted IPv6 forms inet_ntop uses are shorter.
+ */
+Test(blocklist, formatted_prefixes_fit_the_event_bound)
+{
+	static const char *const longest[] = {
+		"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128", "::ffff:255.255.255.255/128",
+		"::255.255.255.255/128", "255.255.255.255/32",
+		"1111:2222:3333:4444:5555:6666:7777:8888/128",
+	};
+	struct mry_blocklist_entry e;
+	char out[128];
+	uint32_t x = 12345;
+
+	for (size_t i = 0; i < sizeof(longest) / sizeof(longest[0]); i++) {
+		cr_assert(eq(int, mry_blocklist_parse_entry(longest[i], strlen(longest[i]), &e,
+							    NULL, 0), 0), "%s", longest[i]);
+		cr_assert(eq(int, mry_blocklist_format_entry(&e, out, sizeof(out)), 0));
+		cr_assert(le(sz, strlen(out), MRY_EVENT_BLOCKLIST_PREFIX_MAX), "%s", out);
+	}
+	/* random addresses of every length */
+	for (int k = 0; k < 100000; k++) {
+		memset(&e, 0, sizeof(e));
+		e.ip_version = (k & 1) ? 6 : 4;
+		for (int b = 0; b < 16; b++) {
+			x = x * 1103515245u + 12345u;
+			e.addr[b] = (uint8_t)(x >> 16);
+			if ((x >> 8 & 3) == 0)
+				e.addr[b] = 0;
+		}
+		e.prefix_len = e.ip_version == 6 ? 128 : 32;
+		cr_assert(eq(int, mry_blocklist_format_entry(&e, out, sizeof(out)), 0));
+		cr_assert(le(sz, strlen(out), MRY_EVENT_BLOCKLIST_PREFIX_MAX), "%s", out);
+	}
 }

@@ -393,3 +393,94 @@ Test(event, largest_hold_flow_and_shed_events_fit_the_engine_buffer)
 					UINT64_MAX, UINT64_MAX, phases, MRY_FLOW_PHASE_MAX,
 					top, SHED_TOP_LOG), 0));
 }
+
+/*
+ * The control-path events (db, alarm, blocklist) fit the bounds event.h
+ * gives their callers' buffers, with every string at its bound in bytes the
+ * writer escapes to 6 and every number at its largest; a longer string is
+ * cut visibly (MRY_EVENT_CUT_MARK), never a lost event.
+ */
+static char ctl_buf[MRY_EVENT_DB_MAX];
+static char long_str[2 * MRY_EVENT_FILE_MAX + 1];
+
+static size_t big_db(size_t file_len, size_t reason_len, size_t offer_len, char fill_byte)
+{
+	static char file[sizeof(long_str)], reason[sizeof(long_str)], offer[sizeof(long_str)];
+	struct mry_event_db d = {
+		.generation = UINT64_MAX, .valid = false,
+		.reason = reason, .file = file, .offer = offer,
+	};
+
+	fill(file, file_len, fill_byte);
+	fill(reason, reason_len, fill_byte);
+	fill(offer, offer_len, fill_byte);
+	return mry_event_db(ctl_buf, sizeof(ctl_buf), UINT64_MAX, &d);
+}
+
+Test(event, largest_db_event_fits_its_bound)
+{
+	size_t n;
+
+	/* a maximal operator path (PATH_MAX - 1 bytes, each escaped to 6) */
+	n = big_db(MRY_EVENT_FILE_MAX, MRY_EVENT_REASON_MAX, MRY_EVENT_NAME_MAX, '\x01');
+	cr_assert(ne(sz, n, 0), "a db event with a %d-byte path does not fit %zu bytes",
+		  MRY_EVENT_FILE_MAX, sizeof(ctl_buf));
+	cr_assert(eq(sz, n, strlen(ctl_buf)));
+	cr_assert(eq(ptr, strstr(ctl_buf, MRY_EVENT_CUT_MARK), NULL), "nothing at the bound is cut");
+	cr_log_info("largest db event: %zu of %d bytes", n, MRY_EVENT_DB_MAX);
+	/* the database's own reasons are never cut */
+	cr_assert(le(sz, MRY_SIGDB_REASON_MAX - 1, MRY_EVENT_REASON_MAX));
+}
+
+Test(event, a_db_event_with_a_longer_path_is_written_with_the_path_cut)
+{
+	char *file, *end;
+	size_t n;
+
+	n = big_db(2 * MRY_EVENT_FILE_MAX, 2 * MRY_EVENT_FILE_MAX, 2 * MRY_EVENT_FILE_MAX, 'p');
+	cr_assert(ne(sz, n, 0));
+	file = strstr(ctl_buf, "\"file\":\"");
+	cr_assert(ne(ptr, file, NULL));
+	file += strlen("\"file\":\"");
+	end = strchr(file, '"');
+	cr_assert(eq(sz, (size_t)(end - file), MRY_EVENT_FILE_MAX));
+	cr_assert(eq(int, memcmp(end - strlen(MRY_EVENT_CUT_MARK), MRY_EVENT_CUT_MARK,
+				 strlen(MRY_EVENT_CUT_MARK)), 0), "the cut shows: %.40s", end - 40);
+	/* escaped bytes past the bound: still written */
+	cr_assert(ne(sz, big_db(2 * MRY_EVENT_FILE_MAX, 2 * MRY_EVENT_FILE_MAX,
+				  2 * MRY_EVENT_FILE_MAX, '\x7f'), 0));
+}
+
+Test(event, largest_alarm_event_fits_its_bound)
+{
+	char alarm_buf[MRY_EVENT_ALARM_MAX];
+
+	fill(long_str, MRY_EVENT_REASON_MAX, '\x01');
+	cr_assert(ne(sz, mry_event_alarm(alarm_buf, sizeof(alarm_buf), UINT64_MAX, true,
+					 long_str), 0));
+	fill(long_str, sizeof(long_str) - 1, '\x01');
+	cr_assert(ne(sz, mry_event_alarm(alarm_buf, sizeof(alarm_buf), UINT64_MAX, true,
+					 long_str), 0));
+	cr_assert(ne(ptr, strstr(alarm_buf, MRY_EVENT_CUT_MARK), NULL));
+}
+
+Test(event, largest_blocklist_event_fits_its_bound)
+{
+	char bl_buf[MRY_EVENT_BLOCKLIST_MAX], pfx[64];
+	struct mry_blocklist_entry e;
+	const char *text = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128";
+	size_t n;
+
+	cr_assert(eq(int, mry_blocklist_parse_entry(text, strlen(text), &e, NULL, 0), 0));
+	cr_assert(eq(int, mry_blocklist_format_entry(&e, pfx, sizeof(pfx)), 0));
+	cr_assert(eq(sz, strlen(pfx), MRY_EVENT_BLOCKLIST_PREFIX_MAX));
+	e.expires_ns = UINT64_MAX;
+	fill(long_str, MRY_EVENT_NAME_MAX, '\x01');
+	n = mry_event_blocklist(bl_buf, sizeof(bl_buf), UINT64_MAX, long_str, &e, UINT64_MAX);
+	cr_assert(ne(sz, n, 0));
+	cr_assert(ne(ptr, strstr(bl_buf, text), NULL), "prefix written: %s", bl_buf);
+	fill(long_str, sizeof(long_str) - 1, '\x01');
+	cr_assert(ne(sz, mry_event_blocklist(bl_buf, sizeof(bl_buf), UINT64_MAX, long_str, &e,
+					     UINT64_MAX), 0));
+	cr_log_info("largest blocklist event: %zu of %d bytes", n, MRY_EVENT_BLOCKLIST_MAX);
+}

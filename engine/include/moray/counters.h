@@ -219,6 +219,7 @@
 	X(CTL, db, rejected, COUNTER, 0, db.rejected, "Database candidates rejected") \
 	X(CTL, db, reclaimed, COUNTER, 0, db.reclaimed, "Old generations freed") \
 	X(CTL, alarm, active, GAUGE, 0, alarm, "1 while an alarm is raised (reason: /moray/alarm)") \
+	X(CTL, blocklist, changes_refused, COUNTER, 0, blocklist_refused, "Blocklist changes refused: their event queue toward the log writer was full") \
 	X(PORT, port, rx_pkts, COUNTER, 0, eth.ipackets, "Frames received by the port") \
 	X(PORT, port, tx_pkts, COUNTER, 0, eth.opackets, "Frames sent by the port") \
 	X(PORT, port, rx_bytes, COUNTER, 0, eth.ibytes, "Bytes received by the port") \

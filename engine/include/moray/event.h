@@ -47,6 +47,27 @@ void mry_json_null(struct mry_json *j, const char *key);
  */
 struct mry_blocklist_entry;
 struct mry_engine_conn;
+
+/*
+ * Bounds of the control-path events (db, alarm, blocklist), so their
+ * callers can size a buffer that every event fits: test_event builds each
+ * with every field at its bound (and past it) and shows it is written.
+ * A string field longer than its bound is cut and ends with
+ * MRY_EVENT_CUT_MARK, so a cut is visible in the log, never a lost event.
+ */
+#define MRY_EVENT_TS_LEN 27             /* "2554-07-21T23:34:33.709551Z" */
+#define MRY_EVENT_ESC 6                 /* most bytes one input byte costs (\u00XX) */
+#define MRY_EVENT_CUT_MARK "...[cut]"
+#define MRY_EVENT_FILE_MAX 4095         /* "file" bytes kept: PATH_MAX - 1 */
+#define MRY_EVENT_REASON_MAX 255        /* "reason" bytes kept (db, alarm) */
+#define MRY_EVENT_NAME_MAX 31           /* "offer", "action" bytes kept */
+#define MRY_EVENT_FIXED_MAX 256         /* keys, punctuation, numbers, timestamps */
+#define MRY_EVENT_DB_MAX (MRY_EVENT_FIXED_MAX + MRY_EVENT_ESC * \
+			  (MRY_EVENT_FILE_MAX + MRY_EVENT_REASON_MAX + MRY_EVENT_NAME_MAX))
+#define MRY_EVENT_ALARM_MAX (MRY_EVENT_FIXED_MAX + MRY_EVENT_ESC * MRY_EVENT_REASON_MAX)
+#define MRY_EVENT_BLOCKLIST_MAX (MRY_EVENT_FIXED_MAX + MRY_EVENT_ESC * MRY_EVENT_NAME_MAX + \
+				 MRY_EVENT_BLOCKLIST_PREFIX_MAX)
+#define MRY_EVENT_BLOCKLIST_PREFIX_MAX 43 /* "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128" */
 struct mry_scan_result;
 
 /** A message event's fields. */
@@ -69,7 +90,7 @@ struct mry_event_msg {
 	uint16_t server_reply;             /* server's final reply to the end; 0: none (null) */
 };
 
-/** A database event's fields. */
+/** A database event's fields (strings cut at the bounds above). */
 struct mry_event_db {
 	uint64_t generation;               /* active generation, 0: none (null) */
 	bool valid;
@@ -103,8 +124,12 @@ size_t mry_event_flow(char *buf, size_t cap, uint64_t ts_ns, const struct mry_en
 size_t mry_event_flow_evasions(char *buf, size_t cap, uint64_t ts_ns,
 			       const struct mry_engine_conn *c, const char *reason,
 			       const char *const *evasions, uint32_t n);
+/** Fits MRY_EVENT_DB_MAX bytes whatever the lengths of its strings. */
 size_t mry_event_db(char *buf, size_t cap, uint64_t ts_ns, const struct mry_event_db *d);
-/** The alarm turned on or off; @reasons: comma-separated causes, "" when off. */
+/**
+ * The alarm turned on or off; @reasons: comma-separated causes, "" when off.
+ * Fits MRY_EVENT_ALARM_MAX bytes.
+ */
 size_t mry_event_alarm(char *buf, size_t cap, uint64_t ts_ns, bool alarm, const char *reasons);
 /**
  * {"event":"blocklist","ts":..,"action":..,"prefix":..,"expires":..,"entries":N}:
@@ -112,7 +137,7 @@ size_t mry_event_alarm(char *buf, size_t cap, uint64_t ts_ns, bool alarm, const 
  * @e the prefix blocked or unblocked ("prefix" in CIDR form, "expires" its
  * expiry or null for never), NULL when the change names no prefix (a file
  * (re)load, expired prefixes pruned): both fields null. @entries: prefixes
- * in the list after the change.
+ * in the list after the change. Fits MRY_EVENT_BLOCKLIST_MAX bytes.
  */
 size_t mry_event_blocklist(char *buf, size_t cap, uint64_t ts_ns, const char *action,
 			   const struct mry_blocklist_entry *e, uint64_t entries);
