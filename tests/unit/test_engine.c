@@ -286,7 +286,7 @@ static bool checksums_ok(const struct emitted *em)
 	       mry_tcp_csum(4, ip + 12, ip + 16, ip + 20, tl - 20) == 0;
 }
 
-TestSuite(engine, .init = setup);
+TestSuite(engine, .init = setup, .fini = teardown);
 
 Test(engine, clean_message_is_forwarded_and_logged)
 {
